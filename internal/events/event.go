@@ -1,0 +1,139 @@
+// Package events turns raw ring-buffer records from the kernel programs into
+// typed Go events. It is the only package that knows the records' byte layout.
+package events
+
+import "fmt"
+
+// Kind says what an event describes.
+type Kind uint8
+
+// Event kinds. The numeric values are those of enum event_kind in
+// bpf/mmtrace.bpf.c (checked by TestKindsMatchKernel).
+const (
+	KindInvalid     Kind = 0
+	KindExec        Kind = 1  // sched_process_exec: a new image, mm fields
+	KindVMA         Kind = 2  // one VMA of the new image, snapshot at exec
+	KindMmap        Kind = 3  // mmap, mmap2, old mmap
+	KindMunmap      Kind = 4  // munmap
+	KindMremap      Kind = 5  // mremap
+	KindMprotect    Kind = 6  // mprotect
+	KindBrk         Kind = 7  // brk
+	KindPersonality Kind = 8  // personality
+	KindExecve      Kind = 9  // execve/execveat syscall entry (or its failure)
+	KindFork        Kind = 10 // a traced process forked a new process
+	KindExit        Kind = 11 // the last thread of a traced process exited
+	KindLost        Kind = 12 // records dropped because the ring buffer was full
+)
+
+var kindNames = [...]string{
+	KindInvalid: "invalid", KindExec: "exec", KindVMA: "vma", KindMmap: "mmap",
+	KindMunmap: "munmap", KindMremap: "mremap", KindMprotect: "mprotect",
+	KindBrk: "brk", KindPersonality: "personality", KindExecve: "execve",
+	KindFork: "fork", KindExit: "exit", KindLost: "lost",
+}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ABI is the system call ABI of the task when the record was made.
+type ABI uint8
+
+const (
+	ABI64 ABI = 0 // x86_64
+	ABI32 ABI = 1 // i386 (ia32 compat)
+)
+
+func (a ABI) String() string {
+	if a == ABI32 {
+		return "i386"
+	}
+	return "x86_64"
+}
+
+// Event is one decoded record. It is a flat value so that decoding needs
+// no allocation; which fields are meaningful depends on Kind (see each
+// field's comment). Exec events carry their image facts in Exec.
+type Event struct {
+	Seq  uint64 // position in the stream, assigned by the consumer from 1
+	Time uint64 // CLOCK_MONOTONIC nanoseconds when the kernel made the record
+	Kind Kind
+	ABI  ABI
+	PID  uint32 // thread group id
+	TID  uint32 // thread id
+
+	// Memory syscalls.
+	//   mmap:        Addr=hint, Len, Prot, Flags, FD, Offset (bytes), Ret=address or -errno, Path if FD names a file
+	//   munmap:      Addr, Len, Ret
+	//   mprotect:    Addr, Len, Prot, Ret
+	//   mremap:      Addr=old address, Len=old length, NewLen, Flags, NewAddr (MREMAP_FIXED target), Ret=new address or -errno
+	//   brk:         Addr=requested break, Ret=resulting break (below Addr means it failed)
+	//   personality: Addr=persona argument, Ret=previous persona
+	//   execve:      Path=filename, Argv, Ret=-errno on failure, 0 at entry
+	Addr    uint64
+	Len     uint64
+	NewLen  uint64
+	NewAddr uint64
+	Offset  uint64
+	Prot    uint32
+	Flags   uint32
+	FD      int32
+	Ret     int64
+	Syscall uint32 // the raw syscall number in the ABI above
+	Path    string
+	Argv    []string
+
+	// VMA snapshot (KindVMA): one mapping of the image just exec'd.
+	VMA VMA
+
+	// Fork: Child is the new process; Comm is the parent's. Exit: ExitCode.
+	Child    uint32
+	ExitCode int32
+	Comm     string // task comm at the time of the record (fork, exit)
+
+	// Lost: Lost records dropped for PID (0 = not attributable to one process).
+	Lost uint64
+
+	Exec *Exec // KindExec only
+}
+
+// VMA is one mapping as the kernel holds it.
+type VMA struct {
+	Start, End uint64
+	Flags      uint64 // vm_flags (VM_READ 0x1, VM_WRITE 0x2, VM_EXEC 0x4, VM_SHARED 0x8, ...)
+	PgOff      uint64 // offset into the file, in pages
+	Path       string // file path, or a special name like "[vdso]"; "" for anonymous
+	Index      uint32 // position in the snapshot
+	Total      uint32 // VMAs in the snapshot (0 when the snapshot was cut short)
+}
+
+// Exec holds the facts of a new process image at sched_process_exec.
+type Exec struct {
+	Comm       string
+	Filename   string
+	OldPID     uint32 // the tid that called execve (differs from PID when a non-leader thread exec'd)
+	PPID       uint32
+	ParentComm string
+	ParentABI  ABI
+
+	Personality uint32
+	TaskSize    uint64
+
+	StartCode, EndCode uint64
+	StartData, EndData uint64
+	StartBrk, Brk      uint64
+	StartStack         uint64
+
+	MmapBase             uint64 // mm->mmap_base (64-bit syscalls)
+	MmapLegacyBase       uint64
+	MmapCompatBase       uint64 // mm->mmap_compat_base (32-bit syscalls); 0 if the kernel has none
+	MmapCompatLegacyBase uint64
+
+	RlimStackCur, RlimStackMax uint64
+
+	VMACount  uint32 // VMAs that follow as KindVMA events
+	VMAsKnown bool   // false when the kernel cannot walk VMAs at exec (no VMA iterator)
+}

@@ -1,0 +1,82 @@
+package layout
+
+import "github.com/mmtrace/mmtrace/internal/events"
+
+// Placement says how a mapping got its address (see DESIGN.md, "Words").
+type Placement string
+
+const (
+	PlacementNone           Placement = ""
+	PlacementExec           Placement = "exec"            // mapped by the ELF loader inside execve
+	PlacementFixed          Placement = "fixed"           // MAP_FIXED
+	PlacementFixedNoReplace Placement = "fixed-noreplace" // MAP_FIXED_NOREPLACE
+	PlacementHint           Placement = "hint"            // the address hint was honoured
+	PlacementHintIgnored    Placement = "hint-ignored"    // a hint was given, the kernel placed it elsewhere
+	PlacementBottomUp       Placement = "bottom-up"       // legacy allocator, searching up from the mmap base
+	PlacementTopDown        Placement = "top-down"        // flexible allocator, searching down from the mmap base
+	PlacementMremap         Placement = "mremap"          // grown in place or moved by mremap
+	PlacementBrk            Placement = "brk"             // the heap itself
+	PlacementProc           Placement = "proc"            // already there when read from /proc (--pid)
+)
+
+// Mapping is one range of the modelled address space, in /proc/PID/maps terms.
+type Mapping struct {
+	Start, End uint64
+	Prot       string // /proc/PID/maps notation, e.g. "r-xp"
+	Offset     uint64 // file offset in bytes
+	Path       string // file, "[heap]", "[stack]", "[vdso]", ... or "" for anonymous
+	Placement  Placement
+	Seq        uint64 // event that created this mapping (0 if from exec snapshot or /proc)
+}
+
+// BrkFailure is a brk call whose result was below the requested break.
+type BrkFailure struct {
+	Seq       uint64
+	Requested uint64
+	Result    uint64
+	BlockedBy *Mapping // the mapping in the way, nil when none was (a limit such as RLIMIT_DATA)
+}
+
+// Squeezer is the first mapping that left the brk area with less headroom
+// than the squeeze threshold.
+type Squeezer struct {
+	Mapping
+	Headroom uint64 // headroom right after it was created
+}
+
+// Report is the verdict on one process image, produced when the image ends
+// (exit, next exec, or mmtrace stopping). Its fields follow the JSON
+// "report" line of DESIGN.md.
+type Report struct {
+	PID        uint32
+	Comm       string
+	Exe        string
+	ABI        events.ABI
+	PPID       uint32
+	ParentComm string
+	ParentABI  events.ABI
+
+	Personality       uint32
+	PersonalitySource string // "inherited" or "personality(0x...) at seq N before exec"
+
+	Layout       string // "flexible" or "legacy"
+	LayoutReason string
+
+	MmapBase    uint64 // the base that applies to the image's ABI
+	StartBrk    uint64
+	Brk         uint64
+	BrkHeadroom uint64
+
+	Squeezer    *Squeezer
+	BoundedBy   *Mapping // the mapping that bounds the heap now (nil: the mmap base / stack gap does)
+	BrkFailures []BrkFailure
+	VMAs        []Mapping // the layout just before the image ended, sorted by address
+
+	LostEvents uint64 // records dropped while this image was live
+	Uncertain  bool   // true when LostEvents > 0 or the exec snapshot was incomplete
+	FromProc   bool   // the image was first seen through /proc (--pid), not at exec
+
+	ExecSeq uint64 // event that started the image (0 for --pid)
+	EndSeq  uint64 // event that ended it (0 when mmtrace stopped)
+	Ended   string // "exit", "exec" or "stopped"
+}
