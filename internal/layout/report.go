@@ -80,3 +80,23 @@ type Report struct {
 	EndSeq  uint64 // event that ended it (0 when mmtrace stopped)
 	Ended   string // "exit", "exec" or "stopped"
 }
+
+// Change is what one event did to the traced images, for rendering the
+// per-event line. Tracker.Apply returns it.
+type Change struct {
+	Tracked bool   // the event belongs to a traced image (or ended one)
+	Comm    string // comm of the image the event applied to
+
+	Placement       Placement   // mmap and mremap: how the new range got its address
+	Headroom        uint64      // brk headroom of the image after the event
+	HeadroomChanged bool        // headroom moved materially (changed power-of-two bucket, or crossed the threshold)
+	NewSqueezer     *Squeezer   // this event made the image's squeezer
+	BrkFailure      *BrkFailure // this event was a failed brk
+
+	// SnapshotReady is set on the event that completes a new image's exec
+	// snapshot (its last VMA record, or the exec itself when it carries no
+	// VMAs): the image's first layout can now be shown with Tracker.Snapshot.
+	SnapshotReady bool
+
+	Ended []*Report // images this event ended (exit; an exec ends the previous image)
+}
