@@ -1,0 +1,258 @@
+package layout
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/mmtrace/mmtrace/internal/events"
+)
+
+// image is the model of one process image: from exec (or fork, or /proc)
+// to the next exec or exit.
+type image struct {
+	space
+	rep Report // static facts; the dynamic ones are filled by report
+
+	startBrk, brk, startStack uint64
+	mmapBase                  uint64
+	taskSize                  uint64
+	legacy                    bool
+	persona                   uint32 // current personality, for READ_IMPLIES_EXEC
+
+	vmasDue  uint32 // snapshot VMAs still to come
+	forked   bool   // a copy made at fork
+	own      bool   // did a memory event of its own
+	headroom uint64
+	bound    int // index of the region bounding the heap, -1 when the base or the top does
+
+	squeezer  *Squeezer
+	failures  []BrkFailure
+	lost      uint64
+	uncertain bool
+}
+
+func newImageFromExec(ev *events.Event, opts Options) *image {
+	x := ev.Exec
+	im := &image{
+		startBrk: x.StartBrk, brk: x.Brk, startStack: x.StartStack,
+		taskSize: x.TaskSize, persona: x.Personality, bound: -1,
+	}
+	im.rep = Report{
+		PID: ev.PID, Comm: x.Comm, Exe: x.Filename, ABI: ev.ABI,
+		PPID: x.PPID, ParentComm: x.ParentComm, ParentABI: x.ParentABI,
+		Personality: x.Personality, PersonalitySource: "inherited",
+		ExecSeq: ev.Seq,
+	}
+	if im.taskSize == 0 {
+		im.taskSize = defaultTaskSize(ev.ABI)
+	}
+	base, legacyBase := x.MmapBase, x.MmapLegacyBase
+	if ev.ABI == events.ABI32 && x.MmapCompatBase != 0 && x.MmapCompatLegacyBase != 0 {
+		base, legacyBase = x.MmapCompatBase, x.MmapCompatLegacyBase
+	}
+	im.mmapBase = base
+	known := base != 0 || legacyBase != 0
+	if known {
+		im.legacy = base == legacyBase
+	} else {
+		im.legacy = x.Personality&addrCompatLayout != 0 || opts.LegacyVALayout
+	}
+	im.rep.Layout, im.rep.LayoutReason = layoutReason(im.legacy, x.Personality, x.RlimStackCur, opts)
+	if !known {
+		im.rep.LayoutReason += " (mmap bases unknown)"
+	}
+	im.rep.MmapBase = base
+	return im
+}
+
+// layoutReason names the layout and says why the kernel picked it
+// (arch_pick_mmap_layout, mmap_is_legacy).
+func layoutReason(legacy bool, persona uint32, rlimStack uint64, opts Options) (string, string) {
+	if !legacy {
+		reason := "default: top-down below the stack"
+		if rlimStack == rlimInfinity {
+			reason += "; RLIMIT_STACK unlimited: base lowered"
+		}
+		return "flexible", reason
+	}
+	switch {
+	case persona&addrCompatLayout != 0:
+		return "legacy", fmt.Sprintf("ADDR_COMPAT_LAYOUT personality (0x%x)", persona)
+	case opts.LegacyVALayout:
+		return "legacy", "vm.legacy_va_layout=1"
+	case rlimStack == rlimInfinity:
+		return "legacy", "RLIMIT_STACK unlimited"
+	}
+	return "legacy", "bottom-up mmap base (cause not known)"
+}
+
+func personaSource(pc personaCall) string {
+	return fmt.Sprintf("personality(0x%x) at seq %d before exec", pc.persona, pc.seq)
+}
+
+func defaultTaskSize(abi events.ABI) uint64 {
+	if abi == events.ABI32 {
+		return taskSize32
+	}
+	return taskSize64
+}
+
+// forkCopy is the child's image right after fork: the parent's layout.
+func (im *image) forkCopy(ev *events.Event) *image {
+	c := *im
+	c.r = slices.Clone(im.r)
+	c.failures = nil
+	c.forked, c.own = true, false
+	c.vmasDue = 0
+	c.rep.PID = ev.Child
+	c.rep.PPID = ev.PID
+	c.rep.ParentComm = im.rep.Comm
+	c.rep.ParentABI = im.rep.ABI
+	c.rep.ExecSeq = ev.Seq
+	if ev.Comm != "" {
+		c.rep.Comm = ev.Comm
+	}
+	if im.squeezer != nil {
+		sq := *im.squeezer
+		c.squeezer = &sq
+	}
+	return &c
+}
+
+// end closes the image; nil when it is a fork copy that never did anything
+// of its own (not worth a report).
+func (im *image) end(how string, seq uint64) *Report {
+	if im.forked && !im.own {
+		return nil
+	}
+	return im.report(how, seq)
+}
+
+// protToFlags converts mmap/mprotect prot bits, applying READ_IMPLIES_EXEC.
+func (im *image) protToFlags(prot uint32) uint8 {
+	f := uint8(prot) & protFlags
+	if f&flagRead != 0 && im.persona&readImpliesExec != 0 {
+		f |= flagExec
+	}
+	return f
+}
+
+// heapFlags are the brk area's flags (VM_DATA_DEFAULT_FLAGS: exec too under
+// READ_IMPLIES_EXEC).
+func (im *image) heapFlags() uint8 {
+	if im.persona&readImpliesExec != 0 {
+		return flagRead | flagWrite | flagExec
+	}
+	return flagRead | flagWrite
+}
+
+// placementOf says how a successful mmap got its address.
+func (im *image) placementOf(ev *events.Event, addr uint64) placeKind {
+	hint := ev.Addr
+	switch {
+	case ev.Flags&mapFixed != 0:
+		return placeFixed
+	case ev.Flags&mapFixedNoReplace != 0 && addr == hint:
+		return placeFixedNoReplace
+	case hint != 0 && addr == pageAlign(hint):
+		return placeHint
+	case hint != 0:
+		return placeHintIgnored
+	case im.legacy:
+		return placeBottomUp
+	}
+	return placeTopDown
+}
+
+// measure returns the headroom above the break and the index of the region
+// bounding it (-1 when the mmap base or the top of user space does).
+func (im *image) measure() (uint64, int) {
+	top := pageAlign(im.brk)
+	limit, idx := im.taskSize, -1
+	if i := im.lowestFrom(top); i >= 0 {
+		limit, idx = im.r[i].start, i
+	}
+	if im.mmapBase > top && im.mmapBase < limit {
+		limit, idx = im.mmapBase, -1
+	}
+	if limit < top {
+		return 0, idx
+	}
+	return limit - top, idx
+}
+
+// brkBlocker finds the mapping that made a brk from oldTop to newTop fail,
+// as the kernel checks it: the next VMA and its guard gap must leave a page.
+func (im *image) brkBlocker(oldTop, newTop uint64) int {
+	i := im.lowestFrom(oldTop)
+	if i < 0 {
+		return -1
+	}
+	r := &im.r[i]
+	gapStart := r.start
+	if r.flags&flagGrowsDown != 0 || (r.start <= im.startStack && im.startStack < r.end) {
+		gapStart = 0
+		if r.start > stackGuardGap {
+			gapStart = r.start - stackGuardGap
+		}
+	}
+	if newTop+pageSize > gapStart {
+		return i
+	}
+	return -1
+}
+
+// report builds the verdict as of now.
+func (im *image) report(how string, seq uint64) *Report {
+	r := im.rep
+	r.StartBrk, r.Brk = im.startBrk, im.brk
+	h, b := im.measure()
+	r.BrkHeadroom = h
+	if b >= 0 {
+		m := im.r[b].mapping()
+		r.BoundedBy = &m
+	}
+	if im.squeezer != nil {
+		sq := *im.squeezer
+		r.Squeezer = &sq
+	}
+	r.BrkFailures = slices.Clone(im.failures)
+	r.VMAs = im.vmas()
+	r.LostEvents = im.lost
+	r.Uncertain = im.uncertain || im.lost > 0
+	r.Ended, r.EndSeq = how, seq
+	return &r
+}
+
+// vmas renders the model as /proc/PID/maps would show it: regions joined
+// where the kernel would hold one VMA, anonymous ones labelled "[heap]" and
+// "[stack]" by the kernel's rules (vma_is_initial_heap/_stack), then
+// normalised with MergeAdjacent.
+func (im *image) vmas() []Mapping {
+	out := make([]Mapping, 0, len(im.r))
+	var last *region
+	for i := range im.r {
+		r := &im.r[i]
+		if last != nil && last.end == r.start && last.flags == r.flags && last.path == r.path &&
+			(!fileBacked(r.path) || last.off+(last.end-last.start) == r.off) {
+			out[len(out)-1].End = r.end
+			last = r
+			continue
+		}
+		out = append(out, r.mapping())
+		last = r
+	}
+	for i := range out {
+		m := &out[i]
+		if m.Path != "" {
+			continue
+		}
+		switch {
+		case m.Start <= im.brk && m.End >= im.startBrk:
+			m.Path = "[heap]"
+		case m.Start <= im.startStack && m.End >= im.startStack:
+			m.Path = "[stack]"
+		}
+	}
+	return MergeAdjacent(out)
+}
