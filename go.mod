@@ -1,11 +1,9 @@
 module github.com/mmtrace/mmtrace
 
-go 1.24.0
+go 1.26.0
 
-require (
-	github.com/cilium/ebpf v0.22.0 // indirect
-	github.com/spf13/pflag v1.0.10 // indirect
-	golang.org/x/sys v0.49.0 // indirect
-)
+require golang.org/x/sys v0.49.0
+
+require github.com/cilium/ebpf v0.22.0 // indirect
 
 tool github.com/cilium/ebpf/cmd/bpf2go

@@ -1,0 +1,802 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * mmtrace kernel programs: observe and filter, never judge.
+ *
+ * sched_process_exec   a new image: mm fields and a snapshot of its VMAs
+ * sched_process_fork   children of traced processes are traced too
+ * sched_process_exit   the last thread of a traced process is gone
+ * raw sys_enter/exit   brk, mmap, mmap2, old mmap, munmap, mremap, mprotect,
+ *                      personality, execve, execveat for both x86_64 and
+ *                      i386 tasks (syscalls:* tracepoints miss ia32 calls)
+ *
+ * Untraced tasks cost one hash lookup per syscall. Records are submitted
+ * without waking the consumer, which drains on a short timer; a wakeup is
+ * forced only when the ring is filling. Failed reserves are counted.
+ */
+#include "kernel.h"
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define TASK_COMM_LEN 16
+#define PATH_LEN 256
+#define ARGS_LEN 256
+#define MAX_ARGS 16
+#define MAX_PATH_DEPTH 24
+#define TS_COMPAT 0x0002
+#define RLIMIT_STACK 3
+
+enum event_kind {
+	KIND_EXEC = 1,
+	KIND_VMA = 2,
+	KIND_MMAP = 3,
+	KIND_MUNMAP = 4,
+	KIND_MREMAP = 5,
+	KIND_MPROTECT = 6,
+	KIND_BRK = 7,
+	KIND_PERSONALITY = 8,
+	KIND_EXECVE = 9,
+	KIND_FORK = 10,
+	KIND_EXIT = 11,
+	KIND_LOST = 12,
+};
+
+enum event_abi {
+	ABI_X86_64 = 0,
+	ABI_I386 = 1,
+};
+
+/* Every record starts with this header; kind says which struct follows. */
+struct event_header {
+	__u8 kind;
+	__u8 abi;
+	__u16 _pad0;
+	__u32 pid; /* tgid */
+	__u32 tid;
+	__u32 _pad1;
+	__u64 time; /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+};
+
+/* mmap, munmap, mremap, mprotect, brk, personality. Arguments are
+ * normalised across ABIs: addr (hint / old address / requested break /
+ * persona), len (length / old length), new_len, new_addr, offset in bytes. */
+struct mem_event {
+	struct event_header h;
+	__u32 syscall;
+	__s32 fd;
+	__u64 addr;
+	__u64 len;
+	__u64 new_len;
+	__u64 new_addr;
+	__u64 offset;
+	__u32 prot;
+	__u32 flags;
+	__s64 ret;
+};
+
+/* An mmap of a file: a mem_event followed by the file's path. */
+struct mem_path_event {
+	struct mem_event m;
+	char path[PATH_LEN];
+};
+
+struct exec_event {
+	struct event_header h;
+	__u32 ppid;
+	__u32 old_pid;
+	__u32 personality;
+	__u8 parent_abi;
+	__u8 vmas_known; /* 0: this kernel cannot walk VMAs at exec */
+	__u16 _pad;
+	__u32 vma_count;
+	__u32 _pad2;
+	__u64 task_size;
+	__u64 start_code, end_code, start_data, end_data;
+	__u64 start_brk, brk, start_stack;
+	__u64 mmap_base, mmap_legacy_base;
+	__u64 mmap_compat_base, mmap_compat_legacy_base;
+	__u64 rlim_stack_cur, rlim_stack_max;
+	char comm[TASK_COMM_LEN];
+	char parent_comm[TASK_COMM_LEN];
+	char filename[PATH_LEN];
+};
+
+struct vma_event {
+	struct event_header h;
+	__u64 start, end, flags, pgoff;
+	__u32 index, total;
+	char path[PATH_LEN];
+};
+
+struct execve_event {
+	struct event_header h;
+	__u32 syscall;
+	__u32 argc; /* arguments copied into args, NUL separated */
+	__s64 ret;  /* 0 at entry, -errno when the call failed */
+	char filename[PATH_LEN];
+	char args[ARGS_LEN];
+};
+
+struct task_event {
+	struct event_header h;
+	__u32 child; /* fork: the new process */
+	__s32 exit_code;
+	char comm[TASK_COMM_LEN];
+};
+
+/* Made by the consumer, not here: drops counted in lost_by_pid. */
+struct lost_event {
+	struct event_header h;
+	__u64 count;
+};
+
+/* What sys_enter saw, waiting for sys_exit on the same thread. */
+struct inflight {
+	__u8 kind;
+	__u8 abi;
+	__u16 _pad;
+	__u32 syscall;
+	__u64 args[6];
+};
+
+/* Scratch space too big for the 512-byte BPF stack. */
+struct scratch {
+	char path[2 * PATH_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* the loader may resize */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32);  /* tgid */
+	__type(value, __u8); /* unused */
+} traced SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, char[TASK_COMM_LEN]);
+	__type(value, __u8);
+} comm_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tid */
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost_total SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32); /* tgid */
+	__type(value, __u64);
+} lost_by_pid SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_space SEC(".maps");
+
+/* Set by the loader before load. */
+const volatile __u8 trace_all = 0;   /* trace every new image */
+const volatile __u8 filter_comm = 0; /* trace new images whose comm is in comm_filter */
+const volatile __u32 self_tgid = 0;  /* never trace mmtrace itself */
+const volatile __u64 wakeup_bytes = 1 << 20; /* force a wakeup past this backlog */
+
+/* Make bpf2go emit Go types for the records. */
+const struct mem_path_event *unused_mem_path_event __attribute__((unused));
+const struct exec_event *unused_exec_event __attribute__((unused));
+const struct vma_event *unused_vma_event __attribute__((unused));
+const struct execve_event *unused_execve_event __attribute__((unused));
+const struct task_event *unused_task_event __attribute__((unused));
+const struct lost_event *unused_lost_event __attribute__((unused));
+const enum event_kind *unused_event_kind __attribute__((unused));
+const enum event_abi *unused_event_abi __attribute__((unused));
+
+static __always_inline int is_traced(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&traced, &tgid) != NULL;
+}
+
+static __always_inline void count_lost(__u32 tgid)
+{
+	__u32 zero = 0;
+	__u64 *total = bpf_map_lookup_elem(&lost_total, &zero);
+	if (total)
+		*total += 1;
+	__u64 *n = bpf_map_lookup_elem(&lost_by_pid, &tgid);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+	} else {
+		__u64 one = 1;
+		bpf_map_update_elem(&lost_by_pid, &tgid, &one, BPF_NOEXIST);
+	}
+}
+
+static __always_inline void *reserve(__u64 size, __u32 tgid)
+{
+	void *e = bpf_ringbuf_reserve(&events, size, 0);
+	if (!e)
+		count_lost(tgid);
+	return e;
+}
+
+static __always_inline void submit(void *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline void fill_header(struct event_header *h, __u8 kind, __u8 abi, __u64 pid_tgid)
+{
+	h->kind = kind;
+	h->abi = abi;
+	h->_pad0 = 0;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->_pad1 = 0;
+	h->time = bpf_ktime_get_ns();
+}
+
+static __always_inline __u8 task_abi(struct task_struct *task)
+{
+	return (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT) ? ABI_I386 : ABI_X86_64;
+}
+
+/* A 32-bit image has a 32-bit TASK_SIZE; unlike TS_COMPAT this does not
+ * depend on which syscall the task happens to be in. */
+static __always_inline __u8 mm_abi(struct mm_struct *mm)
+{
+	if (!mm)
+		return ABI_X86_64;
+	return BPF_CORE_READ(mm, task_size) <= 0xffffffffUL ? ABI_I386 : ABI_X86_64;
+}
+
+/*
+ * Write the path of (dentry, mnt) at the end of the per-CPU scratch buffer.
+ * bpf_d_path is not allowed in tracepoint programs, so walk the dentries up
+ * to the root, crossing mount points, writing components right to left.
+ * Returns the offset of the path's first byte in scratch->path (the path
+ * ends with NUL at PATH_LEN - 1), or -1 if the path is unknown.
+ *
+ * A global function: the verifier checks it once, not once per caller
+ * state (inlined into the VMA loop it exceeds the complexity limit).
+ * Pointers are passed as integers because global functions cannot take
+ * kernel pointers on older kernels; they are read with probe reads anyway.
+ */
+__noinline int path_to_scratch(__u64 dentry_ptr, __u64 vfsmnt_ptr)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_space, &zero);
+	struct dentry *dentry = (struct dentry *)dentry_ptr;
+	struct vfsmount *vfsmnt = (struct vfsmount *)vfsmnt_ptr;
+	if (!s || !dentry)
+		return -1;
+
+	struct mount *mnt = NULL;
+	if (vfsmnt)
+		mnt = (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
+
+	int pos = PATH_LEN - 1; /* components are written ending at pos */
+	s->path[PATH_LEN - 1] = 0;
+
+	for (int i = 0; i < MAX_PATH_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		struct dentry *mnt_root = vfsmnt ? BPF_CORE_READ(vfsmnt, mnt_root) : NULL;
+
+		if (dentry == mnt_root || dentry == parent) {
+			/* At the root of a mount: continue from its mount point. */
+			if (!mnt)
+				break;
+			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (!mnt_parent || mnt_parent == mnt)
+				break;
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mnt_parent;
+			vfsmnt = (struct vfsmount *)((char *)mnt + bpf_core_field_offset(struct mount, mnt));
+			continue;
+		}
+
+		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+		char comp[64];
+		int n = bpf_probe_read_kernel_str(comp, sizeof(comp), name);
+		if (n <= 1)
+			break;
+		n -= 1; /* without NUL */
+		if (n > pos - 1)
+			return -1; /* no room: rather no path than a wrong one */
+		pos -= n;
+		if (pos < 0 || pos >= PATH_LEN)
+			return -1;
+		bpf_probe_read_kernel(&s->path[pos & (PATH_LEN - 1)], n & 63, comp);
+		pos -= 1;
+		if (pos < 0 || pos >= PATH_LEN)
+			return -1;
+		s->path[pos & (PATH_LEN - 1)] = '/';
+		dentry = parent;
+	}
+	if (pos >= PATH_LEN - 1 || pos < 0)
+		return -1;
+	return pos;
+}
+
+/* Copy the path of file into out[PATH_LEN]; out is "" if unknown. */
+static __always_inline void file_path(struct file *file, char *out)
+{
+	out[0] = 0;
+	if (!file)
+		return;
+	int pos = path_to_scratch((__u64)BPF_CORE_READ(file, f_path.dentry),
+				  (__u64)BPF_CORE_READ(file, f_path.mnt));
+	if (pos < 0 || pos >= PATH_LEN)
+		return;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_space, &zero);
+	if (!s)
+		return;
+	bpf_probe_read_kernel(out, (PATH_LEN - pos) & (PATH_LEN - 1), &s->path[pos & (PATH_LEN - 1)]);
+}
+
+static __always_inline void start_tracing(__u32 tgid)
+{
+	__u8 one = 1;
+	bpf_map_update_elem(&traced, &tgid, &one, BPF_ANY);
+}
+
+/* Decide at exec whether the new image is traced. */
+static __always_inline int want_exec(struct task_struct *p, __u32 tgid)
+{
+	if (is_traced(tgid))
+		return 1;
+	if (tgid == self_tgid)
+		return 0;
+	if (filter_comm) {
+		char comm[TASK_COMM_LEN] = {};
+		BPF_CORE_READ_STR_INTO(&comm, p, comm);
+		if (bpf_map_lookup_elem(&comm_filter, comm)) {
+			start_tracing(tgid);
+			return 1;
+		}
+	}
+	if (trace_all) {
+		start_tracing(tgid);
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline struct exec_event *emit_exec(struct task_struct *p, int old_pid,
+						     struct linux_binprm *bprm, __u32 vma_count, __u8 vmas_known)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct exec_event *e = reserve(sizeof(*e), tgid);
+	if (!e)
+		return NULL;
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	struct task_struct *parent = BPF_CORE_READ(p, real_parent);
+
+	fill_header(&e->h, KIND_EXEC, mm_abi(mm), pid_tgid);
+	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->old_pid = old_pid;
+	e->personality = BPF_CORE_READ(p, personality);
+	e->parent_abi = mm_abi(BPF_CORE_READ(parent, mm));
+	e->vmas_known = vmas_known;
+	e->_pad = 0;
+	e->vma_count = vma_count;
+	e->_pad2 = 0;
+	e->task_size = BPF_CORE_READ(mm, task_size);
+	e->start_code = BPF_CORE_READ(mm, start_code);
+	e->end_code = BPF_CORE_READ(mm, end_code);
+	e->start_data = BPF_CORE_READ(mm, start_data);
+	e->end_data = BPF_CORE_READ(mm, end_data);
+	e->start_brk = BPF_CORE_READ(mm, start_brk);
+	e->brk = BPF_CORE_READ(mm, brk);
+	e->start_stack = BPF_CORE_READ(mm, start_stack);
+	e->mmap_base = BPF_CORE_READ(mm, mmap_base);
+	e->mmap_legacy_base = BPF_CORE_READ(mm, mmap_legacy_base);
+	if (bpf_core_field_exists(mm->mmap_compat_base)) {
+		e->mmap_compat_base = BPF_CORE_READ(mm, mmap_compat_base);
+		e->mmap_compat_legacy_base = BPF_CORE_READ(mm, mmap_compat_legacy_base);
+	} else {
+		e->mmap_compat_base = 0;
+		e->mmap_compat_legacy_base = 0;
+	}
+	e->rlim_stack_cur = BPF_CORE_READ(p, signal, rlim[RLIMIT_STACK].rlim_cur);
+	e->rlim_stack_max = BPF_CORE_READ(p, signal, rlim[RLIMIT_STACK].rlim_max);
+	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
+	BPF_CORE_READ_STR_INTO(&e->parent_comm, parent, comm);
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	submit(e);
+	return e;
+}
+
+/* vm_special_mapping names ("[vdso]", "[vvar]") for anonymous special VMAs. */
+#define VM_DONTEXPAND 0x00040000UL
+
+static __always_inline void emit_vma(struct vm_area_struct *vma, __u32 index, __u32 total)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct vma_event *e = reserve(sizeof(*e), pid_tgid >> 32);
+	if (!e)
+		return;
+	fill_header(&e->h, KIND_VMA, 0, pid_tgid);
+	e->start = BPF_CORE_READ(vma, vm_start);
+	e->end = BPF_CORE_READ(vma, vm_end);
+	e->flags = BPF_CORE_READ(vma, vm_flags);
+	e->pgoff = BPF_CORE_READ(vma, vm_pgoff);
+	e->index = index;
+	e->total = total;
+	e->path[0] = 0;
+	struct file *file = BPF_CORE_READ(vma, vm_file);
+	if (file) {
+		file_path(file, e->path);
+	} else if (e->flags & VM_DONTEXPAND) {
+		struct vm_special_mapping *sm = BPF_CORE_READ(vma, vm_private_data);
+		if (sm)
+			bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(sm, name));
+	}
+	submit(e);
+}
+
+extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task,
+				 __u64 addr) __ksym __weak;
+extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym __weak;
+extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym __weak;
+
+/* Kernels with the VMA iterator kfuncs (6.7+): the image with its VMAs. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec_vmas, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	if (!want_exec(p, tgid))
+		return 0;
+
+	struct bpf_iter_task_vma it;
+	struct vm_area_struct *vma;
+	__u32 total = 0;
+
+	/* No bounds on the counters: the iterator ends the loops, and a
+	 * compared counter would make every iteration a distinct verifier
+	 * state. */
+	bpf_iter_task_vma_new(&it, p, 0);
+	while ((vma = bpf_iter_task_vma_next(&it)))
+		total++;
+	bpf_iter_task_vma_destroy(&it);
+
+	emit_exec(p, old_pid, bprm, total, 1);
+
+	__u32 index = 0;
+	bpf_iter_task_vma_new(&it, p, 0);
+	while ((vma = bpf_iter_task_vma_next(&it))) {
+		emit_vma(vma, index, total);
+		index++;
+	}
+	bpf_iter_task_vma_destroy(&it);
+	return 0;
+}
+
+/* Kernels without them: the image without its VMAs (said in the output). */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	if (!want_exec(p, tgid))
+		return 0;
+	emit_exec(p, old_pid, bprm, 0, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	if (ptgid == ctgid || !is_traced(ptgid))
+		return 0; /* a new thread, or not ours */
+	start_tracing(ctgid);
+
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_event *e = reserve(sizeof(*e), ptgid);
+	if (!e)
+		return 0;
+	fill_header(&e->h, KIND_FORK, mm_abi(BPF_CORE_READ(parent, mm)), pid_tgid);
+	e->child = ctgid;
+	e->exit_code = 0;
+	BPF_CORE_READ_STR_INTO(&e->comm, parent, comm);
+	submit(e);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	if (!is_traced(tgid))
+		return 0;
+	__u32 tid = BPF_CORE_READ(p, pid);
+	bpf_map_delete_elem(&inflight, &tid);
+	/* do_exit decrements signal->live before this tracepoint. */
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	bpf_map_delete_elem(&traced, &tgid);
+
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_event *e = reserve(sizeof(*e), tgid);
+	if (!e)
+		return 0;
+	fill_header(&e->h, KIND_EXIT, 0, pid_tgid);
+	e->h.pid = tgid;
+	e->h.tid = tid;
+	e->child = 0;
+	e->exit_code = BPF_CORE_READ(p, exit_code);
+	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
+	submit(e);
+	return 0;
+}
+
+/* Syscall numbers: arch/x86/entry/syscalls/syscall_{64,32}.tbl */
+#define NR64_MMAP 9
+#define NR64_MPROTECT 10
+#define NR64_MUNMAP 11
+#define NR64_BRK 12
+#define NR64_MREMAP 25
+#define NR64_EXECVE 59
+#define NR64_PERSONALITY 135
+#define NR64_EXECVEAT 322
+
+#define NR32_EXECVE 11
+#define NR32_BRK 45
+#define NR32_OLD_MMAP 90
+#define NR32_MUNMAP 91
+#define NR32_MPROTECT 125
+#define NR32_PERSONALITY 136
+#define NR32_MREMAP 163
+#define NR32_MMAP2 192
+#define NR32_EXECVEAT 358
+
+static __always_inline __u8 syscall_kind(long id, int compat)
+{
+	if (compat) {
+		switch (id) {
+		case NR32_BRK: return KIND_BRK;
+		case NR32_OLD_MMAP:
+		case NR32_MMAP2: return KIND_MMAP;
+		case NR32_MUNMAP: return KIND_MUNMAP;
+		case NR32_MPROTECT: return KIND_MPROTECT;
+		case NR32_MREMAP: return KIND_MREMAP;
+		case NR32_PERSONALITY: return KIND_PERSONALITY;
+		case NR32_EXECVE:
+		case NR32_EXECVEAT: return KIND_EXECVE;
+		}
+		return 0;
+	}
+	switch (id) {
+	case NR64_BRK: return KIND_BRK;
+	case NR64_MMAP: return KIND_MMAP;
+	case NR64_MUNMAP: return KIND_MUNMAP;
+	case NR64_MPROTECT: return KIND_MPROTECT;
+	case NR64_MREMAP: return KIND_MREMAP;
+	case NR64_PERSONALITY: return KIND_PERSONALITY;
+	case NR64_EXECVE:
+	case NR64_EXECVEAT: return KIND_EXECVE;
+	}
+	return 0;
+}
+
+/* i386 old_mmap(struct mmap_arg_struct *) */
+struct mmap_arg_struct32 {
+	__u32 addr, len, prot, flags, fd, offset;
+};
+
+static __always_inline void emit_execve(struct inflight *in, __u64 pid_tgid)
+{
+	struct execve_event *e = reserve(sizeof(*e), pid_tgid >> 32);
+	if (!e)
+		return;
+	fill_header(&e->h, KIND_EXECVE, in->abi, pid_tgid);
+	e->syscall = in->syscall;
+	e->ret = 0;
+	e->argc = 0;
+	e->filename[0] = 0;
+	e->args[0] = 0;
+
+	int execveat = in->syscall == (in->abi ? NR32_EXECVEAT : NR64_EXECVEAT);
+	const char *filename = (const char *)in->args[execveat ? 1 : 0];
+	__u64 argv = in->args[execveat ? 2 : 1];
+	bpf_probe_read_user_str(e->filename, sizeof(e->filename), filename);
+
+	__u32 off = 0;
+	int ptr_size = in->abi ? 4 : 8;
+	for (int i = 0; i < MAX_ARGS; i++) {
+		__u64 arg = 0;
+		if (bpf_probe_read_user(&arg, ptr_size, (void *)(argv + i * ptr_size)) || !arg)
+			break;
+		if (off >= ARGS_LEN - 1)
+			break;
+		int n = bpf_probe_read_user_str(&e->args[off & (ARGS_LEN - 1)],
+						(ARGS_LEN - off) & (ARGS_LEN - 1), (void *)arg);
+		if (n <= 0)
+			break;
+		off += n;
+		e->argc++;
+	}
+	submit(e);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_traced(pid_tgid >> 32))
+		return 0;
+
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u8 abi = task_abi(task);
+	__u8 kind = syscall_kind(id, abi == ABI_I386);
+	if (!kind)
+		return 0;
+
+	struct inflight in = { .kind = kind, .abi = abi, .syscall = id };
+	if (abi == ABI_I386) {
+		in.args[0] = (__u32)regs->bx;
+		in.args[1] = (__u32)regs->cx;
+		in.args[2] = (__u32)regs->dx;
+		in.args[3] = (__u32)regs->si;
+		in.args[4] = (__u32)regs->di;
+		in.args[5] = (__u32)regs->bp;
+		if (id == NR32_OLD_MMAP) {
+			/* Arguments live in user memory; read them now. */
+			struct mmap_arg_struct32 a = {};
+			bpf_probe_read_user(&a, sizeof(a), (void *)in.args[0]);
+			in.args[0] = a.addr;
+			in.args[1] = a.len;
+			in.args[2] = a.prot;
+			in.args[3] = a.flags;
+			in.args[4] = a.fd;
+			in.args[5] = a.offset; /* bytes */
+		} else if (id == NR32_MMAP2) {
+			in.args[5] <<= 12; /* offset in pages */
+		}
+	} else {
+		in.args[0] = regs->di;
+		in.args[1] = regs->si;
+		in.args[2] = regs->dx;
+		in.args[3] = regs->r10;
+		in.args[4] = regs->r8;
+		in.args[5] = regs->r9;
+	}
+
+	if (kind == KIND_EXECVE) {
+		/* Report the call now: when it succeeds the old image is gone at
+		 * exit, and across ABIs the exit may be seen with other numbers. */
+		emit_execve(&in, pid_tgid);
+	}
+	__u32 tid = pid_tgid;
+	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
+	return 0;
+}
+
+#define MAP_ANONYMOUS 0x20
+
+static __always_inline struct file *fd_file(struct task_struct *task, int fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	return file;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!is_traced(tgid))
+		return 0;
+	__u32 tid = pid_tgid;
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in)
+		return 0;
+	struct inflight a = *in;
+	bpf_map_delete_elem(&inflight, &tid);
+
+	if (a.kind == KIND_EXECVE) {
+		if (ret >= 0)
+			return 0; /* success: sched_process_exec told the story */
+		struct execve_event *e = reserve(sizeof(*e), tgid);
+		if (!e)
+			return 0;
+		fill_header(&e->h, KIND_EXECVE, a.abi, pid_tgid);
+		e->syscall = a.syscall;
+		e->argc = 0;
+		e->ret = ret;
+		e->filename[0] = 0;
+		e->args[0] = 0;
+		submit(e);
+		return 0;
+	}
+
+	if (a.abi == ABI_I386 && ret > 0)
+		ret = (__u32)ret; /* compat results are 32-bit addresses */
+	if (a.abi == ABI_I386 && (__s32)ret < 0 && (__s32)ret > -4096)
+		ret = (__s32)ret;
+
+	struct file *file = NULL;
+	if (a.kind == KIND_MMAP && !(a.args[3] & MAP_ANONYMOUS) && ret >= 0) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		file = fd_file(task, (int)a.args[4]);
+	}
+
+	struct mem_event *m;
+	if (file) {
+		struct mem_path_event *pe = reserve(sizeof(*pe), tgid);
+		if (!pe)
+			return 0;
+		file_path(file, pe->path);
+		m = &pe->m;
+	} else {
+		m = reserve(sizeof(*m), tgid);
+		if (!m)
+			return 0;
+	}
+	fill_header(&m->h, a.kind, a.abi, pid_tgid);
+	m->syscall = a.syscall;
+	m->fd = -1;
+	m->addr = a.args[0];
+	m->len = 0;
+	m->new_len = 0;
+	m->new_addr = 0;
+	m->offset = 0;
+	m->prot = 0;
+	m->flags = 0;
+	m->ret = ret;
+	switch (a.kind) {
+	case KIND_MMAP:
+		m->len = a.args[1];
+		m->prot = a.args[2];
+		m->flags = a.args[3];
+		m->fd = (__s32)a.args[4];
+		m->offset = a.args[5];
+		break;
+	case KIND_MUNMAP:
+		m->len = a.args[1];
+		break;
+	case KIND_MPROTECT:
+		m->len = a.args[1];
+		m->prot = a.args[2];
+		break;
+	case KIND_MREMAP:
+		m->len = a.args[1];
+		m->new_len = a.args[2];
+		m->flags = a.args[3];
+		m->new_addr = a.args[4];
+		break;
+	}
+	submit(m);
+	return 0;
+}

@@ -1,0 +1,239 @@
+package events
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/mmtrace/mmtrace/bpf"
+)
+
+// Record sizes, from the generated mirrors of the C structs.
+var (
+	sizeHeader   = int(unsafe.Sizeof(bpf.MmtraceEventHeader{}))
+	sizeMem      = int(unsafe.Sizeof(bpf.MmtraceMemEvent{}))
+	sizeMemPath  = int(unsafe.Sizeof(bpf.MmtraceMemPathEvent{}))
+	sizeExec     = int(unsafe.Sizeof(bpf.MmtraceExecEvent{}))
+	sizeVMA      = int(unsafe.Sizeof(bpf.MmtraceVmaEvent{}))
+	sizeExecve   = int(unsafe.Sizeof(bpf.MmtraceExecveEvent{}))
+	sizeTask     = int(unsafe.Sizeof(bpf.MmtraceTaskEvent{}))
+	sizeLost     = int(unsafe.Sizeof(bpf.MmtraceLostEvent{}))
+	errUnknown   = errors.New("unknown record kind")
+	errTruncated = errors.New("record shorter than its kind requires")
+)
+
+// ErrUnknownKind is returned (wrapped) for a record of a kind this version
+// does not know: count it and go on, a newer kernel object or recording
+// may have more kinds.
+var ErrUnknownKind = errUnknown
+
+// Decoder turns raw records into Events. It is not safe for concurrent use.
+// Decoding a memory-syscall record allocates nothing; file paths are
+// interned so a path seen before costs no allocation either.
+type Decoder struct {
+	seq     uint64
+	unknown uint64
+	paths   map[string]string
+
+	// Scratch copies of the records, reused for every decode.
+	mem    bpf.MmtraceMemPathEvent
+	exec   bpf.MmtraceExecEvent
+	vma    bpf.MmtraceVmaEvent
+	execve bpf.MmtraceExecveEvent
+	task   bpf.MmtraceTaskEvent
+	lost   bpf.MmtraceLostEvent
+}
+
+// NewDecoder returns a decoder whose first event gets Seq 1.
+func NewDecoder() *Decoder {
+	return &Decoder{paths: make(map[string]string)}
+}
+
+// Unknown is the number of records of unknown kinds seen so far.
+func (d *Decoder) Unknown() uint64 { return d.unknown }
+
+// Decode fills ev from one raw record. ev is overwritten entirely. Records
+// of an unknown kind return an error wrapping ErrUnknownKind and still
+// take a sequence number, so that replays number events the same way.
+func (d *Decoder) Decode(raw []byte, ev *Event) error {
+	*ev = Event{}
+	if len(raw) < sizeHeader {
+		return fmt.Errorf("record of %d bytes is shorter than a header (%d): %w", len(raw), sizeHeader, errTruncated)
+	}
+	d.seq++
+	kind := Kind(raw[0])
+	ev.Seq = d.seq
+	ev.Kind = kind
+
+	var h *bpf.MmtraceEventHeader
+	switch kind {
+	case KindMmap, KindMunmap, KindMremap, KindMprotect, KindBrk, KindPersonality:
+		if !load(&d.mem.M, raw, sizeMem) {
+			return short(kind, raw, sizeMem)
+		}
+		m := &d.mem.M
+		h = &m.H
+		ev.Syscall = m.Syscall
+		ev.FD = m.Fd
+		ev.Addr = m.Addr
+		ev.Len = m.Len
+		ev.NewLen = m.NewLen
+		ev.NewAddr = m.NewAddr
+		ev.Offset = m.Offset
+		ev.Prot = m.Prot
+		ev.Flags = m.Flags
+		ev.Ret = m.Ret
+		if len(raw) >= sizeMemPath {
+			load(&d.mem, raw, sizeMemPath)
+			ev.Path = d.intern(cstr(d.mem.Path[:]))
+		}
+	case KindExec:
+		if !load(&d.exec, raw, sizeExec) {
+			return short(kind, raw, sizeExec)
+		}
+		e := &d.exec
+		h = &e.H
+		ev.Exec = &Exec{
+			Comm:                 string(cstr(e.Comm[:])),
+			Filename:             string(cstr(e.Filename[:])),
+			OldPID:               e.OldPid,
+			PPID:                 e.Ppid,
+			ParentComm:           string(cstr(e.ParentComm[:])),
+			ParentABI:            ABI(e.ParentAbi),
+			Personality:          e.Personality,
+			TaskSize:             e.TaskSize,
+			StartCode:            e.StartCode,
+			EndCode:              e.EndCode,
+			StartData:            e.StartData,
+			EndData:              e.EndData,
+			StartBrk:             e.StartBrk,
+			Brk:                  e.Brk,
+			StartStack:           e.StartStack,
+			MmapBase:             e.MmapBase,
+			MmapLegacyBase:       e.MmapLegacyBase,
+			MmapCompatBase:       e.MmapCompatBase,
+			MmapCompatLegacyBase: e.MmapCompatLegacyBase,
+			RlimStackCur:         e.RlimStackCur,
+			RlimStackMax:         e.RlimStackMax,
+			VMACount:             e.VmaCount,
+			VMAsKnown:            e.VmasKnown != 0,
+		}
+		ev.Comm = ev.Exec.Comm
+	case KindVMA:
+		if !load(&d.vma, raw, sizeVMA) {
+			return short(kind, raw, sizeVMA)
+		}
+		v := &d.vma
+		h = &v.H
+		ev.VMA = VMA{
+			Start: v.Start, End: v.End, Flags: v.Flags, PgOff: v.Pgoff,
+			Path: d.intern(cstr(v.Path[:])), Index: v.Index, Total: v.Total,
+		}
+	case KindExecve:
+		if !load(&d.execve, raw, sizeExecve) {
+			return short(kind, raw, sizeExecve)
+		}
+		e := &d.execve
+		h = &e.H
+		ev.Syscall = e.Syscall
+		ev.Ret = e.Ret
+		ev.Path = string(cstr(e.Filename[:]))
+		ev.Argv = splitArgs(bytesOf(e.Args[:]), int(e.Argc))
+	case KindFork, KindExit:
+		if !load(&d.task, raw, sizeTask) {
+			return short(kind, raw, sizeTask)
+		}
+		t := &d.task
+		h = &t.H
+		ev.Child = t.Child
+		ev.ExitCode = t.ExitCode
+		ev.Comm = d.intern(cstr(t.Comm[:]))
+	case KindLost:
+		if !load(&d.lost, raw, sizeLost) {
+			return short(kind, raw, sizeLost)
+		}
+		h = &d.lost.H
+		ev.Lost = d.lost.Count
+	default:
+		d.unknown++
+		return fmt.Errorf("record kind %d: %w", raw[0], errUnknown)
+	}
+	ev.ABI = ABI(h.Abi)
+	ev.PID = h.Pid
+	ev.TID = h.Tid
+	ev.Time = h.Time
+	return nil
+}
+
+// load copies the first n bytes of raw over *dst, which is the generated
+// mirror of a C struct of size n. Copying (rather than casting raw) keeps
+// alignment irrelevant and raw reusable.
+func load[T any](dst *T, raw []byte, n int) bool {
+	if len(raw) < n {
+		return false
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(dst)), n), raw[:n])
+	return true
+}
+
+func short(k Kind, raw []byte, want int) error {
+	return fmt.Errorf("%s record of %d bytes, want %d: %w", k, len(raw), want, errTruncated)
+}
+
+func bytesOf(a []int8) []byte {
+	if len(a) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&a[0])), len(a))
+}
+
+// cstr is the bytes of a NUL-terminated C string in a fixed array.
+func cstr(a []int8) []byte {
+	b := bytesOf(a)
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+func (d *Decoder) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := d.paths[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	if len(d.paths) > 1<<16 {
+		clear(d.paths) // bound the table; interning is only an optimisation
+	}
+	s := string(b)
+	d.paths[s] = s
+	return s
+}
+
+func splitArgs(b []byte, n int) []string {
+	args := make([]string, 0, n)
+	for len(args) < n && len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			args = append(args, string(b))
+			break
+		}
+		args = append(args, string(b[:i]))
+		b = b[i+1:]
+	}
+	return args
+}
+
+// EncodeLost builds a lost record in the kernel's record layout, so that
+// drops counted in the kernel travel (and are recorded) like any record.
+func EncodeLost(pid uint32, count, time uint64) []byte {
+	rec := bpf.MmtraceLostEvent{
+		H:     bpf.MmtraceEventHeader{Kind: uint8(KindLost), Pid: pid, Time: time},
+		Count: count,
+	}
+	buf := make([]byte, sizeLost)
+	copy(buf, unsafe.Slice((*byte)(unsafe.Pointer(&rec)), sizeLost))
+	return buf
+}

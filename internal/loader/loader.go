@@ -1,0 +1,335 @@
+// Package loader loads mmtrace's kernel programs against the running
+// kernel, sets their filters, attaches them, and hands out the ring buffer
+// records they produce. It owns the kernel objects' whole lifecycle.
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/mmtrace/mmtrace/bpf"
+)
+
+// DefaultRingSize is the ring buffer size in bytes. At the traced loop's
+// full rate (~2 M records/s, 88-byte records) it holds about 50 ms of
+// backlog, far more than the 2 ms drain interval.
+const DefaultRingSize = 16 << 20
+
+// Config says what to trace.
+type Config struct {
+	Comms    []string // trace new images whose comm (after exec) is one of these
+	PIDs     []uint32 // trace these processes (and their children) from now on
+	TraceAll bool     // trace every new image (no --comm, --pid or command)
+	RingSize int      // ring buffer bytes, a power of two multiple of the page size; 0: DefaultRingSize
+	BTFPath  string   // external BTF for the running kernel; "": /sys/kernel/btf/vmlinux
+	// WakeupBytes forces a consumer wakeup once this much data waits in
+	// the ring; 0: a quarter of the ring.
+	WakeupBytes uint64
+}
+
+// Features says what the running kernel lets mmtrace see.
+type Features struct {
+	// ExecVMAs: the VMA iterator kfuncs (Linux 6.7+) let the exec record
+	// carry the image's VMAs. Without them the loader's mappings are
+	// read from /proc by the consumer.
+	ExecVMAs bool
+	// ExecVMAsReason says why ExecVMAs is false.
+	ExecVMAsReason string
+}
+
+// Tracer is the loaded and attached set of kernel programs.
+type Tracer struct {
+	Features Features
+
+	coll   *ebpf.Collection
+	links  []link.Link
+	reader *ringbuf.Reader
+	traced *ebpf.Map
+
+	lostSeen map[uint32]uint64
+}
+
+// Tracepoints the programs attach to, by program name.
+var attachPoints = []struct{ prog, tracepoint string }{
+	{"handle_sys_enter", "raw_syscalls:sys_enter"},
+	{"handle_sys_exit", "raw_syscalls:sys_exit"},
+	{"handle_fork", "sched:sched_process_fork"},
+	{"handle_exit", "sched:sched_process_exit"},
+	// The exec program is chosen at load time, see Open.
+}
+
+// Open loads the programs, seeds the filters and attaches everything. On
+// error nothing stays loaded.
+func Open(cfg Config) (_ *Tracer, err error) {
+	if err := checkPrerequisites(cfg); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("lift the memlock limit for BPF maps: %w", err)
+	}
+
+	opts := ebpf.CollectionOptions{}
+	if cfg.BTFPath != "" {
+		spec, err := btf.LoadSpec(cfg.BTFPath)
+		if err != nil {
+			return nil, fmt.Errorf("read BTF from %s: %w", cfg.BTFPath, err)
+		}
+		opts.Programs.KernelTypes = spec
+	}
+
+	t := &Tracer{lostSeen: map[uint32]uint64{}}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+
+	// Prefer the exec program that walks VMAs with the iterator kfuncs;
+	// on kernels without them load the one that does not. (The features
+	// package's program probes answer EPERM for tp_btf here, so ask BTF.)
+	execProg := "handle_exec"
+	if ok, why := haveVMAIterator(opts.Programs.KernelTypes); ok {
+		execProg = "handle_exec_vmas"
+		t.Features.ExecVMAs = true
+	} else {
+		t.Features.ExecVMAsReason = why
+	}
+	t.coll, err = loadCollection(cfg, &opts, execProg)
+	if err != nil {
+		return nil, explainLoadError(err)
+	}
+
+	t.traced = t.coll.Maps["traced"]
+	if err := t.seedFilters(cfg); err != nil {
+		return nil, err
+	}
+
+	points := append(attachPoints[:len(attachPoints):len(attachPoints)],
+		struct{ prog, tracepoint string }{execProg, "sched:sched_process_exec"})
+	for _, p := range points {
+		l, err := link.AttachTracing(link.TracingOptions{
+			Program:    t.coll.Programs[p.prog],
+			AttachType: ebpf.AttachTraceRawTp,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("attach to tracepoint %s: %w", p.tracepoint, err)
+		}
+		t.links = append(t.links, l)
+	}
+
+	t.reader, err = ringbuf.NewReader(t.coll.Maps["events"])
+	if err != nil {
+		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	return t, nil
+}
+
+// execPrograms are the variants of the sched_process_exec program; one is loaded.
+var execPrograms = []string{"handle_exec_vmas", "handle_exec"}
+
+func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg string) (*ebpf.Collection, error) {
+	spec, err := bpf.LoadMmtrace()
+	if err != nil {
+		return nil, fmt.Errorf("read embedded BPF object: %w", err)
+	}
+	for _, name := range execPrograms {
+		if name != execProg {
+			delete(spec.Programs, name)
+		}
+	}
+
+	ring := cfg.RingSize
+	if ring == 0 {
+		ring = DefaultRingSize
+	}
+	spec.Maps["events"].MaxEntries = uint32(ring)
+	wakeup := cfg.WakeupBytes
+	if wakeup == 0 {
+		wakeup = uint64(ring) / 4
+	}
+	set := map[string]any{
+		"trace_all":    boolByte(cfg.TraceAll),
+		"filter_comm":  boolByte(len(cfg.Comms) > 0),
+		"self_tgid":    uint32(os.Getpid()),
+		"wakeup_bytes": wakeup,
+	}
+	for name, v := range set {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, *opts)
+	if err != nil {
+		return nil, err
+	}
+	return coll, nil
+}
+
+// haveVMAIterator reports whether the kernel has the bpf_iter_task_vma
+// kfuncs, and if not, the sentence saying so.
+func haveVMAIterator(kernel *btf.Spec) (bool, string) {
+	if kernel == nil {
+		var err error
+		if kernel, err = btf.LoadKernelSpec(); err != nil {
+			return false, fmt.Sprintf("cannot read kernel BTF to look for the VMA iterator: %v", err)
+		}
+	}
+	var fn *btf.Func
+	if err := kernel.TypeByName("bpf_iter_task_vma_new", &fn); err != nil {
+		return false, "this kernel has no bpf_iter_task_vma kfuncs (Linux 6.7+): " +
+			"the ELF loader's mappings at exec are read from /proc/PID/maps instead"
+	}
+	return true, ""
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (t *Tracer) seedFilters(cfg Config) error {
+	comms := t.coll.Maps["comm_filter"]
+	for _, c := range cfg.Comms {
+		var key [16]byte
+		copy(key[:15], c) // the kernel keeps 15 bytes of comm
+		if err := comms.Put(key, uint8(1)); err != nil {
+			return fmt.Errorf("add comm %q to the filter: %w", c, err)
+		}
+	}
+	for _, pid := range cfg.PIDs {
+		if err := t.Trace(pid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Trace adds a running process to the traced set: its syscalls, exec,
+// children and exit are reported from now on.
+func (t *Tracer) Trace(pid uint32) error {
+	if err := t.traced.Put(pid, uint8(1)); err != nil {
+		return fmt.Errorf("trace pid %d: %w", pid, err)
+	}
+	return nil
+}
+
+// SetDeadline makes a pending ReadInto return os.ErrDeadlineExceeded at
+// t after handing out whatever records were submitted without a wakeup.
+func (t *Tracer) SetDeadline(d time.Time) { t.reader.SetDeadline(d) }
+
+// ReadInto reads the next record into rec, reusing its buffer.
+func (t *Tracer) ReadInto(rec *ringbuf.Record) error { return t.reader.ReadInto(rec) }
+
+// Flush makes a blocked ReadInto hand out every pending record and then
+// return ringbuf.ErrFlushed.
+func (t *Tracer) Flush() error { return t.reader.Flush() }
+
+// Lost is the number of records dropped for one process since the last
+// call to NewLosses.
+type Lost struct {
+	PID   uint32
+	Count uint64
+}
+
+// NewLosses returns drops counted in the kernel since the last call, per
+// process. Drops are counted when the ring buffer is full.
+func (t *Tracer) NewLosses() ([]Lost, error) {
+	var (
+		out []Lost
+		pid uint32
+		n   uint64
+	)
+	it := t.coll.Maps["lost_by_pid"].Iterate()
+	for it.Next(&pid, &n) {
+		if n > t.lostSeen[pid] {
+			out = append(out, Lost{PID: pid, Count: n - t.lostSeen[pid]})
+			t.lostSeen[pid] = n
+		}
+	}
+	if err := it.Err(); err != nil {
+		return out, fmt.Errorf("read lost counters: %w", err)
+	}
+	return out, nil
+}
+
+// LostTotal is every record the kernel failed to reserve since load.
+func (t *Tracer) LostTotal() (uint64, error) {
+	var perCPU []uint64
+	if err := t.coll.Maps["lost_total"].Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("read lost total: %w", err)
+	}
+	var sum uint64
+	for _, n := range perCPU {
+		sum += n
+	}
+	return sum, nil
+}
+
+// Close detaches and unloads everything, in reverse order.
+func (t *Tracer) Close() error {
+	var errs []error
+	for i := len(t.links) - 1; i >= 0; i-- {
+		errs = append(errs, t.links[i].Close())
+	}
+	t.links = nil
+	if t.reader != nil {
+		errs = append(errs, t.reader.Close())
+		t.reader = nil
+	}
+	if t.coll != nil {
+		t.coll.Close()
+		t.coll = nil
+	}
+	return errors.Join(errs...)
+}
+
+// checkPrerequisites turns the common reasons for failing into one
+// sentence each, before the verifier gets a chance to be cryptic.
+func checkPrerequisites(cfg Config) error {
+	if cfg.BTFPath == "" {
+		if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+			return errors.New("this kernel exposes no BTF at /sys/kernel/btf/vmlinux " +
+				"(it needs CONFIG_DEBUG_INFO_BTF=y); pass --btf FILE with BTF for the running kernel")
+		}
+	} else if _, err := os.Stat(cfg.BTFPath); err != nil {
+		return fmt.Errorf("BTF file %s: %w", cfg.BTFPath, err)
+	}
+	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			return errors.New("this kernel has no BPF ring buffer (Linux 5.8+ needed)")
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return errPermission
+		}
+	}
+	return nil
+}
+
+var errPermission = errors.New("mmtrace needs root, or CAP_BPF with CAP_PERFMON, to load its kernel programs")
+
+func explainLoadError(err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return errPermission
+	}
+	var verr *ebpf.VerifierError
+	if errors.As(err, &verr) {
+		return fmt.Errorf("load kernel programs: the verifier refused them: %+v", verr)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "tp_btf") || strings.Contains(msg, "attach") {
+		return fmt.Errorf("load kernel programs (tp_btf tracepoints need Linux 5.5+ with BTF): %w", err)
+	}
+	return fmt.Errorf("load kernel programs: %w", err)
+}

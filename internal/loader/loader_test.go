@@ -1,0 +1,120 @@
+package loader_test
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/mmtrace/mmtrace/internal/events"
+	"github.com/mmtrace/mmtrace/internal/kerneltest"
+	"github.com/mmtrace/mmtrace/internal/loader"
+)
+
+// collect drains the tracer until stop says it has seen enough or the
+// deadline passes.
+func collect(t *testing.T, tr *loader.Tracer, stop func(*events.Event) bool) []events.Event {
+	t.Helper()
+	dec := events.NewDecoder()
+	var (
+		rec ringbuf.Record
+		out []events.Event
+	)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		tr.SetDeadline(time.Now().Add(20 * time.Millisecond))
+		err := tr.ReadInto(&rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("read ring buffer: %v", err)
+		}
+		var ev events.Event
+		if err := dec.Decode(rec.RawSample, &ev); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		out = append(out, ev)
+		if stop(&ev) {
+			return out
+		}
+	}
+	t.Fatalf("timed out; got %d events", len(out))
+	return nil
+}
+
+// The test's own brk and mmap calls come back with their arguments and
+// results.
+func TestOwnSyscallsAreSeen(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	tr, err := loader.Open(loader.Config{PIDs: []uint32{uint32(os.Getpid())}})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer tr.Close()
+
+	f, err := os.CreateTemp(t.TempDir(), "mapped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(3 * 4096); err != nil {
+		t.Fatal(err)
+	}
+	const hint = 0x6f0000000000
+	fileMap, _, errno := unix.Syscall6(unix.SYS_MMAP, hint, 3*4096, unix.PROT_READ, unix.MAP_SHARED, f.Fd(), 4096)
+	if errno != 0 {
+		t.Fatalf("mmap file: %v", errno)
+	}
+	anon, _, errno := unix.Syscall6(unix.SYS_MMAP, 0, 5*4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uintptr(0), 0)
+	if errno != 0 {
+		t.Fatalf("mmap anon: %v", errno)
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_MUNMAP, anon, 5*4096, 0); errno != 0 {
+		t.Fatalf("munmap: %v", errno)
+	}
+	cur, _, _ := unix.Syscall(unix.SYS_BRK, 0, 0, 0)
+	const marker = 0x1000 // an impossible request: below any break
+	unix.Syscall(unix.SYS_BRK, marker, 0, 0)
+
+	tid := uint32(unix.Gettid())
+	var sawFile, sawAnon, sawMunmap, sawQuery bool
+	collect(t, tr, func(ev *events.Event) bool {
+		if ev.TID != tid {
+			return false
+		}
+		switch {
+		case ev.Kind == events.KindMmap && uint64(ev.Ret) == uint64(fileMap):
+			sawFile = true
+			if ev.Addr != hint || ev.Len != 3*4096 || ev.Prot != unix.PROT_READ || ev.Flags != unix.MAP_SHARED || ev.Offset != 4096 || ev.FD != int32(f.Fd()) {
+				t.Errorf("file mmap event %+v", ev)
+			}
+			if ev.Path != f.Name() {
+				t.Errorf("file mmap path %q, want %q", ev.Path, f.Name())
+			}
+		case ev.Kind == events.KindMmap && uint64(ev.Ret) == uint64(anon):
+			sawAnon = true
+			if ev.Addr != 0 || ev.Len != 5*4096 || ev.FD != -1 || ev.Path != "" {
+				t.Errorf("anon mmap event %+v", ev)
+			}
+		case ev.Kind == events.KindMunmap && ev.Addr == uint64(anon):
+			sawMunmap = ev.Len == 5*4096 && ev.Ret == 0
+		case ev.Kind == events.KindBrk && ev.Addr == 0:
+			sawQuery = uint64(ev.Ret) == uint64(cur)
+		case ev.Kind == events.KindBrk && ev.Addr == marker:
+			if uint64(ev.Ret) != uint64(cur) {
+				t.Errorf("failed brk returned %#x, want the old break %#x", ev.Ret, cur)
+			}
+			if ev.ABI != events.ABI64 || ev.PID != uint32(os.Getpid()) {
+				t.Errorf("brk event header %+v", ev)
+			}
+			return true
+		}
+		return false
+	})
+	if !sawFile || !sawAnon || !sawMunmap || !sawQuery {
+		t.Errorf("saw file mmap %v, anon mmap %v, munmap %v, brk query %v", sawFile, sawAnon, sawMunmap, sawQuery)
+	}
+}
