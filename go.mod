@@ -4,6 +4,9 @@ go 1.26.0
 
 require golang.org/x/sys v0.49.0
 
-require github.com/cilium/ebpf v0.22.0 // indirect
+require (
+	github.com/cilium/ebpf v0.22.0 // indirect
+	github.com/spf13/pflag v1.0.10 // indirect
+)
 
 tool github.com/cilium/ebpf/cmd/bpf2go

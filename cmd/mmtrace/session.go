@@ -1,0 +1,222 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/mmtrace/mmtrace/internal/events"
+	"github.com/mmtrace/mmtrace/internal/layout"
+	"github.com/mmtrace/mmtrace/internal/record"
+	"github.com/mmtrace/mmtrace/internal/render"
+)
+
+// session is the analysis shared by live tracing and replay: raw records
+// in, decoded, recorded, modelled and rendered. Same input, same output.
+type session struct {
+	opts    *options
+	dec     *events.Decoder
+	tracker *layout.Tracker
+	out     render.Renderer
+	svg     *render.SVG
+	rec     *record.Writer // nil unless -w
+	stderr  io.Writer
+	filter  *pidFilter // nil: every record the kernel sent is wanted
+
+	ev       events.Event // reused for every record
+	start    time.Time
+	images   int
+	failing  []*layout.Report
+	squeezed int
+	brkFail  int
+	lost     uint64
+	badSeen  bool
+	recErr   error
+}
+
+func newSession(opts *options, out io.Writer, stderr io.Writer, legacyVA bool, colorFile *os.File) *session {
+	ropts := render.Options{
+		Color:            colorWanted(opts.color, colorFile),
+		Width:            render.TerminalWidth(colorFile),
+		SqueezeThreshold: opts.threshold,
+		Verbose:          opts.verbose,
+	}
+	s := &session{
+		opts:    opts,
+		dec:     events.NewDecoder(),
+		tracker: layout.NewTracker(layout.Options{SqueezeThreshold: opts.threshold, LegacyVALayout: legacyVA}),
+		stderr:  stderr,
+		start:   time.Now(),
+	}
+	if opts.format == "json" {
+		s.out = render.NewJSON(out, ropts)
+	} else {
+		s.out = render.NewText(out, ropts)
+	}
+	if opts.svg != "" {
+		s.svg = render.NewSVG(ropts)
+	}
+	return s
+}
+
+func colorWanted(mode string, f *os.File) bool {
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return f != nil && render.ColorWanted(f)
+}
+
+// handle takes one raw record, as the kernel wrote it or as a recording
+// holds it.
+func (s *session) handle(raw []byte) {
+	if s.rec != nil && s.recErr == nil {
+		if err := s.rec.Write(raw); err != nil {
+			s.recErr = err
+			fmt.Fprintf(s.stderr, "mmtrace: recording stopped: %v\n", err)
+		}
+	}
+	ev := &s.ev
+	if err := s.dec.Decode(raw, ev); err != nil {
+		if !errors.Is(err, events.ErrUnknownKind) && !s.badSeen {
+			s.badSeen = true
+			fmt.Fprintf(s.stderr, "mmtrace: skipping a bad record: %v\n", err)
+		}
+		return
+	}
+	if ev.Kind == events.KindLost {
+		s.lost += ev.Lost
+	}
+	if s.filter != nil && !s.filter.wants(ev) {
+		return
+	}
+	ch := s.tracker.Apply(ev)
+	s.out.Event(ev, ch)
+	if ch.SnapshotReady {
+		if snap := s.tracker.Snapshot(ev.PID); snap != nil {
+			s.out.Snapshot(snap)
+			s.observe(ev.Time, snap)
+		}
+	} else if s.svg != nil && ch.Tracked && changesLayout(ev.Kind) {
+		if snap := s.tracker.Snapshot(ev.PID); snap != nil {
+			s.observe(ev.Time, snap)
+		}
+	}
+	for _, r := range ch.Ended {
+		s.report(r)
+	}
+}
+
+func changesLayout(k events.Kind) bool {
+	switch k {
+	case events.KindMmap, events.KindMunmap, events.KindMremap, events.KindMprotect, events.KindBrk:
+		return true
+	}
+	return false
+}
+
+func (s *session) observe(t uint64, r *layout.Report) {
+	if s.svg != nil {
+		s.svg.Observe(t, r)
+	}
+}
+
+func (s *session) report(r *layout.Report) {
+	s.images++
+	squeezed := r.Squeezer != nil
+	if squeezed {
+		s.squeezed++
+	}
+	if len(r.BrkFailures) > 0 {
+		s.brkFail++
+	}
+	if squeezed || len(r.BrkFailures) > 0 {
+		s.failing = append(s.failing, r)
+	}
+	s.observe(0, r)
+	s.out.Report(r)
+}
+
+// finish reports the images still live, the summary, and writes the SVG.
+// It returns whether --check found something.
+func (s *session) finish() (bool, error) {
+	for _, r := range s.tracker.Finish() {
+		s.report(r)
+	}
+	s.out.Summary(render.Summary{
+		Images:    s.images,
+		Squeezed:  s.squeezed,
+		BrkFailed: s.brkFail,
+		Lost:      s.lost,
+		Failing:   s.failing,
+		Duration:  time.Since(s.start),
+		Check:     s.opts.check,
+	})
+	var errs []error
+	if err := s.out.Flush(); err != nil {
+		errs = append(errs, fmt.Errorf("write output: %w", err))
+	}
+	if s.svg != nil {
+		if err := writeFileWith(s.opts.svg, s.svg.WriteTo); err != nil {
+			errs = append(errs, fmt.Errorf("write SVG: %w", err))
+		}
+	}
+	if s.opts.check {
+		for _, r := range s.failing {
+			fmt.Fprintf(s.stderr, "mmtrace: check: %s\n", render.CheckLine(r))
+		}
+	}
+	if s.lost > 0 {
+		fmt.Fprintf(s.stderr, "mmtrace: %d records were lost (ring buffer full); affected reports say uncertain\n", s.lost)
+	}
+	return len(s.failing) > 0, errors.Join(errs...)
+}
+
+func writeFileWith(path string, write func(io.Writer) (int64, error)) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// pidFilter picks processes out of a recording the way live filters pick
+// them out of the machine: by pid, or by comm at exec, plus descendants.
+type pidFilter struct {
+	comms map[string]bool
+	pids  map[uint32]bool
+}
+
+func newPIDFilter(comms []string, pids []uint) *pidFilter {
+	if len(comms) == 0 && len(pids) == 0 {
+		return nil
+	}
+	f := &pidFilter{comms: map[string]bool{}, pids: map[uint32]bool{}}
+	for _, c := range comms {
+		f.comms[c] = true
+	}
+	for _, p := range pids {
+		f.pids[uint32(p)] = true
+	}
+	return f
+}
+
+func (f *pidFilter) wants(ev *events.Event) bool {
+	switch {
+	case ev.Kind == events.KindExec && f.comms[ev.Exec.Comm]:
+		f.pids[ev.PID] = true
+	case ev.Kind == events.KindFork && f.pids[ev.PID]:
+		f.pids[ev.Child] = true
+	case ev.Kind == events.KindLost && ev.PID == 0:
+		return true
+	}
+	return f.pids[ev.PID]
+}

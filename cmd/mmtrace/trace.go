@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/mmtrace/mmtrace/internal/events"
+	"github.com/mmtrace/mmtrace/internal/loader"
+	"github.com/mmtrace/mmtrace/internal/record"
+)
+
+const (
+	// drainInterval is how long records may wait in the ring: the kernel
+	// submits without waking us (waking per record costs 1-12 us each).
+	drainInterval = 2 * time.Millisecond
+	lostInterval  = 100 * time.Millisecond
+	flushInterval = time.Second
+)
+
+// trace runs a live session until Ctrl-C or, in run mode, the command's end.
+func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err error) {
+	out, colorFile, closeOut, err := openOutput(opts.output, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := closeOut(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	cfg := loader.Config{
+		Comms:    opts.comms,
+		RingSize: opts.ringSize,
+		BTFPath:  opts.btf,
+		TraceAll: len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
+	}
+	for _, p := range opts.pids {
+		cfg.PIDs = append(cfg.PIDs, uint32(p))
+	}
+
+	// Run mode: start CMD held before its exec, so its pid is in the
+	// filter before the first exec we want to see.
+	var child *launched
+	if len(opts.command) > 0 {
+		child, err = launch(opts.command)
+		if err != nil {
+			return err
+		}
+		defer child.abandon()
+		cfg.PIDs = append(cfg.PIDs, uint32(child.pid()))
+	}
+
+	attachStart := time.Now()
+	tr, err := loader.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	attached := time.Since(attachStart)
+
+	legacyVA := readSysctl("/proc/sys/vm/legacy_va_layout") == "1"
+	s := newSession(opts, out, stderr, legacyVA, colorFile)
+	if opts.write != "" {
+		h := record.NewHeader()
+		h.Args = opts.args
+		h.Options = map[string]string{
+			"legacy_va_layout":  boolString(legacyVA),
+			"squeeze_threshold": strconv.FormatUint(opts.threshold, 10),
+			"exec_vmas":         boolString(tr.Features.ExecVMAs),
+		}
+		if s.rec, err = record.Create(opts.write, h); err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := s.rec.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("finish recording: %w", cerr)
+			}
+		}()
+	}
+	if !tr.Features.ExecVMAs {
+		fmt.Fprintf(stderr, "mmtrace: note: %s\n", tr.Features.ExecVMAsReason)
+	}
+	for _, p := range opts.pids {
+		if err := s.seedFromProc(uint32(p)); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(stderr, "mmtrace: tracing %s (attached in %d ms)\n", describeTargets(opts), attached.Milliseconds())
+	if child != nil {
+		if err := child.release(); err != nil {
+			return err
+		}
+	}
+
+	if err := s.consume(ctx, tr, child); err != nil {
+		return err
+	}
+	found, err := s.finish()
+	if err != nil {
+		return err
+	}
+	if opts.check && found {
+		return exitStatus{exitSqueezed}
+	}
+	if child != nil {
+		if st := child.status(); st != 0 {
+			return exitStatus{st}
+		}
+	}
+	return nil
+}
+
+// consume drains the ring buffer on a short timer until the context ends
+// or the launched command has exited, then drains once more.
+func (s *session) consume(ctx context.Context, tr *loader.Tracer, child *launched) error {
+	var (
+		rec       ringbuf.Record
+		stopping  bool
+		lastLost  = time.Now()
+		lastFlush = time.Now()
+	)
+	var childDone <-chan struct{}
+	if child != nil {
+		childDone = child.done
+	}
+	tr.SetDeadline(time.Now().Add(drainInterval))
+	for {
+		err := tr.ReadInto(&rec)
+		if err == nil {
+			s.handle(rec.RawSample)
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+		// The ring is empty now.
+		now := time.Now()
+		if stopping || now.Sub(lastLost) >= lostInterval {
+			s.pollLost(tr)
+			lastLost = now
+		}
+		if s.rec != nil && now.Sub(lastFlush) >= flushInterval {
+			if err := s.rec.Flush(); err != nil && s.recErr == nil {
+				s.recErr = err
+				fmt.Fprintf(s.stderr, "mmtrace: recording stopped: %v\n", err)
+			}
+			lastFlush = now
+		}
+		if stopping {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			stopping = true
+		case <-childDone:
+			stopping = true
+		default:
+		}
+		tr.SetDeadline(time.Now().Add(drainInterval))
+	}
+}
+
+// pollLost turns the kernel's drop counters into lost records, which are
+// recorded and modelled like any other.
+func (s *session) pollLost(tr *loader.Tracer) {
+	losses, err := tr.NewLosses()
+	if err != nil {
+		fmt.Fprintf(s.stderr, "mmtrace: %v\n", err)
+	}
+	now := monotonicNow()
+	for _, l := range losses {
+		s.handle(events.EncodeLost(l.PID, l.Count, now))
+	}
+}
+
+// monotonicNow is the kernel records' clock (bpf_ktime_get_ns).
+func monotonicNow() uint64 {
+	var t unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &t)
+	return uint64(t.Nano())
+}
+
+func describeTargets(opts *options) string {
+	var parts []string
+	for _, c := range opts.comms {
+		parts = append(parts, "comm "+c)
+	}
+	for _, p := range opts.pids {
+		parts = append(parts, "pid "+strconv.FormatUint(uint64(p), 10))
+	}
+	if len(opts.command) > 0 {
+		parts = append(parts, strings.Join(opts.command, " "))
+	}
+	if len(parts) == 0 {
+		return "every new process"
+	}
+	return strings.Join(parts, ", ") + " and children"
+}
+
+func readSysctl(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func boolString(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// openOutput returns where rendered output goes, and the terminal (if any)
+// it goes to, for colour and width.
+func openOutput(path string, stdout io.Writer) (io.Writer, *os.File, func() error, error) {
+	if path == "" {
+		f, _ := stdout.(*os.File)
+		return stdout, f, func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open output: %w", err)
+	}
+	return f, nil, f.Close, nil
+}
