@@ -1,0 +1,442 @@
+package render
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/mmtrace/mmtrace/internal/events"
+	"github.com/mmtrace/mmtrace/internal/layout"
+)
+
+// jsonRenderer writes one JSON object per line, "type" first (DESIGN.md,
+// "Public contract"). Lines are built by appending into one reused buffer:
+// the event path runs for every record and must not allocate per field.
+type jsonRenderer struct {
+	w *bufio.Writer
+	o Options
+	j jsonBuf
+}
+
+// NewJSON returns the JSON-lines renderer. Output is buffered until Flush.
+func NewJSON(w io.Writer, o Options) Renderer {
+	return &jsonRenderer{w: bufio.NewWriterSize(w, 64<<10), o: o}
+}
+
+func (r *jsonRenderer) Flush() error {
+	if err := r.w.Flush(); err != nil {
+		return fmt.Errorf("write json output: %w", err)
+	}
+	return nil
+}
+
+func (r *jsonRenderer) line() {
+	r.j.b = append(r.j.b, '\n')
+	r.w.Write(r.j.b)
+	r.j.b = r.j.b[:0]
+}
+
+// Snapshot writes nothing: the report line carries the layout.
+func (r *jsonRenderer) Snapshot(*layout.Report) {}
+
+func (r *jsonRenderer) Event(ev *events.Event, ch layout.Change) {
+	if ev == nil {
+		return
+	}
+	switch {
+	case ev.Kind == events.KindLost:
+	case !ch.Tracked:
+		return
+	case ev.Kind == events.KindVMA && !r.o.Verbose:
+		return
+	}
+	j := &r.j
+	j.open()
+	j.str("type", ev.Kind.String())
+	j.uint("seq", ev.Seq)
+	j.uint("time_ns", ev.Time)
+	j.uint("pid", uint64(ev.PID))
+	j.uint("tid", uint64(ev.TID))
+	comm := ch.Comm
+	if comm == "" {
+		comm = ev.Comm
+	}
+	if comm == "" && ev.Exec != nil {
+		comm = ev.Exec.Comm
+	}
+	j.str("comm", comm)
+	j.str("abi", ev.ABI.String())
+
+	switch ev.Kind {
+	case events.KindExec:
+		if x := ev.Exec; x != nil {
+			j.str("exe", x.Filename)
+			j.uint("old_pid", uint64(x.OldPID))
+			j.uint("ppid", uint64(x.PPID))
+			j.str("parent_comm", x.ParentComm)
+			j.str("parent_abi", x.ParentABI.String())
+			j.hex("personality", uint64(x.Personality))
+			j.hex("task_size", x.TaskSize)
+			j.hex("start_code", x.StartCode)
+			j.hex("end_code", x.EndCode)
+			j.hex("start_data", x.StartData)
+			j.hex("end_data", x.EndData)
+			j.hex("start_brk", x.StartBrk)
+			j.hex("brk", x.Brk)
+			j.hex("start_stack", x.StartStack)
+			j.hex("mmap_base", x.MmapBase)
+			j.hex("mmap_legacy_base", x.MmapLegacyBase)
+			j.hex("mmap_compat_base", x.MmapCompatBase)
+			j.hex("mmap_compat_legacy_base", x.MmapCompatLegacyBase)
+			j.uint("rlimit_stack_cur", x.RlimStackCur)
+			j.uint("rlimit_stack_max", x.RlimStackMax)
+			j.uint("vma_count", uint64(x.VMACount))
+			j.boolean("vmas_known", x.VMAsKnown)
+		}
+		j.uint("headroom", ch.Headroom)
+	case events.KindVMA:
+		j.hex("start", ev.VMA.Start)
+		j.hex("end", ev.VMA.End)
+		j.key("prot")
+		j.b = append(j.b, '"')
+		j.b = appendVMAProt(j.b, ev.VMA.Flags)
+		j.b = append(j.b, '"')
+		j.hex("flags_raw", ev.VMA.Flags)
+		j.uint("offset", ev.VMA.PgOff*4096)
+		j.str("path", ev.VMA.Path)
+		j.uint("index", uint64(ev.VMA.Index))
+		j.uint("total", uint64(ev.VMA.Total))
+	case events.KindMmap:
+		j.hex("addr", ev.Addr)
+		j.uint("len", ev.Len)
+		j.protField(ev.Prot)
+		j.key("flags")
+		j.b = append(j.b, '"')
+		j.b = appendMmapFlags(j.b, ev.Flags, "MAP_")
+		j.b = append(j.b, '"')
+		j.hex("flags_raw", uint64(ev.Flags))
+		j.int("fd", int64(ev.FD))
+		j.uint("offset", ev.Offset)
+		j.addrResult(ev.Ret)
+		j.str("path", ev.Path)
+		j.str("placement", string(ch.Placement))
+		j.uint("headroom", ch.Headroom)
+		j.boolean("new_squeezer", ch.NewSqueezer != nil)
+	case events.KindMunmap:
+		j.hex("addr", ev.Addr)
+		j.uint("len", ev.Len)
+		j.intResult(ev.Ret)
+		j.uint("headroom", ch.Headroom)
+	case events.KindMremap:
+		j.hex("addr", ev.Addr)
+		j.uint("old_len", ev.Len)
+		j.uint("new_len", ev.NewLen)
+		j.key("flags")
+		j.b = append(j.b, '"')
+		j.b = appendFlagNames(j.b, ev.Flags, mremapFlags, "MREMAP_")
+		j.b = append(j.b, '"')
+		j.hex("flags_raw", uint64(ev.Flags))
+		j.hex("new_addr", ev.NewAddr)
+		j.addrResult(ev.Ret)
+		j.str("placement", string(ch.Placement))
+		j.uint("headroom", ch.Headroom)
+		j.boolean("new_squeezer", ch.NewSqueezer != nil)
+	case events.KindMprotect:
+		j.hex("addr", ev.Addr)
+		j.uint("len", ev.Len)
+		j.protField(ev.Prot)
+		j.intResult(ev.Ret)
+	case events.KindBrk:
+		j.hex("requested", ev.Addr)
+		j.hex("result", uint64(ev.Ret))
+		j.boolean("failed", ch.BrkFailure != nil)
+		if f := ch.BrkFailure; f != nil && f.BlockedBy != nil {
+			j.hex("blocked_by", f.BlockedBy.Start)
+		} else {
+			j.null("blocked_by")
+		}
+		j.uint("headroom", ch.Headroom)
+	case events.KindPersonality:
+		j.hex("persona", ev.Addr)
+		if uint32(ev.Addr) == personalityQuery {
+			j.str("persona_names", "query")
+		} else {
+			j.str("persona_names", personalityNames(uint32(ev.Addr)))
+		}
+		if isErr(ev.Ret) {
+			j.null("result")
+			j.str("error", errnoName(ev.Ret))
+		} else {
+			j.hex("result", uint64(ev.Ret))
+		}
+	case events.KindExecve:
+		j.str("path", ev.Path)
+		j.key("argv")
+		j.b = append(j.b, '[')
+		for _, a := range ev.Argv {
+			j.sep()
+			j.b = appendJSONString(j.b, a)
+		}
+		j.b = append(j.b, ']')
+		j.intResult(ev.Ret)
+	case events.KindFork:
+		j.uint("child", uint64(ev.Child))
+	case events.KindExit:
+		j.int("exit_code", int64(ev.ExitCode))
+	case events.KindLost:
+		j.uint("lost", ev.Lost)
+	}
+	j.close()
+	r.line()
+}
+
+func (r *jsonRenderer) Report(rep *layout.Report) {
+	if rep == nil {
+		return
+	}
+	j := &r.j
+	j.open()
+	j.str("type", "report")
+	j.uint("pid", uint64(rep.PID))
+	j.str("comm", rep.Comm)
+	j.str("exe", rep.Exe)
+	j.str("abi", rep.ABI.String())
+	j.uint("ppid", uint64(rep.PPID))
+	j.str("parent_comm", rep.ParentComm)
+	j.str("parent_abi", rep.ParentABI.String())
+	j.hex("personality", uint64(rep.Personality))
+	j.str("personality_source", rep.PersonalitySource)
+	j.str("layout", rep.Layout)
+	j.str("layout_reason", rep.LayoutReason)
+	j.hex("mmap_base", rep.MmapBase)
+	j.hex("start_brk", rep.StartBrk)
+	j.hex("brk", rep.Brk)
+	j.uint("brk_headroom", rep.BrkHeadroom)
+	j.key("squeezer")
+	if sq := rep.Squeezer; sq != nil {
+		j.open()
+		j.mappingFields(&sq.Mapping)
+		j.uint("headroom", sq.Headroom)
+		j.close()
+	} else {
+		j.b = append(j.b, "null"...)
+	}
+	j.key("bounded_by")
+	if rep.BoundedBy != nil {
+		j.open()
+		j.mappingFields(rep.BoundedBy)
+		j.close()
+	} else {
+		j.b = append(j.b, "null"...)
+	}
+	j.key("brk_failures")
+	j.b = append(j.b, '[')
+	for i := range rep.BrkFailures {
+		f := &rep.BrkFailures[i]
+		j.open()
+		j.uint("seq", f.Seq)
+		j.hex("requested", f.Requested)
+		j.hex("result", f.Result)
+		if f.BlockedBy != nil {
+			j.hex("blocked_by", f.BlockedBy.Start)
+		} else {
+			j.null("blocked_by")
+		}
+		j.close()
+	}
+	j.b = append(j.b, ']')
+	j.key("vmas")
+	j.b = append(j.b, '[')
+	for i := range rep.VMAs {
+		m := &rep.VMAs[i]
+		j.open()
+		j.hex("start", m.Start)
+		j.hex("end", m.End)
+		j.str("prot", m.Prot)
+		j.str("path", m.Path)
+		j.str("placement", string(m.Placement))
+		j.close()
+	}
+	j.b = append(j.b, ']')
+	j.uint("lost_events", rep.LostEvents)
+	j.boolean("uncertain", rep.Uncertain)
+	j.boolean("from_proc", rep.FromProc)
+	j.str("ended", rep.Ended)
+	j.uint("exec_seq", rep.ExecSeq)
+	j.uint("end_seq", rep.EndSeq)
+	j.close()
+	r.line()
+}
+
+func (r *jsonRenderer) Summary(s Summary) {
+	j := &r.j
+	j.open()
+	j.str("type", "summary")
+	j.uint("images", uint64(max(s.Images, 0)))
+	j.uint("squeezed", uint64(max(s.Squeezed, 0)))
+	j.uint("brk_failed", uint64(max(s.BrkFailed, 0)))
+	j.uint("lost_events", s.Lost)
+	j.int("duration_ns", int64(s.Duration))
+	j.boolean("check", s.Check)
+	j.key("failing")
+	j.b = append(j.b, '[')
+	for _, rep := range s.Failing {
+		if rep == nil {
+			continue
+		}
+		j.open()
+		j.uint("pid", uint64(rep.PID))
+		j.str("comm", rep.Comm)
+		j.str("exe", rep.Exe)
+		j.str("abi", rep.ABI.String())
+		j.str("layout", rep.Layout)
+		j.boolean("squeezed", rep.Squeezer != nil)
+		j.uint("brk_headroom", rep.BrkHeadroom)
+		j.uint("brk_failures", uint64(len(rep.BrkFailures)))
+		j.boolean("uncertain", rep.Uncertain)
+		j.close()
+	}
+	j.b = append(j.b, ']')
+	j.close()
+	r.line()
+}
+
+// jsonBuf appends JSON by hand. sep decides commas from the last byte, so
+// objects and arrays nest without bookkeeping.
+type jsonBuf struct{ b []byte }
+
+func (j *jsonBuf) sep() {
+	if n := len(j.b); n > 0 {
+		switch j.b[n-1] {
+		case '{', '[', ':', '\n':
+		default:
+			j.b = append(j.b, ',')
+		}
+	}
+}
+
+func (j *jsonBuf) open() {
+	j.sep()
+	j.b = append(j.b, '{')
+}
+
+func (j *jsonBuf) close() { j.b = append(j.b, '}') }
+
+func (j *jsonBuf) key(k string) {
+	j.sep()
+	j.b = append(j.b, '"')
+	j.b = append(j.b, k...)
+	j.b = append(j.b, '"', ':')
+}
+
+func (j *jsonBuf) str(k, v string) {
+	j.key(k)
+	j.b = appendJSONString(j.b, v)
+}
+
+func (j *jsonBuf) hex(k string, v uint64) {
+	j.key(k)
+	j.b = append(j.b, '"')
+	j.b = appendHex(j.b, v)
+	j.b = append(j.b, '"')
+}
+
+func (j *jsonBuf) uint(k string, v uint64) {
+	j.key(k)
+	j.b = strconv.AppendUint(j.b, v, 10)
+}
+
+func (j *jsonBuf) int(k string, v int64) {
+	j.key(k)
+	j.b = strconv.AppendInt(j.b, v, 10)
+}
+
+func (j *jsonBuf) boolean(k string, v bool) {
+	j.key(k)
+	j.b = strconv.AppendBool(j.b, v)
+}
+
+func (j *jsonBuf) null(k string) {
+	j.key(k)
+	j.b = append(j.b, "null"...)
+}
+
+// protField writes "prot":"rw-" and the raw bits.
+func (j *jsonBuf) protField(prot uint32) {
+	j.key("prot")
+	j.b = append(j.b, '"')
+	j.b = appendProt(j.b, prot)
+	j.b = append(j.b, '"')
+	j.hex("prot_raw", uint64(prot))
+}
+
+// addrResult writes an address result, or null and the errno name.
+func (j *jsonBuf) addrResult(ret int64) {
+	if isErr(ret) {
+		j.null("result")
+		j.str("error", errnoName(ret))
+		return
+	}
+	j.hex("result", uint64(ret))
+}
+
+// intResult writes 0 or the negative errno and its name.
+func (j *jsonBuf) intResult(ret int64) {
+	j.int("result", ret)
+	if isErr(ret) {
+		j.str("error", errnoName(ret))
+	}
+}
+
+// mappingFields writes the fields of the report's "squeezer" and
+// "bounded_by" objects.
+func (j *jsonBuf) mappingFields(m *layout.Mapping) {
+	j.hex("start", m.Start)
+	j.hex("end", m.End)
+	j.str("prot", m.Prot)
+	j.str("path", m.Path)
+	j.str("placement", string(m.Placement))
+	j.uint("seq", m.Seq)
+}
+
+// appendJSONString quotes s as a JSON string. Invalid UTF-8 (a path is
+// just bytes) becomes U+FFFD so the line stays valid JSON.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			// Valid JSON, but not valid inside JavaScript string literals.
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}

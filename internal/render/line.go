@@ -1,0 +1,118 @@
+package render
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// ANSI SGR parameters used across the text output.
+const (
+	sgrNone   = ""
+	sgrBold   = "1"
+	sgrDim    = "2"
+	sgrRed    = "31"
+	sgrBadRed = "1;31"
+	sgrGreen  = "32"
+	sgrYellow = "33"
+	sgrBlue   = "34"
+	sgrPurple = "35"
+	sgrCyan   = "36"
+	sgrHeap   = "1;32"
+)
+
+// kindSGR is the colour of each kind of mapping in the picture.
+var kindSGR = [...]string{
+	kindAnon: sgrDim, kindText: sgrBlue, kindData: sgrCyan, kindHeap: sgrHeap,
+	kindFile: sgrYellow, kindStack: sgrPurple, kindSpecial: sgrPurple, kindKernel: sgrDim,
+}
+
+// styled is a line of text made of coloured segments, so that it can be
+// cut to the terminal width by visible characters and printed with or
+// without ANSI colour.
+type styled struct {
+	segs []segment
+}
+
+type segment struct {
+	text string
+	sgr  string
+}
+
+func (l *styled) add(text, sgr string) { l.segs = append(l.segs, segment{text, sgr}) }
+
+func (l *styled) width() int {
+	n := 0
+	for _, s := range l.segs {
+		n += utf8.RuneCountInString(s.text)
+	}
+	return n
+}
+
+// render writes the line, cut to width visible characters (ending in "…"
+// when cut), trailing blanks removed, with colour when asked.
+func (l *styled) render(width int, color bool) string {
+	var b strings.Builder
+	total := l.width()
+	room := total
+	if width > 0 && total > width {
+		room = width - 1
+	}
+	for _, s := range l.segs {
+		text := s.text
+		if n := utf8.RuneCountInString(text); n > room {
+			text = cutRunes(text, room)
+		}
+		room -= utf8.RuneCountInString(text)
+		if color && s.sgr != "" && strings.TrimSpace(text) != "" {
+			b.WriteString("\x1b[" + s.sgr + "m" + text + "\x1b[0m")
+		} else {
+			b.WriteString(text)
+		}
+		if room <= 0 {
+			break
+		}
+	}
+	if width > 0 && total > width {
+		b.WriteString("…")
+		return b.String()
+	}
+	return strings.TrimRight(b.String(), " ")
+}
+
+// cutRunes returns the first n runes of s.
+func cutRunes(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
+	}
+	return s
+}
+
+// fit pads or cuts s to exactly n runes, cutting with "…".
+func fit(s string, n int) string {
+	c := utf8.RuneCountInString(s)
+	switch {
+	case c == n:
+		return s
+	case c < n:
+		return s + strings.Repeat(" ", n-c)
+	case n <= 1:
+		return cutRunes(s, n)
+	}
+	return cutRunes(s, n-1) + "…"
+}
+
+// padLeft right-aligns s in n runes.
+func padLeft(s string, n int) string {
+	c := utf8.RuneCountInString(s)
+	if c >= n {
+		return s
+	}
+	return strings.Repeat(" ", n-c) + s
+}

@@ -1,0 +1,527 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"math/bits"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/mmtrace/mmtrace/internal/layout"
+)
+
+// Picture writes the address-space picture of one image: high addresses at
+// the top (kernel space, stack, mmap area, heap, bss/data/text), one row
+// per mapping or group of mappings of one file, unmapped gaps drawn taller
+// the larger they are (log scale), the squeezer and the mappings that
+// blocked brk marked. It fits o.Width columns.
+func Picture(w io.Writer, r *layout.Report, o Options) {
+	if r == nil {
+		return
+	}
+	for _, l := range pictureLines(r, o) {
+		io.WriteString(w, l)
+		io.WriteString(w, "\n")
+	}
+}
+
+type rowType uint8
+
+const (
+	rowMap    rowType = iota // one mapping or a group of them
+	rowGap                   // unmapped space
+	rowKernel                // kernel space above the task size
+	rowBase                  // the mmap base, a line between rows
+)
+
+type row struct {
+	typ      rowType
+	lo, hi   uint64
+	kind     kind
+	label    string
+	prot     string
+	long     string // the full path, shown instead of label when it fits (rowBase: the short label)
+	count    int    // mappings in the row
+	pinned   bool // never merged with neighbours: heap, stack, marked mappings
+	notes    []segment
+	headroom bool // the gap directly above the heap
+}
+
+// maxPictureLines bounds the picture; beyond it small gaps are hidden and
+// then runs of ordinary mappings are merged.
+const maxPictureLines = 30
+
+func pictureLines(r *layout.Report, o Options) []string {
+	rows := pictureRows(r, o)
+	top := taskSize(r.ABI, r.VMAs)
+	digits := hexDigits(r.ABI, top)
+	width := o.width()
+
+	rangeW := 2*digits + 1
+	const sizeW = 8
+	noteW := 0
+	for _, rw := range rows {
+		if n := noteWidth(rw); n > noteW {
+			noteW = n
+		}
+	}
+	barW := width - rangeW - sizeW - 4 - noteW
+	barW = max(18, min(barW, 40))
+
+	hexAt := func(v uint64) string {
+		s := strconv.FormatUint(v, 16)
+		if len(s) < digits {
+			s = strings.Repeat("0", digits-len(s)) + s
+		}
+		return s
+	}
+	blankRange := strings.Repeat(" ", rangeW)
+	blankSize := strings.Repeat(" ", sizeW)
+
+	var out []string
+	emit := func(l *styled) { out = append(out, l.render(width, o.Color)) }
+
+	for _, t := range wrap(pictureTitle(r), width, "", "  ") {
+		var title styled
+		title.add(t, sgrBold)
+		emit(&title)
+	}
+
+	var border styled
+	border.add(blankRange+" "+blankSize+" ┌"+strings.Repeat("─", barW)+"┐", sgrNone)
+	emit(&border)
+
+	for i := len(rows) - 1; i >= 0; i-- {
+		rw := rows[i]
+		switch rw.typ {
+		case rowKernel:
+			var l styled
+			l.add(fit(hexAt(rw.lo)+"-", rangeW)+" "+blankSize+" │", sgrNone)
+			l.add(centre(rw.label, barW, '░'), kindSGR[kindKernel])
+			l.add("│", sgrNone)
+			emit(&l)
+		case rowBase:
+			var l styled
+			l.add(fit(hexAt(rw.lo), rangeW)+" "+blankSize+" ├", sgrNone)
+			label := rw.label
+			if len([]rune(label))+2 > barW {
+				label = rw.long
+			}
+			l.add(centre(label, barW, '╌'), sgrBold)
+			l.add("┤", sgrNone)
+			emit(&l)
+		case rowGap:
+			h := gapLines(rw.hi - rw.lo)
+			mid := (h - 1) / 2
+			for k := 0; k < h; k++ {
+				var l styled
+				size, inner := blankSize, strings.Repeat(" ", barW)
+				if k == mid {
+					size = padLeft(Size(rw.hi-rw.lo), sizeW)
+					inner = centre(rw.label, barW, ' ')
+				}
+				l.add(blankRange+" "+size+" ┊", sgrNone)
+				l.add(inner, sgrDim)
+				l.add("┊", sgrNone)
+				if k == mid && len(rw.notes) > 0 {
+					l.add(" ", sgrNone)
+					for _, n := range rw.notes {
+						l.add(n.text, n.sgr)
+					}
+				}
+				emit(&l)
+			}
+		default:
+			var l styled
+			l.add(hexAt(rw.lo)+"-"+hexAt(rw.hi)+" "+padLeft(Size(rw.hi-rw.lo), sizeW)+" │", sgrNone)
+			label := rw.label
+			if rw.long != "" && len([]rune(rw.long))+1 <= barW {
+				label = rw.long
+			}
+			l.add(fit(" "+label, barW), kindSGR[rw.kind])
+			l.add("│ "+fit(rw.prot, 5), sgrNone)
+			for _, n := range rw.notes {
+				l.add(n.text, n.sgr)
+			}
+			emit(&l)
+		}
+	}
+	var bottom styled
+	bottom.add(fit(hexAt(0), rangeW)+" "+blankSize+" └"+strings.Repeat("─", barW)+"┘", sgrNone)
+	emit(&bottom)
+	var legend styled
+	legend.add(blankRange+" "+blankSize+"  │ mapped  ┊ unmapped, taller when larger (log scale)", sgrDim)
+	emit(&legend)
+	return out
+}
+
+func pictureTitle(r *layout.Report) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s pid %d", nameOf(r), r.PID)
+	if r.Exe != "" && baseName(r.Exe) != r.Comm {
+		fmt.Fprintf(&b, " (%s)", r.Exe)
+	}
+	fmt.Fprintf(&b, " · %s · %s", r.ABI, layoutPhrase(r))
+	return b.String()
+}
+
+// layoutPhrase says the layout and which way the mmap area grows.
+func layoutPhrase(r *layout.Report) string {
+	switch r.Layout {
+	case "flexible":
+		return "flexible layout, mmap area grows down from " + hex(r.MmapBase)
+	case "legacy":
+		return "legacy layout, mmap area grows up from " + hex(r.MmapBase)
+	case "":
+		return "layout unknown"
+	}
+	return r.Layout + " layout, mmap base " + hex(r.MmapBase)
+}
+
+func nameOf(r *layout.Report) string {
+	switch {
+	case r.Comm != "":
+		return r.Comm
+	case r.Exe != "":
+		return baseName(r.Exe)
+	}
+	return "?"
+}
+
+func noteWidth(rw row) int {
+	n := 6 // prot column
+	for _, s := range rw.notes {
+		n += len([]rune(s.text))
+	}
+	return n
+}
+
+// gapLines is the height of a gap: one line below 1 GiB, two below
+// 1 TiB, three above (log scale: a line per factor of 1024).
+func gapLines(size uint64) int {
+	if size == 0 {
+		return 1
+	}
+	l := bits.Len64(size) - 1
+	return 1 + max(0, min((l-20)/10, 2))
+}
+
+// centre puts s in the middle of n runes filled with fill.
+func centre(s string, n int, fill rune) string {
+	if s != "" {
+		s = " " + s + " "
+	}
+	c := len([]rune(s))
+	if c >= n {
+		return fit(s, n)
+	}
+	left := (n - c) / 2
+	return strings.Repeat(string(fill), left) + s + strings.Repeat(string(fill), n-c-left)
+}
+
+// pictureRows builds the rows of the picture in ascending address order.
+func pictureRows(r *layout.Report, o Options) []row {
+	vmas := append([]layout.Mapping(nil), r.VMAs...)
+	sort.SliceStable(vmas, func(i, j int) bool { return vmas[i].Start < vmas[j].Start })
+
+	marks := make([][]segment, len(vmas))
+	for i := range vmas {
+		marks[i] = mappingMarks(r, &vmas[i])
+	}
+
+	var rows []row
+	for i := 0; i < len(vmas); {
+		m := vmas[i]
+		k := kindOf(&m, r.Exe)
+		rw := row{typ: rowMap, lo: m.Start, hi: m.End, kind: k, label: mapLabel(&m, k, r.Exe),
+			prot: m.Prot, count: 1, notes: marks[i]}
+		rw.pinned = len(marks[i]) > 0 || k == kindHeap || k == kindStack
+		if rw.pinned && k == kindFile {
+			rw.long = m.Path
+		}
+		if k == kindAnon && len(rows) > 0 {
+			// The kernel maps the executable's bss right after its data.
+			if p := rows[len(rows)-1]; p.hi == m.Start && (p.kind == kindData || p.kind == kindText) && strings.HasPrefix(p.label, "data") {
+				rw.kind, rw.label = kindData, "bss"
+				rw.pinned = true
+			}
+		}
+		i++
+		bssFolded := false
+		for !rw.pinned && i < len(vmas) && len(marks[i]) == 0 {
+			n := &vmas[i]
+			nk := kindOf(n, r.Exe)
+			if n.Start < rw.hi {
+				break
+			}
+			gap := n.Start - rw.hi
+			ok := false
+			switch k {
+			case kindText, kindData:
+				ok = gap == 0 && nk == k && mapLabel(n, nk, r.Exe) == rw.label
+			case kindFile:
+				switch {
+				case nk == kindFile && n.Path == m.Path && gap <= 1<<20:
+					ok = true
+				case nk == kindAnon && gap == 0 && !bssFolded && strings.HasPrefix(vmas[i-1].Prot, "rw"):
+					ok, bssFolded = true, true
+					rw.label += " +bss"
+				}
+			case kindAnon:
+				ok = nk == kindAnon && gap == 0
+			case kindSpecial:
+				ok = nk == kindSpecial && gap == 0
+				if ok && !strings.Contains(rw.label, n.Path) {
+					rw.label += " " + n.Path
+				}
+			}
+			if !ok {
+				break
+			}
+			rw.hi = n.End
+			rw.count++
+			i++
+		}
+		if rw.count > 1 {
+			rw.prot = "×" + strconv.Itoa(rw.count)
+		}
+		rows = append(rows, rw)
+	}
+
+	// An image that never grew its heap has no [heap] mapping: show where it starts.
+	hasHeap := false
+	for _, rw := range rows {
+		hasHeap = hasHeap || rw.kind == kindHeap
+	}
+	if !hasHeap && r.StartBrk != 0 {
+		h := row{typ: rowMap, lo: r.StartBrk, hi: max(r.Brk, r.StartBrk), kind: kindHeap, label: "[heap] (empty) ↑", pinned: true}
+		at := sort.Search(len(rows), func(i int) bool { return rows[i].lo >= h.lo })
+		rows = append(rows[:at], append([]row{h}, rows[at:]...)...)
+	}
+
+	// Gaps between rows, below the lowest and above the highest mapping.
+	top := taskSize(r.ABI, r.VMAs)
+	var full []row
+	prev := uint64(0)
+	for _, rw := range rows {
+		if rw.lo > prev {
+			full = append(full, row{typ: rowGap, lo: prev, hi: rw.lo, label: "free"})
+		}
+		full = append(full, rw)
+		prev = max(prev, rw.hi)
+	}
+	if top > prev {
+		full = append(full, row{typ: rowGap, lo: prev, hi: top, label: "free"})
+	}
+	full = append(full, row{typ: rowKernel, lo: top, label: "kernel space"})
+
+	markHeadroom(full, r, o)
+	full = insertMmapBase(full, r)
+	return shrinkRows(full)
+}
+
+// mappingMarks are the notes shown beside a mapping: squeezer, blocker of
+// failed brk calls, the mapping that bounds the heap now, the heap's brk.
+func mappingMarks(r *layout.Report, m *layout.Mapping) []segment {
+	var out []segment
+	contains := func(x *layout.Mapping) bool { return x != nil && x.Start >= m.Start && x.Start < m.End }
+	if r.Squeezer != nil && contains(&r.Squeezer.Mapping) {
+		out = append(out, segment{"◀ SQUEEZER (" + string(r.Squeezer.Placement) + ", seq " + strconv.FormatUint(r.Squeezer.Seq, 10) + ")", sgrBadRed})
+	}
+	blocked := 0
+	for i := range r.BrkFailures {
+		if contains(r.BrkFailures[i].BlockedBy) {
+			blocked++
+		}
+	}
+	if blocked > 0 {
+		t := "◀ blocked brk"
+		if len(out) > 0 {
+			t = ", blocked brk"
+		}
+		if blocked > 1 {
+			t += " ×" + strconv.Itoa(blocked)
+		}
+		out = append(out, segment{t, sgrRed})
+	}
+	if len(out) == 0 && contains(r.BoundedBy) {
+		out = append(out, segment{"◀ bounds the heap", sgrYellow})
+	}
+	if m.Path == "[heap]" {
+		out = append(out, segment{"brk " + hex(r.Brk), sgrNone})
+	}
+	return out
+}
+
+func mapLabel(m *layout.Mapping, k kind, exe string) string {
+	switch k {
+	case kindText:
+		return "text " + baseName(exe)
+	case kindData:
+		switch {
+		case strings.HasPrefix(m.Prot, "rw"):
+			return "data " + baseName(exe)
+		case strings.HasPrefix(m.Prot, "r-"):
+			return "rodata " + baseName(exe)
+		}
+		return baseName(exe)
+	case kindHeap:
+		return "[heap] ↑"
+	case kindStack:
+		return "[stack] ↓"
+	case kindSpecial:
+		return m.Path
+	case kindAnon:
+		return "anonymous"
+	}
+	return baseName(m.Path)
+}
+
+// markHeadroom labels the gap above the heap with the headroom, or notes
+// on the heap row that there is none.
+func markHeadroom(rows []row, r *layout.Report, o Options) {
+	sgr := sgrGreen
+	if r.BrkHeadroom < o.threshold() {
+		sgr = sgrBadRed
+	}
+	note := segment{"headroom " + Size(r.BrkHeadroom), sgr}
+	for i := range rows {
+		if rows[i].kind != kindHeap || rows[i].typ != rowMap {
+			continue
+		}
+		if i+1 < len(rows) && rows[i+1].typ == rowGap {
+			rows[i+1].headroom = true
+			rows[i+1].label = "headroom ↑"
+			rows[i+1].notes = append(rows[i+1].notes, note)
+		} else {
+			note.text = "; " + note.text
+			rows[i].notes = append(rows[i].notes, note)
+		}
+		return
+	}
+}
+
+// insertMmapBase adds the line of the mmap base, splitting the gap it
+// falls in.
+func insertMmapBase(rows []row, r *layout.Report) []row {
+	base := r.MmapBase
+	if base == 0 {
+		return rows
+	}
+	label, short := "mmap base", "mmap base"
+	switch r.Layout {
+	case "flexible":
+		label, short = "mmap base ↓ top-down", "mmap base ↓"
+	case "legacy":
+		label, short = "mmap base ↑ bottom-up", "mmap base ↑"
+	}
+	mark := row{typ: rowBase, lo: base, hi: base, label: label, long: short}
+	for j := range rows {
+		rw := rows[j]
+		if rw.typ == rowKernel || rw.lo >= base {
+			return insertRow(rows, j, mark)
+		}
+		if base >= rw.hi {
+			continue
+		}
+		if rw.typ != rowGap {
+			return insertRow(rows, j+1, mark)
+		}
+		low, high := rw, rw
+		low.hi, high.lo = base, base
+		high.headroom, high.notes, high.label = false, nil, "free"
+		rows[j] = low
+		return insertRow(insertRow(rows, j+1, mark), j+2, high)
+	}
+	return append(rows, mark)
+}
+
+func insertRow(rows []row, at int, rw row) []row {
+	rows = append(rows, row{})
+	copy(rows[at+1:], rows[at:])
+	rows[at] = rw
+	return rows
+}
+
+func rowsHeight(rows []row) int {
+	n := 0
+	for _, rw := range rows {
+		if rw.typ == rowGap {
+			n += gapLines(rw.hi - rw.lo)
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// shrinkRows keeps the picture near maxPictureLines: first it hides ever
+// larger gaps between ordinary mappings, then merges runs of libraries and
+// anonymous mappings into one row each. The heap, its headroom, the stack
+// and marked mappings always keep their own rows.
+func shrinkRows(rows []row) []row {
+	for _, minGap := range []uint64{64 << 10, 1 << 20, 16 << 20, 256 << 20} {
+		if rowsHeight(rows) <= maxPictureLines {
+			return rows
+		}
+		kept := rows[:0:0]
+		for i, rw := range rows {
+			if rw.typ == rowGap && !rw.headroom && i > 0 && i < len(rows)-1 &&
+				rw.hi-rw.lo < minGap && rows[i-1].typ == rowMap && rows[i+1].typ == rowMap {
+				continue
+			}
+			kept = append(kept, rw)
+		}
+		rows = kept
+	}
+	if rowsHeight(rows) <= maxPictureLines {
+		return rows
+	}
+	var out []row
+	for i := 0; i < len(rows); {
+		rw := rows[i]
+		j := i + 1
+		if mergeable(rw) {
+			for j < len(rows) && mergeable(rows[j]) {
+				j++
+			}
+		}
+		if j-i < 2 {
+			out = append(out, rw)
+			i++
+			continue
+		}
+		out = append(out, mergedRow(rows[i:j]))
+		i = j
+	}
+	return out
+}
+
+func mergeable(rw row) bool {
+	return rw.typ == rowMap && !rw.pinned && (rw.kind == kindFile || rw.kind == kindAnon)
+}
+
+func mergedRow(run []row) row {
+	m := row{typ: rowMap, lo: run[0].lo, hi: run[len(run)-1].hi, kind: kindAnon}
+	var names []string
+	seen := map[string]bool{}
+	for _, rw := range run {
+		m.count += rw.count
+		if rw.kind == kindFile {
+			m.kind = kindFile
+			name := strings.TrimSuffix(rw.label, " +bss")
+			if !seen[name] {
+				seen[name] = true
+				names = append(names, name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		m.label = "anonymous"
+	} else {
+		m.label = strings.Join(names, ", ")
+	}
+	m.prot = "×" + strconv.Itoa(m.count)
+	return m
+}

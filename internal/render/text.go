@@ -1,0 +1,465 @@
+package render
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mmtrace/mmtrace/internal/events"
+	"github.com/mmtrace/mmtrace/internal/layout"
+)
+
+// textRenderer writes a line per event, like strace or perf trace, a
+// picture when a new image is complete, and a report block per image.
+type textRenderer struct {
+	w      *bufio.Writer
+	o      Options
+	t0     uint64
+	haveT0 bool
+}
+
+// NewText returns the human renderer. Output is buffered until Flush.
+func NewText(w io.Writer, o Options) Renderer {
+	return &textRenderer{w: bufio.NewWriterSize(w, 64<<10), o: o}
+}
+
+func (t *textRenderer) Flush() error {
+	if err := t.w.Flush(); err != nil {
+		return fmt.Errorf("write text output: %w", err)
+	}
+	return nil
+}
+
+func (t *textRenderer) Event(ev *events.Event, ch layout.Change) {
+	if ev == nil {
+		return
+	}
+	switch {
+	case ev.Kind == events.KindLost:
+	case !ch.Tracked:
+		return
+	case ev.Kind == events.KindVMA && !t.o.Verbose:
+		return
+	}
+	if !t.haveT0 {
+		t.t0, t.haveT0 = ev.Time, true
+	}
+	var l styled
+	l.add(eventPrefix(ev, ch, t.t0), sgrNone)
+	eventCall(&l, ev, ch)
+	eventNotes(&l, ev, ch, t.o.threshold())
+	t.w.WriteString(l.render(0, t.o.Color))
+	t.w.WriteByte('\n')
+}
+
+// eventPrefix is "seq time pid comm abi " in fixed columns.
+func eventPrefix(ev *events.Event, ch layout.Change, t0 uint64) string {
+	comm := ch.Comm
+	if comm == "" {
+		comm = ev.Comm
+	}
+	if comm == "" && ev.Exec != nil {
+		comm = ev.Exec.Comm
+	}
+	if comm == "" {
+		comm = "?"
+	}
+	rel := float64(int64(ev.Time-t0)) / 1e9
+	return fmt.Sprintf("%6d %10.6f %7d %-15s %-6s ", ev.Seq, rel, ev.PID, comm, ev.ABI)
+}
+
+func eventCall(l *styled, ev *events.Event, ch layout.Change) {
+	b := make([]byte, 0, 160)
+	switch ev.Kind {
+	case events.KindExec:
+		b = append(b, "exec "...)
+		if x := ev.Exec; x != nil {
+			b = strconv.AppendQuote(b, x.Filename)
+			b = fmt.Appendf(b, " ppid %d", x.PPID)
+			if x.ParentComm != "" {
+				b = fmt.Appendf(b, " (%s, %s)", x.ParentComm, x.ParentABI)
+			}
+			if x.Personality != 0 {
+				b = fmt.Appendf(b, " personality %s (%s)", hex(uint64(x.Personality)), personalityNames(x.Personality))
+			}
+			b = fmt.Appendf(b, " brk %s", hex(x.StartBrk))
+			if x.VMAsKnown {
+				b = fmt.Appendf(b, ", %d vmas", x.VMACount)
+			}
+		}
+	case events.KindVMA:
+		b = append(b, "  vma "...)
+		b = appendHex(b, ev.VMA.Start)
+		b = append(b, '-')
+		b = appendHex(b, ev.VMA.End)
+		b = append(b, ' ')
+		b = appendVMAProt(b, ev.VMA.Flags)
+		if ev.VMA.Path != "" {
+			b = append(b, ' ')
+			b = append(b, ev.VMA.Path...)
+		}
+	case events.KindMmap:
+		b = append(b, "mmap("...)
+		b = appendAddrArg(b, ev.Addr)
+		b = append(b, ", "...)
+		b = appendSize(b, ev.Len)
+		b = append(b, ", "...)
+		b = appendProt(b, ev.Prot)
+		b = append(b, ", "...)
+		b = appendMmapFlags(b, ev.Flags, "")
+		if ev.FD >= 0 && ev.Flags&unix.MAP_ANONYMOUS == 0 {
+			b = append(b, ", "...)
+			b = strconv.AppendInt(b, int64(ev.FD), 10)
+			if ev.Path != "" {
+				b = append(b, '<')
+				b = append(b, ev.Path...)
+				b = append(b, '>')
+			}
+			b = append(b, ", "...)
+			b = appendHex(b, ev.Offset)
+		}
+		b = append(b, ") = "...)
+		b = appendAddrResult(b, ev.Ret)
+	case events.KindMunmap:
+		b = append(b, "munmap("...)
+		b = appendHex(b, ev.Addr)
+		b = append(b, ", "...)
+		b = appendSize(b, ev.Len)
+		b = append(b, ") = "...)
+		b = appendIntResult(b, ev.Ret)
+	case events.KindMremap:
+		b = append(b, "mremap("...)
+		b = appendHex(b, ev.Addr)
+		b = append(b, ", "...)
+		b = appendSize(b, ev.Len)
+		b = append(b, ", "...)
+		b = appendSize(b, ev.NewLen)
+		b = append(b, ", "...)
+		b = appendFlagNames(b, ev.Flags, mremapFlags, "")
+		if ev.NewAddr != 0 {
+			b = append(b, ", "...)
+			b = appendHex(b, ev.NewAddr)
+		}
+		b = append(b, ") = "...)
+		b = appendAddrResult(b, ev.Ret)
+	case events.KindMprotect:
+		b = append(b, "mprotect("...)
+		b = appendHex(b, ev.Addr)
+		b = append(b, ", "...)
+		b = appendSize(b, ev.Len)
+		b = append(b, ", "...)
+		b = appendProt(b, ev.Prot)
+		b = append(b, ") = "...)
+		b = appendIntResult(b, ev.Ret)
+	case events.KindBrk:
+		b = append(b, "brk("...)
+		b = appendAddrArg(b, ev.Addr)
+		b = append(b, ") = "...)
+		b = appendHex(b, uint64(ev.Ret))
+	case events.KindPersonality:
+		b = append(b, "personality("...)
+		if uint32(ev.Addr) == personalityQuery {
+			b = append(b, "query"...)
+		} else {
+			b = appendHex(b, ev.Addr)
+			b = append(b, ' ')
+			b = append(b, personalityNames(uint32(ev.Addr))...)
+		}
+		b = append(b, ") = "...)
+		if isErr(ev.Ret) {
+			b = appendIntResult(b, ev.Ret)
+		} else {
+			b = appendHex(b, uint64(ev.Ret))
+		}
+	case events.KindExecve:
+		b = append(b, "execve("...)
+		b = strconv.AppendQuote(b, ev.Path)
+		if len(ev.Argv) > 0 {
+			b = append(b, ", ["...)
+			for i, a := range ev.Argv {
+				if i > 0 {
+					b = append(b, ", "...)
+				}
+				b = strconv.AppendQuote(b, a)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, ')')
+		if isErr(ev.Ret) {
+			b = append(b, " = "...)
+			b = appendIntResult(b, ev.Ret)
+		}
+	case events.KindFork:
+		b = fmt.Appendf(b, "fork() = %d", ev.Child)
+	case events.KindExit:
+		b = fmt.Appendf(b, "exit(%d)", ev.ExitCode)
+	case events.KindLost:
+		l.add(fmt.Sprintf("LOST %d events", ev.Lost), sgrBadRed)
+		return
+	default:
+		b = fmt.Appendf(b, "%s", ev.Kind)
+	}
+	l.add(string(b), sgrNone)
+	if isErr(ev.Ret) && (ev.Kind == events.KindMmap || ev.Kind == events.KindMremap) {
+		return
+	}
+	if ch.Placement != layout.PlacementNone && (ev.Kind == events.KindMmap || ev.Kind == events.KindMremap) {
+		l.add(" "+string(ch.Placement), sgrNone)
+	}
+}
+
+// eventNotes appends the brk failure, a new squeezer and the headroom when
+// it moved materially.
+func eventNotes(l *styled, ev *events.Event, ch layout.Change, threshold uint64) {
+	if f := ch.BrkFailure; f != nil {
+		if f.BlockedBy != nil {
+			l.add(" FAILED (blocked by "+hex(f.BlockedBy.Start)+"-"+hex(f.BlockedBy.End)+" "+shortPath(f.BlockedBy.Path)+")", sgrBadRed)
+		} else {
+			l.add(" FAILED (no mapping in the way: a limit such as RLIMIT_DATA)", sgrBadRed)
+		}
+	}
+	if ch.NewSqueezer != nil {
+		l.add(" SQUEEZER", sgrBadRed)
+	}
+	if ch.HeadroomChanged || ch.NewSqueezer != nil {
+		sgr := sgrGreen
+		if ch.Headroom < threshold {
+			sgr = sgrBadRed
+		}
+		l.add("  headroom "+Size(ch.Headroom), sgr)
+	}
+}
+
+func appendAddrArg(b []byte, v uint64) []byte {
+	if v == 0 {
+		return append(b, "NULL"...)
+	}
+	return appendHex(b, v)
+}
+
+func appendAddrResult(b []byte, ret int64) []byte {
+	if isErr(ret) {
+		return appendIntResult(b, ret)
+	}
+	return appendHex(b, uint64(ret))
+}
+
+// appendIntResult writes "0" or, strace-style, "-1 ENOMEM".
+func appendIntResult(b []byte, ret int64) []byte {
+	if isErr(ret) {
+		b = append(b, "-1 "...)
+		return append(b, errnoName(ret)...)
+	}
+	return strconv.AppendInt(b, ret, 10)
+}
+
+// VMA flag bits (include/linux/mm.h), for the verbose snapshot lines.
+const (
+	vmRead   = 0x1
+	vmWrite  = 0x2
+	vmExec   = 0x4
+	vmShared = 0x8
+)
+
+// appendVMAProt writes vm_flags as /proc/PID/maps does: "r-xp".
+func appendVMAProt(b []byte, flags uint64) []byte {
+	c := func(bit uint64, ch byte) byte {
+		if flags&bit != 0 {
+			return ch
+		}
+		return '-'
+	}
+	sh := byte('p')
+	if flags&vmShared != 0 {
+		sh = 's'
+	}
+	return append(b, c(vmRead, 'r'), c(vmWrite, 'w'), c(vmExec, 'x'), sh)
+}
+
+func (t *textRenderer) Snapshot(r *layout.Report) {
+	if r == nil {
+		return
+	}
+	t.w.WriteByte('\n')
+	Picture(t.w, r, t.o)
+	t.w.WriteByte('\n')
+}
+
+func (t *textRenderer) Report(r *layout.Report) {
+	if r == nil {
+		return
+	}
+	t.w.WriteString("\n")
+	for _, l := range reportLines(r, t.o) {
+		t.w.WriteString(l)
+		t.w.WriteByte('\n')
+	}
+}
+
+// reportLines is the text report block of one image.
+func reportLines(r *layout.Report, o Options) []string {
+	width := o.width()
+	var out []string
+	emit := func(l *styled) { out = append(out, l.render(width, o.Color)) }
+	field := func(name, value, sgr string) {
+		for i, v := range wrap(value, width-15, "", "") {
+			var l styled
+			if i == 0 {
+				l.add("  "+fit(name, 13), sgrDim)
+			} else {
+				l.add(strings.Repeat(" ", 15), sgrNone)
+			}
+			l.add(v, sgr)
+			emit(&l)
+		}
+	}
+
+	var head styled
+	head.add(fmt.Sprintf("== report: pid %d %s", r.PID, nameOf(r)), sgrBold)
+	if r.Exe != "" {
+		head.add(" ("+r.Exe+")", sgrBold)
+	}
+	head.add(" · "+endPhrase(r)+" ==", sgrBold)
+	emit(&head)
+
+	who := fmt.Sprintf("%s image", r.ABI)
+	switch {
+	case r.FromProc:
+		who += ", read from /proc (already running)"
+	case r.ExecSeq != 0:
+		who += fmt.Sprintf(", exec'd at seq %d", r.ExecSeq)
+	}
+	if r.PPID != 0 {
+		who += fmt.Sprintf("; parent pid %d %s (%s)", r.PPID, orUnknown(r.ParentComm), r.ParentABI)
+	}
+	field("who", who, sgrNone)
+	lay := orUnknown(r.Layout)
+	if r.LayoutReason != "" {
+		lay += ": " + r.LayoutReason
+	}
+	field("layout", lay, sgrNone)
+	pers := hex(uint64(r.Personality)) + " " + personalityNames(r.Personality)
+	if r.PersonalitySource != "" {
+		pers += ", " + r.PersonalitySource
+	}
+	field("personality", pers, sgrNone)
+	field("mmap base", hex(r.MmapBase), sgrNone)
+	field("heap", fmt.Sprintf("%s-%s (%s)", hex(r.StartBrk), hex(r.Brk), Size(r.Brk-min(r.StartBrk, r.Brk))), sgrNone)
+	if r.BrkHeadroom < o.threshold() {
+		field("headroom", Size(r.BrkHeadroom)+" SQUEEZED (below "+Size(o.threshold())+")", sgrBadRed)
+	} else {
+		field("headroom", Size(r.BrkHeadroom), sgrGreen)
+	}
+	if sq := r.Squeezer; sq != nil {
+		field("squeezer", fmt.Sprintf("%s %s, placement %s, seq %d, left %s of headroom",
+			mappingShort(&sq.Mapping), sq.Prot, orUnknown(string(sq.Placement)), sq.Seq, Size(sq.Headroom)), sgrBadRed)
+	} else {
+		field("squeezer", "none", sgrNone)
+	}
+	switch b := r.BoundedBy; {
+	case b == nil:
+		field("bounded by", "the mmap base", sgrNone)
+	case r.Squeezer != nil && b.Start == r.Squeezer.Start && b.End == r.Squeezer.End:
+		field("bounded by", "the squeezer", sgrNone)
+	default:
+		s := mappingShort(b) + " " + b.Prot
+		if b.Placement != layout.PlacementNone {
+			s += ", placement " + string(b.Placement)
+		}
+		if b.Seq != 0 {
+			s += fmt.Sprintf(", seq %d", b.Seq)
+		}
+		field("bounded by", s, sgrNone)
+	}
+	if len(r.BrkFailures) == 0 {
+		field("brk failures", "none", sgrNone)
+	} else {
+		field("brk failures", strconv.Itoa(len(r.BrkFailures)), sgrBadRed)
+		for i := range r.BrkFailures {
+			f := &r.BrkFailures[i]
+			s := fmt.Sprintf("seq %d brk(%s) = %s, ", f.Seq, hex(f.Requested), hex(f.Result))
+			if f.BlockedBy != nil {
+				s += "blocked by " + mappingShort(f.BlockedBy)
+			} else {
+				s += "no mapping in the way (a limit)"
+			}
+			field("", s, sgrRed)
+		}
+	}
+	lost := strconv.FormatUint(r.LostEvents, 10)
+	if r.Uncertain {
+		field("lost events", lost+", verdict uncertain", sgrYellow)
+	} else {
+		field("lost events", lost, sgrNone)
+	}
+	out = append(out, "")
+	out = append(out, pictureLines(r, o)...)
+	out = append(out, "")
+	var story styled
+	story.add("  story", sgrBold)
+	emit(&story)
+	for _, s := range Story(r) {
+		out = append(out, wrap(s, width, "  · ", "    ")...)
+	}
+	return out
+}
+
+func endPhrase(r *layout.Report) string {
+	switch r.Ended {
+	case "exit":
+		return "exited" + atSeq(r.EndSeq)
+	case "exec":
+		return "replaced by exec" + atSeq(r.EndSeq)
+	}
+	return "still running when mmtrace stopped"
+}
+
+// mappingShort is "0x57a5f000-0x5825f000 /var/tmp/blob.dat".
+func mappingShort(m *layout.Mapping) string {
+	return hex(m.Start) + "-" + hex(m.End) + " " + shortPath(m.Path)
+}
+
+// wrap breaks s into lines of at most width runes, the first prefixed by
+// first and the rest by rest.
+func wrap(s string, width int, first, rest string) []string {
+	var out []string
+	line := first
+	empty := true
+	for _, word := range strings.Fields(s) {
+		if !empty && len([]rune(line))+1+len([]rune(word)) > width {
+			out = append(out, line)
+			line, empty = rest, true
+		}
+		if !empty {
+			line += " "
+		}
+		line += word
+		empty = false
+	}
+	if !empty {
+		out = append(out, line)
+	}
+	return out
+}
+
+func (t *textRenderer) Summary(s Summary) {
+	var l styled
+	l.add(fmt.Sprintf("\n== summary: %d images, %d squeezed, %d with failed brk, %d events lost, traced for %s ==",
+		s.Images, s.Squeezed, s.BrkFailed, s.Lost, s.Duration.Round(1e6)), sgrBold)
+	t.w.WriteString(l.render(0, t.o.Color))
+	t.w.WriteByte('\n')
+	for _, r := range s.Failing {
+		if r == nil {
+			continue
+		}
+		var f styled
+		f.add("  FAIL ", sgrBadRed)
+		f.add(strings.TrimPrefix(CheckLine(r), "mmtrace: check: "), sgrNone)
+		t.w.WriteString(f.render(0, t.o.Color))
+		t.w.WriteByte('\n')
+	}
+}
