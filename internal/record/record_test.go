@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -707,5 +708,93 @@ func BenchmarkReaderNext(b *testing.B) {
 				break
 			}
 		}
+	}
+}
+
+// readFrom reads every record from src and returns them with the warnings.
+func readFrom(t *testing.T, src io.Reader) ([][]byte, []Warning, int) {
+	t.Helper()
+	r, err := NewReader(src)
+	if err != nil {
+		t.Fatalf("NewReader: %v", err)
+	}
+	var recs [][]byte
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return recs, r.Warnings(), r.Skipped()
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		recs = append(recs, bytes.Clone(rec))
+	}
+}
+
+// TestSmallReads reads a damaged recording bigger than the reader's buffer
+// through sources that return a byte at a time, half of what was asked,
+// or the data with io.EOF: the buffering must not change the outcome.
+func TestSmallReads(t *testing.T) {
+	recs := sampleRecords(3000)
+	data := write(t, recs, true)
+	offs, _ := frameOffsets(t, recs)
+	data[offs[100]+20] ^= 0x08              // one record
+	clear(data[64<<10-1000 : 64<<10+3000])  // a stretch across the first buffer's end
+	data[offs[2000]+2] ^= 0x01              // a kind byte
+	data = data[:len(data)-frameOverhead-3] // cut into the end frame
+
+	wantRecs, wantWarn, wantSkipped := readFrom(t, bytes.NewReader(data))
+	t.Logf("warnings: %q, skipped %d", wantWarn, wantSkipped)
+	if len(wantWarn) != 4 {
+		t.Fatalf("warnings %v, want four", wantWarn)
+	}
+	for name, src := range map[string]io.Reader{
+		"one byte": iotest.OneByteReader(bytes.NewReader(data)),
+		"half":     iotest.HalfReader(bytes.NewReader(data)),
+		"data+EOF": iotest.DataErrReader(bytes.NewReader(data)),
+	} {
+		recs, warn, skipped := readFrom(t, src)
+		if !reflect.DeepEqual(recs, wantRecs) || !reflect.DeepEqual(warn, wantWarn) || skipped != wantSkipped {
+			t.Errorf("%s: %d records, warnings %v, %d skipped; want %d, %v, %d", name, len(recs), warn, skipped, len(wantRecs), wantWarn, wantSkipped)
+		}
+	}
+}
+
+// stalledReader returns nothing, forever, without an error.
+type stalledReader struct{}
+
+func (stalledReader) Read([]byte) (int, error) { return 0, nil }
+
+func TestReadErrors(t *testing.T) {
+	recs := sampleRecords(20)
+	data := write(t, recs, true)
+	offs, _ := frameOffsets(t, recs)
+	broken := errors.New("input/output error")
+	for name, c := range map[string]struct {
+		src  io.Reader
+		want error
+	}{
+		"error":   {io.MultiReader(bytes.NewReader(data[:offs[10]+5]), iotest.ErrReader(broken)), broken},
+		"stalled": {io.MultiReader(bytes.NewReader(data[:offs[10]+5]), stalledReader{}), io.ErrNoProgress},
+	} {
+		r, err := NewReader(c.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for ; ; n++ {
+			if _, err = r.Next(); err != nil {
+				break
+			}
+		}
+		if n != 10 || !errors.Is(err, c.want) {
+			t.Errorf("%s: %d records, then %v; want 10, then %v", name, n, err, c.want)
+		}
+		if _, err2 := r.Next(); err2 != err {
+			t.Errorf("%s: Next after an error = %v, want %v again", name, err2, err)
+		}
+	}
+	if _, err := NewReader(iotest.ErrReader(broken)); !errors.Is(err, broken) {
+		t.Errorf("NewReader on a failing source = %v", err)
 	}
 }
