@@ -1,0 +1,371 @@
+package main
+
+// End-to-end tests: the built binary traces real programs on the running
+// kernel, and its reports are checked against what those programs saw of
+// themselves (/proc/self/maps just before exit).
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mmtrace/mmtrace/internal/kerneltest"
+	"github.com/mmtrace/mmtrace/internal/layout"
+)
+
+// jsonMapping and jsonReport decode the DESIGN.md report line.
+type jsonMapping struct {
+	Start     string `json:"start"`
+	End       string `json:"end"`
+	Prot      string `json:"prot"`
+	Path      string `json:"path"`
+	Placement string `json:"placement"`
+	Seq       uint64 `json:"seq"`
+}
+
+type jsonBrkFailure struct {
+	Seq       uint64  `json:"seq"`
+	Requested string  `json:"requested"`
+	Result    string  `json:"result"`
+	BlockedBy *string `json:"blocked_by"`
+}
+
+type jsonReport struct {
+	Type              string           `json:"type"`
+	PID               uint32           `json:"pid"`
+	Comm              string           `json:"comm"`
+	Exe               string           `json:"exe"`
+	ABI               string           `json:"abi"`
+	PPID              uint32           `json:"ppid"`
+	ParentComm        string           `json:"parent_comm"`
+	ParentABI         string           `json:"parent_abi"`
+	Personality       string           `json:"personality"`
+	PersonalitySource string           `json:"personality_source"`
+	Layout            string           `json:"layout"`
+	LayoutReason      string           `json:"layout_reason"`
+	MmapBase          string           `json:"mmap_base"`
+	StartBrk          string           `json:"start_brk"`
+	Brk               string           `json:"brk"`
+	BrkHeadroom       uint64           `json:"brk_headroom"`
+	Squeezer          *jsonMapping     `json:"squeezer"`
+	BrkFailures       []jsonBrkFailure `json:"brk_failures"`
+	VMAs              []jsonMapping    `json:"vmas"`
+	LostEvents        uint64           `json:"lost_events"`
+	Uncertain         bool             `json:"uncertain"`
+}
+
+var (
+	buildOnce   sync.Once
+	mmtraceBin  string
+	fixtureDir  string
+	errBuilding error
+)
+
+// binaries builds mmtrace (or takes $MMTRACE_BIN, as inside test VMs) and
+// the C fixtures, once per test run.
+func binaries(t *testing.T) (string, string) {
+	t.Helper()
+	kerneltest.RequireRoot(t)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mmtrace-e2e")
+		if err != nil {
+			errBuilding = err
+			return
+		}
+		fixtureDir = dir
+		mmtraceBin = os.Getenv("MMTRACE_BIN")
+		if mmtraceBin == "" {
+			mmtraceBin = filepath.Join(dir, "mmtrace")
+			out, err := exec.Command("go", "build", "-o", mmtraceBin, ".").CombinedOutput()
+			if err != nil {
+				errBuilding = fmt.Errorf("go build: %v\n%s", err, out)
+				return
+			}
+		}
+		srcs, _ := filepath.Glob("testdata/fixtures/*.c")
+		for _, src := range srcs {
+			name := strings.TrimSuffix(filepath.Base(src), ".c")
+			for _, v := range []struct{ suffix, flag string }{{"", "-m64"}, {"32", "-m32"}} {
+				out, err := exec.Command("gcc", v.flag, "-O1", "-Wall", "-Werror", "-o",
+					filepath.Join(dir, name+v.suffix), src).CombinedOutput()
+				if err != nil {
+					errBuilding = fmt.Errorf("gcc %s %s (32-bit fixtures need gcc-multilib): %v\n%s", v.flag, src, err, out)
+					return
+				}
+			}
+		}
+		data := filepath.Join(dir, "data")
+		if err := os.WriteFile(data, bytes.Repeat([]byte("mmtrace\n"), 8192), 0o644); err != nil {
+			errBuilding = err
+		}
+	})
+	if errBuilding != nil {
+		t.Fatal(errBuilding)
+	}
+	return mmtraceBin, fixtureDir
+}
+
+type runResult struct {
+	stdout, stderr string
+	code           int
+	reports        []jsonReport
+	lines          []map[string]any
+}
+
+// run runs mmtrace with args and env added to its environment.
+func run(t *testing.T, env []string, args ...string) runResult {
+	t.Helper()
+	bin, _ := binaries(t)
+	jsonOut := ""
+	if slicesContains(args, "json") {
+		// Rendered output to a file, apart from the traced command's own.
+		jsonOut = filepath.Join(t.TempDir(), "out.json")
+		args = append([]string{"--output", jsonOut}, args...)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := runResult{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		res.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run mmtrace: %v", err)
+	}
+	if jsonOut != "" {
+		out, err := os.ReadFile(jsonOut)
+		if err != nil {
+			t.Fatalf("no JSON output: %v\n%s", err, res.stderr)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		sc.Buffer(nil, 64<<20)
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Fatalf("output line is not JSON: %v\n%s", err, sc.Text())
+			}
+			res.lines = append(res.lines, m)
+			if m["type"] == "report" {
+				var r jsonReport
+				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+					t.Fatalf("report line: %v", err)
+				}
+				res.reports = append(res.reports, r)
+			}
+		}
+	}
+	return res
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (r runResult) report(t *testing.T, comm string) jsonReport {
+	t.Helper()
+	var found []jsonReport
+	for _, rep := range r.reports {
+		if rep.Comm == comm {
+			found = append(found, rep)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("want one report for %s, got %d\nstderr:\n%s", comm, len(found), r.stderr)
+	}
+	return found[0]
+}
+
+func hexval(t *testing.T, s string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
+	if err != nil {
+		t.Fatalf("not a hex address: %q", s)
+	}
+	return v
+}
+
+// readMaps reads a /proc/PID/maps copy, normalised like the report.
+func readMaps(t *testing.T, path string) []layout.Mapping {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("the fixture left no maps: %v", err)
+	}
+	defer f.Close()
+	maps, err := layout.ParseProcMaps(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []layout.Mapping
+	for _, m := range maps {
+		if m.Path != "[vsyscall]" { // the gate page: not a VMA of the process
+			kept = append(kept, m)
+		}
+	}
+	return layout.MergeAdjacent(kept)
+}
+
+// sameLayout compares the report's final layout with the process's own
+// view of itself. The stack is compared by its top only: it grows on page
+// faults, which no syscall reports.
+func sameLayout(t *testing.T, rep jsonReport, mapsPath string) {
+	t.Helper()
+	want := readMaps(t, mapsPath)
+	var got []layout.Mapping
+	for _, v := range rep.VMAs {
+		got = append(got, layout.Mapping{Start: hexval(t, v.Start), End: hexval(t, v.End), Prot: v.Prot, Path: v.Path})
+	}
+	got = layout.MergeAdjacent(got)
+	line := func(m layout.Mapping) string {
+		return fmt.Sprintf("%x-%x %s %s", m.Start, m.End, m.Prot, m.Path)
+	}
+	same := func(a, b layout.Mapping) bool {
+		if a.Path == "[stack]" && b.Path == "[stack]" {
+			return a.End == b.End && a.Prot == b.Prot
+		}
+		return a.Start == b.Start && a.End == b.End && a.Prot == b.Prot && a.Path == b.Path
+	}
+	n := max(len(got), len(want))
+	var diffs []string
+	for i := 0; i < n; i++ {
+		var g, w layout.Mapping
+		if i < len(got) {
+			g = got[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if !same(g, w) {
+			diffs = append(diffs, fmt.Sprintf("  #%d mmtrace: %-60s /proc: %s", i, line(g), line(w)))
+		}
+	}
+	if len(diffs) > 0 {
+		if len(diffs) > 12 {
+			diffs = append(diffs[:12], fmt.Sprintf("  ... %d more", len(diffs)-12))
+		}
+		t.Errorf("final layout differs from /proc/self/maps (%d vs %d ranges):\n%s", len(got), len(want), strings.Join(diffs, "\n"))
+	}
+}
+
+// A file mapped at a hint just above the heap, then a brk that cannot fit:
+// the report names the mapping, its placement and the failure it caused.
+func TestHintSqueeze(t *testing.T) {
+	_, dir := binaries(t)
+	maps := filepath.Join(t.TempDir(), "maps")
+	res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--", filepath.Join(dir, "hint_squeeze"), "/etc/passwd")
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	rep := res.report(t, "hint_squeeze")
+	var passwd *layout.Mapping
+	for _, m := range readMaps(t, maps) {
+		if m.Path == "/etc/passwd" {
+			passwd = &m
+		}
+	}
+	if passwd == nil {
+		t.Fatal("the fixture's maps have no /etc/passwd mapping")
+	}
+	sq := rep.Squeezer
+	if sq == nil {
+		t.Fatalf("no squeezer in %+v", rep)
+	}
+	if hexval(t, sq.Start) != passwd.Start || sq.Path != "/etc/passwd" || sq.Placement != "hint" {
+		t.Errorf("squeezer %+v, want /etc/passwd at %#x placed by hint", sq, passwd.Start)
+	}
+	if len(rep.BrkFailures) != 1 {
+		t.Fatalf("brk failures %+v, want one", rep.BrkFailures)
+	}
+	f := rep.BrkFailures[0]
+	if f.BlockedBy == nil || hexval(t, *f.BlockedBy) != passwd.Start {
+		t.Errorf("brk failure %+v, want blocked by %#x", f, passwd.Start)
+	}
+	if rep.ABI != "x86_64" || rep.Layout != "flexible" {
+		t.Errorf("abi %s layout %s", rep.ABI, rep.Layout)
+	}
+	sameLayout(t, rep, maps)
+}
+
+// A healthy bash: flexible layout, no squeezer, more than a TiB of room.
+func TestHealthyBash(t *testing.T) {
+	res := run(t, nil, "--format", "json", "--", "bash", "-c", "echo hi")
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stdout, "hi\n") {
+		t.Errorf("bash's own output is missing")
+	}
+	if !strings.Contains(res.stderr, "mmtrace: tracing ") {
+		t.Errorf("no 'mmtrace: tracing' line on stderr:\n%s", res.stderr)
+	}
+	rep := res.report(t, "bash")
+	if rep.Layout != "flexible" || rep.Squeezer != nil || rep.BrkHeadroom < 1<<40 || rep.ABI != "x86_64" {
+		t.Errorf("report: layout %s squeezer %+v headroom %d abi %s", rep.Layout, rep.Squeezer, rep.BrkHeadroom, rep.ABI)
+	}
+	if rep.Exe != "/usr/bin/bash" && rep.Exe != "/bin/bash" {
+		t.Errorf("exe %q", rep.Exe)
+	}
+}
+
+// Thousands of seeded calls: the model must equal /proc/self/maps.
+func TestChurnMatchesProcMaps(t *testing.T) {
+	_, dir := binaries(t)
+	for _, abi := range []string{"", "32"} {
+		for _, seed := range []string{"1", "2", "3"} {
+			t.Run("churn"+abi+"/seed"+seed, func(t *testing.T) {
+				maps := filepath.Join(t.TempDir(), "maps")
+				res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--",
+					filepath.Join(dir, "churn"+abi), seed, "3000", filepath.Join(dir, "data"))
+				if res.code != 0 {
+					t.Fatalf("exit %d\n%s", res.code, res.stderr)
+				}
+				rep := res.report(t, "churn"+abi)
+				wantABI := map[string]string{"": "x86_64", "32": "i386"}[abi]
+				if rep.ABI != wantABI {
+					t.Errorf("abi %s, want %s", rep.ABI, wantABI)
+				}
+				if rep.Uncertain || rep.LostEvents != 0 {
+					t.Errorf("lost %d events", rep.LostEvents)
+				}
+				sameLayout(t, rep, maps)
+			})
+		}
+	}
+}
+
+// --check: 3 when squeezed, else the command's own status.
+func TestCheckExitStatus(t *testing.T) {
+	_, dir := binaries(t)
+	for _, c := range []struct {
+		cmd  []string
+		want int
+	}{
+		{[]string{filepath.Join(dir, "hint_squeeze"), "/etc/passwd"}, 3},
+		{[]string{"bash", "-c", "true"}, 0},
+		{[]string{"sh", "-c", "exit 7"}, 7},
+	} {
+		res := run(t, nil, append([]string{"--check", "--"}, c.cmd...)...)
+		if res.code != c.want {
+			t.Errorf("--check -- %s: exit %d, want %d\n%s", strings.Join(c.cmd, " "), res.code, c.want, res.stderr)
+		}
+		if c.want == 3 && !strings.Contains(res.stderr, "hint_squeeze") {
+			t.Errorf("--check names no failing image on stderr:\n%s", res.stderr)
+		}
+	}
+}
