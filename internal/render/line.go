@@ -43,9 +43,40 @@ func (l *styled) add(text, sgr string) { l.segs = append(l.segs, segment{text, s
 func (l *styled) width() int {
 	n := 0
 	for _, s := range l.segs {
-		n += utf8.RuneCountInString(s.text)
+		n += utf8.RuneCountInString(printable(s.text))
 	}
 	return n
+}
+
+// printable escapes what a terminal must not see raw: control characters
+// (a file name may hold a newline or an escape sequence) and invalid
+// UTF-8, as \xNN.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || r < 0x20 || (r >= 0x7f && r < 0xa0) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || r < 0x20 || (r >= 0x7f && r < 0xa0) {
+			for _, c := range []byte(s[i : i+size]) {
+				b.WriteString(`\x`)
+				b.WriteByte("0123456789abcdef"[c>>4])
+				b.WriteByte("0123456789abcdef"[c&0xf])
+			}
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // render writes the line, cut to width visible characters (ending in "…"
@@ -58,7 +89,7 @@ func (l *styled) render(width int, color bool) string {
 		room = width - 1
 	}
 	for _, s := range l.segs {
-		text := s.text
+		text := printable(s.text)
 		if n := utf8.RuneCountInString(text); n > room {
 			text = cutRunes(text, room)
 		}

@@ -43,7 +43,7 @@ type row struct {
 	prot     string
 	long     string // the full path, shown instead of label when it fits (rowBase: the short label)
 	count    int    // mappings in the row
-	pinned   bool // never merged with neighbours: heap, stack, marked mappings
+	pinned   bool   // never merged with neighbours: heap, stack, marked mappings
 	notes    []segment
 	headroom bool // the gap directly above the heap
 }

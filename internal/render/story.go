@@ -33,6 +33,9 @@ func Story(r *layout.Report) []string {
 		}
 	}
 	s = append(s, storyEnd(r))
+	for i := range s {
+		s[i] = printable(s[i])
+	}
 	return s
 }
 
@@ -42,9 +45,10 @@ func storyWho(r *layout.Report) string {
 	if r.FromProc {
 		fmt.Fprintf(&b, "%s (pid %d, %s) was already running when mmtrace started; its layout was read from /proc", name, r.PID, r.ABI)
 	} else {
-		fmt.Fprintf(&b, "%s (pid %d) exec'd %s as an %s image", name, r.PID, orUnknown(r.Exe), r.ABI)
+		// A fork copy also starts an image, so say "ran", not "exec'd".
+		fmt.Fprintf(&b, "%s (pid %d) ran %s as an %s image", name, r.PID, orUnknown(r.Exe), r.ABI)
 		if r.ExecSeq != 0 {
-			fmt.Fprintf(&b, " at seq %d", r.ExecSeq)
+			fmt.Fprintf(&b, " from seq %d", r.ExecSeq)
 		}
 	}
 	if r.PPID != 0 {
@@ -60,16 +64,17 @@ func storyWho(r *layout.Report) string {
 
 func storyLayout(r *layout.Report) string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "It got the %s layout", orUnknown(r.Layout))
+	if r.LayoutReason != "" {
+		fmt.Fprintf(&b, " (%s)", r.LayoutReason)
+	}
 	switch r.Layout {
 	case "flexible":
-		fmt.Fprintf(&b, "It got the flexible layout, its mmap area growing down from %s", hex(r.MmapBase))
+		fmt.Fprintf(&b, ", so its mmap area grows down from %s", hex(r.MmapBase))
 	case "legacy":
-		fmt.Fprintf(&b, "It got the legacy layout, its mmap area growing up from %s", hex(r.MmapBase))
+		fmt.Fprintf(&b, ", so its mmap area grows up from %s", hex(r.MmapBase))
 	default:
-		fmt.Fprintf(&b, "It got the %s layout, mmap base %s", orUnknown(r.Layout), hex(r.MmapBase))
-	}
-	if r.LayoutReason != "" {
-		fmt.Fprintf(&b, ", because of %s", r.LayoutReason)
+		fmt.Fprintf(&b, ", mmap base %s", hex(r.MmapBase))
 	}
 	fmt.Fprintf(&b, "; personality %s (%s)", hex(uint64(r.Personality)), personalityNames(r.Personality))
 	if r.PersonalitySource != "" {
@@ -207,14 +212,15 @@ func orUnknown(s string) string {
 	return s
 }
 
-// CheckLine is the one-line stderr summary of an image that fails --check:
-// "mmtrace: check: pid 5150 memtest32 (i386, legacy): squeezed by ..., 2 failed brk".
+// CheckLine is the one-line summary of an image that fails --check, for
+// stderr after a "mmtrace: check: " prefix: "pid 5150 memtest32 (i386,
+// legacy): squeezed by ...; 2 failed brk (...)".
 func CheckLine(r *layout.Report) string {
 	if r == nil {
-		return "mmtrace: check: no report"
+		return "no report"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "mmtrace: check: pid %d %s (%s, %s): ", r.PID, nameOf(r), r.ABI, orUnknown(r.Layout))
+	fmt.Fprintf(&b, "pid %d %s (%s, %s): ", r.PID, nameOf(r), r.ABI, orUnknown(r.Layout))
 	var parts []string
 	if sq := r.Squeezer; sq != nil {
 		parts = append(parts, fmt.Sprintf("squeezed by %s-%s %s (%s, seq %d), headroom %s",

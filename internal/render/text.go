@@ -331,7 +331,7 @@ func reportLines(r *layout.Report, o Options) []string {
 	case r.FromProc:
 		who += ", read from /proc (already running)"
 	case r.ExecSeq != 0:
-		who += fmt.Sprintf(", exec'd at seq %d", r.ExecSeq)
+		who += fmt.Sprintf(" from seq %d", r.ExecSeq)
 	}
 	if r.PPID != 0 {
 		who += fmt.Sprintf("; parent pid %d %s (%s)", r.PPID, orUnknown(r.ParentComm), r.ParentABI)
@@ -339,7 +339,7 @@ func reportLines(r *layout.Report, o Options) []string {
 	field("who", who, sgrNone)
 	lay := orUnknown(r.Layout)
 	if r.LayoutReason != "" {
-		lay += ": " + r.LayoutReason
+		lay += " (" + r.LayoutReason + ")"
 	}
 	field("layout", lay, sgrNone)
 	pers := hex(uint64(r.Personality)) + " " + personalityNames(r.Personality)
@@ -426,6 +426,7 @@ func mappingShort(m *layout.Mapping) string {
 // wrap breaks s into lines of at most width runes, the first prefixed by
 // first and the rest by rest.
 func wrap(s string, width int, first, rest string) []string {
+	s = printable(s)
 	var out []string
 	line := first
 	empty := true
@@ -447,8 +448,9 @@ func wrap(s string, width int, first, rest string) []string {
 }
 
 func (t *textRenderer) Summary(s Summary) {
+	t.w.WriteByte('\n')
 	var l styled
-	l.add(fmt.Sprintf("\n== summary: %d images, %d squeezed, %d with failed brk, %d events lost, traced for %s ==",
+	l.add(fmt.Sprintf("== summary: %d images, %d squeezed, %d with failed brk, %d events lost, traced for %s ==",
 		s.Images, s.Squeezed, s.BrkFailed, s.Lost, s.Duration.Round(1e6)), sgrBold)
 	t.w.WriteString(l.render(0, t.o.Color))
 	t.w.WriteByte('\n')
@@ -458,7 +460,7 @@ func (t *textRenderer) Summary(s Summary) {
 		}
 		var f styled
 		f.add("  FAIL ", sgrBadRed)
-		f.add(strings.TrimPrefix(CheckLine(r), "mmtrace: check: "), sgrNone)
+		f.add(CheckLine(r), sgrNone)
 		t.w.WriteString(f.render(0, t.o.Color))
 		t.w.WriteByte('\n')
 	}

@@ -1,0 +1,641 @@
+package render
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mmtrace/mmtrace/internal/layout"
+)
+
+// SVG collects the layouts of each traced image over time and draws them
+// as one picture per image: layout changes across (in event order), the
+// address up with the empty space between occupied regions compressed to
+// a log scale, mappings coloured by kind, the heap's break as a line, the
+// squeezer outlined and failed brk calls marked.
+type SVG struct {
+	o      Options
+	images []*svgImage
+	byKey  map[svgKey]*svgImage
+}
+
+type svgKey struct {
+	pid  uint32
+	exec uint64
+}
+
+type svgImage struct {
+	rep   layout.Report // the latest observation's scalar facts
+	times []uint64      // time of each step (one step per Observe)
+
+	spans []svgSpan
+	open  map[spanKey]int // spans still present, by identity
+
+	brk      []brkPoint
+	squeezer *layout.Squeezer
+	sqStep   int
+	failures []svgFailure
+	failSeen map[uint64]bool
+}
+
+type spanKey struct {
+	start, end uint64
+	prot, path string
+}
+
+// svgSpan is one mapping present from step from up to (not including) to.
+type svgSpan struct {
+	m        layout.Mapping
+	from, to int
+	seen     int // last step it was present in
+}
+
+type brkPoint struct {
+	step     int
+	startBrk uint64
+	brk      uint64
+}
+
+type svgFailure struct {
+	step int
+	f    layout.BrkFailure
+}
+
+// NewSVG returns an empty timeline.
+func NewSVG(o Options) *SVG {
+	return &SVG{o: o, byKey: map[svgKey]*svgImage{}}
+}
+
+// Observe records the layout r of one image at time t (CLOCK_MONOTONIC
+// nanoseconds). t = 0 means "at the latest time seen for that image", for
+// a final report. Call it whenever the layout changed.
+func (s *SVG) Observe(t uint64, r *layout.Report) {
+	if r == nil {
+		return
+	}
+	k := svgKey{r.PID, r.ExecSeq}
+	im := s.byKey[k]
+	if im == nil {
+		im = &svgImage{open: map[spanKey]int{}, failSeen: map[uint64]bool{}}
+		s.byKey[k] = im
+		s.images = append(s.images, im)
+	}
+	if n := len(im.times); n > 0 && t < im.times[n-1] {
+		t = im.times[n-1]
+	}
+	step := len(im.times)
+	im.times = append(im.times, t)
+	im.rep = *r
+	im.rep.VMAs, im.rep.BrkFailures = nil, nil
+
+	for i := range r.VMAs {
+		m := r.VMAs[i]
+		if m.End <= m.Start {
+			continue
+		}
+		key := spanKey{m.Start, m.End, m.Prot, m.Path}
+		if j, ok := im.open[key]; ok {
+			im.spans[j].seen = step
+			continue
+		}
+		im.open[key] = len(im.spans)
+		im.spans = append(im.spans, svgSpan{m: m, from: step, to: -1, seen: step})
+	}
+	for key, j := range im.open {
+		if im.spans[j].seen != step {
+			im.spans[j].to = step
+			delete(im.open, key)
+		}
+	}
+	if n := len(im.brk); n == 0 || im.brk[n-1].brk != r.Brk || im.brk[n-1].startBrk != r.StartBrk {
+		im.brk = append(im.brk, brkPoint{step, r.StartBrk, r.Brk})
+	}
+	if im.squeezer == nil && r.Squeezer != nil {
+		sq := *r.Squeezer
+		im.squeezer, im.sqStep = &sq, step
+	}
+	for _, f := range r.BrkFailures {
+		if !im.failSeen[f.Seq] {
+			im.failSeen[f.Seq] = true
+			if f.BlockedBy != nil {
+				b := *f.BlockedBy
+				f.BlockedBy = &b
+			}
+			im.failures = append(im.failures, svgFailure{step, f})
+		}
+	}
+}
+
+// Geometry of the drawing, in pixels.
+const (
+	svgWidth       = 1280
+	svgMarginLeft  = 150
+	svgMarginRight = 250
+	svgPlotHeight  = 460
+	svgPanelHead   = 58
+	svgPanelFoot   = 46
+	svgTop         = 96
+)
+
+// Kind colours (Tableau 10), the same order as kind.
+var kindFill = [...]string{
+	kindAnon: "#bab0ac", kindText: "#4e79a7", kindData: "#76b7b2", kindHeap: "#59a14f",
+	kindFile: "#f28e2b", kindStack: "#b07aa1", kindSpecial: "#9c755f", kindKernel: "#eeeeee",
+}
+
+const (
+	colSqueeze = "#d62728"
+	colBrk     = "#1b5e20"
+)
+
+// WriteTo writes the SVG document.
+func (s *SVG) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	bw := bufio.NewWriter(cw)
+	panelH := svgPanelHead + svgPlotHeight + svgPanelFoot
+	height := svgTop + max(1, len(s.images))*panelH + 20
+	fmt.Fprintf(bw, `<?xml version="1.0" encoding="UTF-8"?>`+"\n")
+	fmt.Fprintf(bw, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`+"\n",
+		svgWidth, height, svgWidth, height)
+	bw.WriteString("<title>mmtrace: address space over time</title>\n")
+	fmt.Fprintf(bw, `<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`+"\n", svgWidth, height)
+	fmt.Fprintf(bw, `<text x="20" y="30" font-size="20" font-weight="bold">mmtrace: address space over time</text>`+"\n")
+	fmt.Fprintf(bw, `<text x="20" y="50" fill="#555">Each panel is one process image. Time runs across (one column per layout change); addresses run up; empty space between occupied regions is compressed (log scale).</text>`+"\n")
+	s.writeLegend(bw, 20, 72)
+	if len(s.images) == 0 {
+		fmt.Fprintf(bw, `<text x="20" y="%d" fill="#555">No traced process image was observed.</text>`+"\n", svgTop+30)
+	}
+	for i, im := range s.images {
+		s.writePanel(bw, im, svgTop+i*panelH)
+	}
+	bw.WriteString("</svg>\n")
+	err := bw.Flush()
+	return cw.n, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (s *SVG) writeLegend(w *bufio.Writer, x, y int) {
+	items := []struct {
+		k    kind
+		name string
+	}{
+		{kindText, "text"}, {kindData, "data, bss"}, {kindHeap, "heap"}, {kindAnon, "anonymous"},
+		{kindFile, "file, library"}, {kindStack, "stack"}, {kindSpecial, "vdso, vvar"},
+	}
+	for _, it := range items {
+		fmt.Fprintf(w, `<rect x="%d" y="%d" width="14" height="14" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
+			x, y-11, kindFill[it.k], x+19, y, it.name)
+		x += 26 + 7*len(it.name) + 14
+	}
+	fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/><text x="%d" y="%d">brk</text>`+"\n",
+		x, y-4, x+18, y-4, colBrk, x+23, y)
+	x += 60
+	fmt.Fprintf(w, `<rect x="%d" y="%d" width="14" height="14" fill="none" stroke="%s" stroke-width="2.5"/><text x="%d" y="%d">squeezer</text>`+"\n",
+		x, y-11, colSqueeze, x+19, y)
+	x += 90
+	fmt.Fprintf(w, `<path d="%s" stroke="%s" stroke-width="2.5"/><text x="%d" y="%d">failed brk</text>`+"\n",
+		crossPath(float64(x+7), float64(y-4), 5), colSqueeze, x+19, y)
+	x += 100
+	fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#555" stroke-dasharray="5,3"/><text x="%d" y="%d">mmap base</text>`+"\n",
+		x, y-4, x+18, y-4, x+23, y)
+}
+
+func crossPath(cx, cy, r float64) string {
+	return fmt.Sprintf("M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f", cx-r, cy-r, cx+r, cy+r, cx-r, cy+r, cx+r, cy-r)
+}
+
+// yScale maps addresses to heights: every interval between two
+// boundaries gets a height that grows with the log of its size, occupied
+// intervals more than empty ones, so that a 4 KiB mapping and a 100 TiB
+// gap both stay visible.
+type yScale struct {
+	bounds []uint64  // sorted unique addresses
+	pos    []float64 // pixel offset (from the bottom) of each bound
+	empty  []bool    // interval i (bounds[i]..bounds[i+1]) is never occupied
+	top    float64   // plot top in pixels
+	height float64
+}
+
+func newYScale(addrs []uint64, occupied [][2]uint64, top, height float64) *yScale {
+	sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
+	var b []uint64
+	for i, a := range addrs {
+		if i == 0 || a != addrs[i-1] {
+			b = append(b, a)
+		}
+	}
+	y := &yScale{bounds: b, top: top, height: height}
+	if len(b) < 2 {
+		y.pos = make([]float64, len(b))
+		return y
+	}
+	weights := make([]float64, len(b)-1)
+	y.empty = make([]bool, len(b)-1)
+	total := 0.0
+	for i := range weights {
+		size := b[i+1] - b[i]
+		l := math.Log2(float64(max(size, 4096)) / 4096)
+		mid := b[i] + size/2
+		if inUnion(occupied, mid) {
+			weights[i] = 1 + l/3
+		} else {
+			y.empty[i] = true
+			weights[i] = 0.5 + l/8
+		}
+		total += weights[i]
+	}
+	y.pos = make([]float64, len(b))
+	for i, wgt := range weights {
+		y.pos[i+1] = y.pos[i] + wgt/total*height
+	}
+	return y
+}
+
+// inUnion reports whether a lies in one of the sorted, merged ranges.
+func inUnion(u [][2]uint64, a uint64) bool {
+	i := sort.Search(len(u), func(i int) bool { return u[i][1] > a })
+	return i < len(u) && u[i][0] <= a
+}
+
+// at is the y pixel of address a (clamped to the scale's range).
+func (y *yScale) at(a uint64) float64 {
+	b := y.bounds
+	if len(b) == 0 {
+		return y.top + y.height
+	}
+	if a <= b[0] {
+		return y.top + y.height - y.pos[0]
+	}
+	if a >= b[len(b)-1] {
+		return y.top + y.height - y.pos[len(b)-1]
+	}
+	i := sort.Search(len(b), func(i int) bool { return b[i] > a }) - 1
+	frac := float64(a-b[i]) / float64(b[i+1]-b[i])
+	return y.top + y.height - (y.pos[i] + frac*(y.pos[i+1]-y.pos[i]))
+}
+
+func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
+	r := &im.rep
+	steps := len(im.times)
+	plotX := float64(svgMarginLeft)
+	plotW := float64(svgWidth - svgMarginLeft - svgMarginRight)
+	plotTop := float64(top + svgPanelHead)
+	plotH := float64(svgPlotHeight)
+	xAt := func(step int) float64 { return plotX + plotW*float64(step)/float64(max(steps, 1)) }
+
+	// Heading.
+	fmt.Fprintf(w, `<g class="image" data-pid="%d">`+"\n", r.PID)
+	fmt.Fprintf(w, `<text x="20" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", top+20, esc(panelTitle(r)))
+	fmt.Fprintf(w, `<text x="20" y="%d" fill="%s">%s</text>`+"\n", top+40, verdictColour(r, s.o), esc(panelVerdict(im, s.o)))
+
+	// The y scale: every span edge, the heap, the mmap base.
+	var addrs []uint64
+	var occ [][2]uint64
+	for i := range im.spans {
+		m := &im.spans[i].m
+		addrs = append(addrs, m.Start, m.End)
+		occ = append(occ, [2]uint64{m.Start, m.End})
+	}
+	for _, p := range im.brk {
+		if p.startBrk != 0 {
+			addrs = append(addrs, p.startBrk, max(p.brk, p.startBrk))
+			if p.brk > p.startBrk {
+				occ = append(occ, [2]uint64{p.startBrk, p.brk})
+			}
+		}
+	}
+	if r.MmapBase != 0 && len(addrs) > 0 {
+		addrs = append(addrs, r.MmapBase)
+	}
+	occ = mergeRanges(occ)
+	y := newYScale(addrs, occ, plotTop, plotH)
+
+	fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#fafafa" stroke="#999"/>`+"\n", plotX, plotTop, plotW, plotH)
+
+	// Empty stretches: hatched bands with their size, so the compression shows.
+	for i := range y.empty {
+		if !y.empty[i] {
+			continue
+		}
+		y0, y1 := y.at(y.bounds[i+1]), y.at(y.bounds[i])
+		if y1-y0 < 3 {
+			continue
+		}
+		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#eeeeee"><title>%s unmapped</title></rect>`+"\n",
+			plotX, y0, plotW, y1-y0, Size(y.bounds[i+1]-y.bounds[i]))
+		if y1-y0 >= 12 {
+			fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="#888" font-size="11">≈ %s unmapped</text>`+"\n",
+				plotX+6, (y0+y1)/2+4, Size(y.bounds[i+1]-y.bounds[i]))
+		}
+	}
+
+	// Mappings.
+	for i := range im.spans {
+		sp := &im.spans[i]
+		to := sp.to
+		if to < 0 {
+			to = steps
+		}
+		k := kindOf(&sp.m, r.Exe)
+		y0, y1 := y.at(sp.m.End), y.at(sp.m.Start)
+		h := math.Max(y1-y0, 1)
+		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" stroke="#ffffff" stroke-width="0.4"><title>%s</title></rect>`+"\n",
+			xAt(sp.from), y0, math.Max(xAt(to)-xAt(sp.from), 1), h, kindFill[k], esc(spanTitle(sp, im)))
+	}
+
+	// The mmap base.
+	if r.MmapBase != 0 && len(y.bounds) > 0 {
+		yb := y.at(r.MmapBase)
+		dir := ""
+		switch r.Layout {
+		case "flexible":
+			dir = " ↓"
+		case "legacy":
+			dir = " ↑"
+		}
+		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="5,3"/>`+"\n", plotX, yb, plotX+plotW, yb)
+		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="#555" font-size="11">mmap base%s</text>`+"\n", plotX+plotW+6, yb+4, dir)
+	}
+
+	// The break over time.
+	if len(im.brk) > 0 && im.brk[0].startBrk != 0 {
+		var d strings.Builder
+		for i, p := range im.brk {
+			end := steps
+			if i+1 < len(im.brk) {
+				end = im.brk[i+1].step
+			}
+			yb := y.at(p.brk)
+			if i == 0 {
+				fmt.Fprintf(&d, "M%.1f %.1f", xAt(p.step), yb)
+			} else {
+				fmt.Fprintf(&d, "L%.1f %.1f", xAt(p.step), yb)
+			}
+			fmt.Fprintf(&d, "L%.1f %.1f", xAt(end), yb)
+		}
+		fmt.Fprintf(w, `<path d="%s" fill="none" stroke="%s" stroke-width="2.5"><title>brk</title></path>`+"\n", d.String(), colBrk)
+	}
+
+	// The squeezer, outlined from the step it appeared.
+	if sq := im.squeezer; sq != nil {
+		y0, y1 := y.at(sq.End), y.at(sq.Start)
+		x0 := xAt(im.sqStep)
+		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="%s" stroke-width="3"><title>%s</title></rect>`+"\n",
+			x0, y0, math.Max(plotX+plotW-x0, 2), math.Max(y1-y0, 2), colSqueeze, esc(squeezerTitle(sq)))
+		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="%s" font-weight="bold">squeezer</text>`+"\n", x0+4, math.Max(y0-4, plotTop+12), colSqueeze)
+	}
+
+	// Failed brk calls: a cross at the break, a line up to what was asked.
+	for _, f := range im.failures {
+		x := xAt(f.step)
+		if f.step == 0 || steps == 1 {
+			x = xAt(f.step) + 6
+		}
+		yr, yq := y.at(f.f.Result), y.at(f.f.Requested)
+		fmt.Fprintf(w, `<g><title>%s</title><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1.5" stroke-dasharray="3,2"/><path d="%s" stroke="%s" stroke-width="3"/></g>`+"\n",
+			esc(failureTitle(&f.f)), x, yr, x, yq, colSqueeze, crossPath(x, yr, 6), colSqueeze)
+	}
+
+	s.writeAxes(w, im, y, plotX, plotW, plotTop, plotH, xAt)
+	w.WriteString("</g>\n")
+}
+
+// writeAxes labels addresses on the left, notable mappings on the right
+// and time along the bottom.
+func (s *SVG) writeAxes(w *bufio.Writer, im *svgImage, y *yScale, plotX, plotW, plotTop, plotH float64, xAt func(int) float64) {
+	r := &im.rep
+	digits := hexDigits(r.ABI, taskSize(r.ABI, nil))
+	if len(y.bounds) > 0 {
+		digits = max(digits, hexDigits(r.ABI, y.bounds[len(y.bounds)-1]))
+	}
+	// Left: the edges of occupied stretches, then other edges where room remains.
+	var taken []float64
+	free := func(py float64) bool {
+		for _, t := range taken {
+			if math.Abs(t-py) < 12 {
+				return false
+			}
+		}
+		return true
+	}
+	label := func(a uint64) {
+		py := y.at(a)
+		if !free(py) {
+			return
+		}
+		taken = append(taken, py)
+		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="end" font-family="DejaVu Sans Mono, monospace" font-size="11" fill="#333">0x%0*x</text>`+"\n",
+			plotX-6, py+4, digits, a)
+		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#999"/>`+"\n", plotX-3, py, plotX, py)
+	}
+	for i := range y.empty {
+		if y.empty[i] {
+			label(y.bounds[i])
+			label(y.bounds[i+1])
+		}
+	}
+	if len(y.bounds) > 0 {
+		label(y.bounds[0])
+		label(y.bounds[len(y.bounds)-1])
+	}
+
+	// Right: names of the notable mappings, most important first.
+	type name struct {
+		text   string
+		a      uint64
+		weight uint64
+		colour string
+	}
+	var names []name
+	seen := map[string]bool{}
+	for i := range im.spans {
+		m := &im.spans[i].m
+		k := kindOf(m, r.Exe)
+		text := mapLabel(m, k, r.Exe)
+		if k == kindText || k == kindData {
+			text = baseName(r.Exe)
+		}
+		if seen[text] {
+			continue
+		}
+		seen[text] = true
+		wgt := m.End - m.Start
+		switch k {
+		case kindHeap, kindStack:
+			wgt = math.MaxUint64
+		case kindText:
+			wgt = math.MaxUint64 - 1
+		case kindAnon:
+			continue
+		}
+		names = append(names, name{text, m.Start + (m.End-m.Start)/2, wgt, kindFill[k]})
+	}
+	sort.SliceStable(names, func(i, j int) bool { return names[i].weight > names[j].weight })
+	var right []float64
+	for _, n := range names {
+		py := y.at(n.a)
+		ok := true
+		for _, t := range right {
+			if math.Abs(t-py) < 13 {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		right = append(right, py)
+		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="8" height="8" fill="%s"/><text x="%.1f" y="%.1f">%s</text>`+"\n",
+			plotX+plotW+6, py-4, n.colour, plotX+plotW+18, py+4, esc(cutRunes(n.text, 30)))
+	}
+
+	// Bottom: time since the image's first observation.
+	steps := len(im.times)
+	bottom := plotTop + plotH
+	ticks := min(steps, 6)
+	last := -1
+	for i := 0; i < ticks; i++ {
+		step := 0
+		if ticks > 1 {
+			step = i * (steps - 1) / (ticks - 1)
+		}
+		if step == last {
+			continue
+		}
+		last = step
+		x := xAt(step) + (xAt(step+1)-xAt(step))/2
+		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#999"/>`+"\n", x, bottom, x, bottom+4)
+		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="11" fill="#333">%s</text>`+"\n",
+			x, bottom+16, msSince(im.times[step]-im.times[0]))
+	}
+	fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="11" fill="#555">layout changes in event order (%d); labels: time since the image began</text>`+"\n",
+		plotX+plotW/2, bottom+34, steps)
+}
+
+func msSince(ns uint64) string {
+	switch {
+	case ns < 1e6:
+		return fmt.Sprintf("%.0f µs", float64(ns)/1e3)
+	case ns < 1e9:
+		return fmt.Sprintf("%.1f ms", float64(ns)/1e6)
+	}
+	return fmt.Sprintf("%.2f s", float64(ns)/1e9)
+}
+
+func panelTitle(r *layout.Report) string {
+	s := fmt.Sprintf("pid %d %s", r.PID, nameOf(r))
+	if r.Exe != "" {
+		s += " (" + r.Exe + ")"
+	}
+	s += " · " + r.ABI.String() + " · " + layoutPhrase(r)
+	return s
+}
+
+func panelVerdict(im *svgImage, o Options) string {
+	r := &im.rep
+	s := "heap " + hex(r.StartBrk) + "-" + hex(r.Brk) + ", headroom " + Size(r.BrkHeadroom)
+	if sq := im.squeezer; sq != nil {
+		s += fmt.Sprintf(" · squeezed by %s %s (%s, seq %d)", hex(sq.Start), shortPath(sq.Path), sq.Placement, sq.Seq)
+	} else if r.BrkHeadroom < o.threshold() {
+		s += " · below the squeeze threshold"
+	} else {
+		s += " · not squeezed"
+	}
+	switch n := len(im.failures); n {
+	case 0:
+	case 1:
+		s += " · 1 failed brk"
+	default:
+		s += fmt.Sprintf(" · %d failed brk", n)
+	}
+	if r.Uncertain {
+		s += " · uncertain (lost events)"
+	}
+	return s
+}
+
+func verdictColour(r *layout.Report, o Options) string {
+	if r.Squeezer != nil || r.BrkHeadroom < o.threshold() {
+		return colSqueeze
+	}
+	return "#2e7d32"
+}
+
+func spanTitle(sp *svgSpan, im *svgImage) string {
+	m := &sp.m
+	s := fmt.Sprintf("%s-%s %s %s (%s)", hex(m.Start), hex(m.End), m.Prot, shortPath(m.Path), Size(m.End-m.Start))
+	if m.Placement != layout.PlacementNone {
+		s += ", " + string(m.Placement)
+	}
+	if m.Seq != 0 {
+		s += fmt.Sprintf(", seq %d", m.Seq)
+	}
+	return s
+}
+
+func squeezerTitle(sq *layout.Squeezer) string {
+	return fmt.Sprintf("squeezer: %s-%s %s %s, %s at seq %d, left %s of headroom",
+		hex(sq.Start), hex(sq.End), sq.Prot, shortPath(sq.Path), sq.Placement, sq.Seq, Size(sq.Headroom))
+}
+
+func failureTitle(f *layout.BrkFailure) string {
+	s := fmt.Sprintf("failed brk at seq %d: asked %s, got %s", f.Seq, hex(f.Requested), hex(f.Result))
+	if f.BlockedBy != nil {
+		s += ", blocked by " + hex(f.BlockedBy.Start) + " " + shortPath(f.BlockedBy.Path)
+	}
+	return s
+}
+
+func mergeRanges(r [][2]uint64) [][2]uint64 {
+	sort.Slice(r, func(i, j int) bool { return r[i][0] < r[j][0] })
+	var out [][2]uint64
+	for _, x := range r {
+		if n := len(out); n > 0 && x[0] <= out[n-1][1] {
+			out[n-1][1] = max(out[n-1][1], x[1])
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// esc makes s safe as XML character data or an attribute value; bytes
+// that XML cannot hold (control characters, invalid UTF-8) become U+FFFD.
+func esc(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		switch {
+		case r == '&':
+			b.WriteString("&amp;")
+		case r == '<':
+			b.WriteString("&lt;")
+		case r == '>':
+			b.WriteString("&gt;")
+		case r == '"':
+			b.WriteString("&quot;")
+		case r == '\'':
+			b.WriteString("&apos;")
+		case r == utf8.RuneError && size == 1, r < 0x20 && r != '\t' && r != '\n', r == 0xfffe, r == 0xffff:
+			b.WriteRune('\ufffd')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
