@@ -1,10 +1,19 @@
-# mmtrace: `make` builds, `make test` runs every test (kernel tests need root).
+# mmtrace
+#   make            build ./mmtrace (no clang needed: BPF objects are committed)
+#   sudo make test  install what tests need, check generated files, run every test
+#   make generate   rebuild the BPF object and its Go bindings (clang, libbpf-dev)
+#   make bench      overhead against a bare run and strace, side by side
+#   make vmtest     the kernel tests on other kernels under qemu
+
 GO ?= go
 BPF2GO_CC ?= clang
 BPF2GO_CFLAGS ?= -O2 -g -Wall -Werror
-export BPF2GO_CC BPF2GO_CFLAGS
+BPF_OUT ?= .
+export BPF2GO_CC BPF2GO_CFLAGS BPF_OUT
+FUZZTIME ?= 10s
+KERNELS ?= 5.10 6.1 6.12 7.3
 
-.PHONY: all build generate test test-unit check-generated clean
+.PHONY: all build generate check-generated deps test test-go fuzz bench vmtest clean
 
 all: build
 
@@ -13,6 +22,33 @@ build:
 
 generate:
 	$(GO) generate ./bpf
+
+# Regenerate into a scratch copy and compare with what is committed.
+check-generated:
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	BPF_OUT=$$tmp $(GO) generate ./bpf >/dev/null && \
+	for f in mmtrace_x86_bpfel.go mmtrace_x86_bpfel.o; do \
+		cmp -s $$tmp/$$f bpf/$$f || { echo "bpf/$$f is stale: run 'make generate' and commit it" >&2; exit 1; }; \
+	done && echo "generated BPF files are up to date"
+
+deps:
+	@bash scripts/install-deps.sh
+
+test: deps check-generated test-go fuzz
+
+test-go:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash internal/record/fuzz.sh
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./internal/events
+
+bench: build
+	bash bench/run.sh
+
+vmtest: build
+	bash vmtest/run.sh -k "$(KERNELS)" --go-test ./cmd/mmtrace ./internal/loader
 
 clean:
 	rm -f mmtrace

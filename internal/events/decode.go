@@ -212,7 +212,10 @@ func (d *Decoder) intern(b []byte) string {
 	return s
 }
 
+// splitArgs splits the NUL-separated arguments; n comes from the record
+// and is not trusted (a damaged recording may claim billions).
 func splitArgs(b []byte, n int) []string {
+	n = min(n, len(b)/2+1)
 	args := make([]string, 0, n)
 	for len(args) < n && len(b) > 0 {
 		i := bytes.IndexByte(b, 0)
