@@ -169,8 +169,10 @@ func (im *image) placementOf(ev *events.Event, addr uint64) placeKind {
 func (im *image) measure() (uint64, int) {
 	top := pageAlign(im.brk)
 	limit, idx := im.taskSize, -1
-	if i := im.lowestFrom(top); i >= 0 {
-		limit, idx = im.r[i].start, i
+	if i := im.search(top); i < len(im.r) {
+		// A region reaching below top (the kernel merged the heap with
+		// memory above it, or MAP_FIXED landed on the break) leaves no room.
+		limit, idx = max(im.r[i].start, top), i
 	}
 	if im.mmapBase > top && im.mmapBase < limit {
 		limit, idx = im.mmapBase, -1
@@ -184,8 +186,8 @@ func (im *image) measure() (uint64, int) {
 // brkBlocker finds the mapping that made a brk from oldTop to newTop fail,
 // as the kernel checks it: the next VMA and its guard gap must leave a page.
 func (im *image) brkBlocker(oldTop, newTop uint64) int {
-	i := im.lowestFrom(oldTop)
-	if i < 0 {
+	i := im.search(oldTop) // the kernel's vma_find from the old break
+	if i == len(im.r) {
 		return -1
 	}
 	r := &im.r[i]

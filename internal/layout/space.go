@@ -130,28 +130,60 @@ func (s *space) splitAt(addr uint64) {
 
 // remove unmaps [start, end).
 func (s *space) remove(start, end uint64) {
-	if start >= end {
-		return
+	if start < end {
+		s.replace(start, end, nil)
 	}
-	s.splitAt(start)
-	s.splitAt(end)
-	i := s.search(start)
-	j := i
-	for j < len(s.r) && s.r[j].start < end {
-		j++
-	}
-	s.r = slices.Delete(s.r, i, j)
 }
 
 // insert maps r, replacing whatever was in its range (MAP_FIXED semantics).
 func (s *space) insert(r region) {
-	if r.start >= r.end {
-		return
+	if r.start < r.end {
+		i := s.replace(r.start, r.end, &r)
+		s.coalesce(i-1, i+1)
 	}
-	s.remove(r.start, r.end)
-	i := s.search(r.start)
-	s.r = slices.Insert(s.r, i, r)
-	s.coalesce(i-1, i+1)
+}
+
+// replace clears [start, end) and puts r (when not nil) there, returning
+// r's index. It moves the tail of the slice at most once, as this is the
+// hot path: a region cut in two makes room for r, and r takes the slot of
+// the first region it covers entirely.
+func (s *space) replace(start, end uint64, r *region) int {
+	i := s.search(start)
+	if i < len(s.r) && s.r[i].start < start {
+		if s.r[i].end > end { // a hole in the middle of one region
+			right := s.r[i]
+			right.start, right.off = end, s.r[i].offsetAt(end)
+			s.r[i].end = start
+			if r == nil {
+				s.r = slices.Insert(s.r, i+1, right)
+			} else {
+				s.r = slices.Insert(s.r, i+1, *r, right)
+			}
+			return i + 1
+		}
+		s.r[i].end = start
+		i++
+	}
+	j := i
+	for j < len(s.r) && s.r[j].end <= end {
+		j++
+	}
+	if j < len(s.r) && s.r[j].start < end {
+		s.r[j].off = s.r[j].offsetAt(end)
+		s.r[j].start = end
+	}
+	// Regions i..j-1 lay inside [start, end).
+	if r == nil {
+		s.r = slices.Delete(s.r, i, j)
+		return i
+	}
+	if j == i {
+		s.r = slices.Insert(s.r, i, *r)
+		return i
+	}
+	s.r[i] = *r
+	s.r = slices.Delete(s.r, i+1, j)
+	return i
 }
 
 // protect sets the protection bits of the mapped parts of [start, end).
@@ -199,17 +231,4 @@ func (s *space) coalesce(lo, hi int) {
 	if w < hi {
 		s.r = slices.Delete(s.r, w+1, hi+1)
 	}
-}
-
-// lowestFrom returns the index of the lowest region starting at or above
-// addr, or -1.
-func (s *space) lowestFrom(addr uint64) int {
-	i := s.search(addr)
-	for i < len(s.r) && s.r[i].start < addr {
-		i++
-	}
-	if i == len(s.r) {
-		return -1
-	}
-	return i
 }

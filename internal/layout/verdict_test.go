@@ -131,7 +131,9 @@ func TestPlacements(t *testing.T) {
 		{"top-down", false, func(g *gen) *events.Event { return g.mmap(0, page, protR, anonPriv, "", 0, A) }, PlacementTopDown},
 		{"bottom-up", true, func(g *gen) *events.Event { return g.mmap(0, page, protR, anonPriv, "", 0, A) }, PlacementBottomUp},
 		{"mremap move", false, func(g *gen) *events.Event { return g.mremap(tText, page, 2*page, mremapMayMove, 0, A) }, PlacementMremap},
-		{"mremap grow", false, func(g *gen) *events.Event { return g.mremap(tStack, tStackEnd-tStack, tStackEnd-tStack+page, 0, 0, tStack) }, PlacementMremap},
+		{"mremap grow", false, func(g *gen) *events.Event {
+			return g.mremap(tStack, tStackEnd-tStack, tStackEnd-tStack+page, 0, 0, tStack)
+		}, PlacementMremap},
 		{"mremap shrink", false, func(g *gen) *events.Event { return g.mremap(tStack, tStackEnd-tStack, page, 0, 0, tStack) }, PlacementNone},
 	}
 	for _, tc := range tests {
