@@ -15,11 +15,11 @@ func mp(start, end uint64, prot, path string, pl layout.Placement, seq uint64) l
 }
 
 const (
-	exec   = layout.PlacementExec
-	up     = layout.PlacementBottomUp
-	down   = layout.PlacementTopDown
-	onHint = layout.PlacementHint
-	heap   = layout.PlacementBrk
+	atExecve = layout.PlacementExec
+	up       = layout.PlacementBottomUp
+	down     = layout.PlacementTopDown
+	onHint   = layout.PlacementHint
+	heap     = layout.PlacementBrk
 )
 
 // legacySqueeze32 is the seed incident class: a 32-bit image with the
@@ -29,13 +29,13 @@ const (
 func legacySqueeze32() *layout.Report {
 	const ld, libc, blob, exe = "/usr/lib32/ld-linux.so.2", "/usr/lib32/libc.so.6", "/var/tmp/blob.dat", "/root/memtest32"
 	vmas := []layout.Mapping{
-		mp(0x5556b000, 0x5556c000, "r--p", ld, exec, 0),
-		mp(0x5556c000, 0x55591000, "r-xp", ld, exec, 0),
-		mp(0x55591000, 0x5559c000, "r--p", ld, exec, 0),
-		mp(0x5559c000, 0x5559e000, "r--p", ld, exec, 0),
-		mp(0x5559e000, 0x5559f000, "rw-p", ld, exec, 0),
-		mp(0x5559f000, 0x555a3000, "r--p", "[vvar]", exec, 0),
-		mp(0x555a3000, 0x555a5000, "r-xp", "[vdso]", exec, 0),
+		mp(0x5556b000, 0x5556c000, "r--p", ld, atExecve, 0),
+		mp(0x5556c000, 0x55591000, "r-xp", ld, atExecve, 0),
+		mp(0x55591000, 0x5559c000, "r--p", ld, atExecve, 0),
+		mp(0x5559c000, 0x5559e000, "r--p", ld, atExecve, 0),
+		mp(0x5559e000, 0x5559f000, "rw-p", ld, atExecve, 0),
+		mp(0x5559f000, 0x555a3000, "r--p", "[vvar]", atExecve, 0),
+		mp(0x555a3000, 0x555a5000, "r-xp", "[vdso]", atExecve, 0),
 		mp(0x555a5000, 0x555a7000, "rw-p", "", up, 9),
 		mp(0x555a7000, 0x555ca000, "r--p", libc, up, 14),
 		mp(0x555ca000, 0x5574a000, "r-xp", libc, up, 15),
@@ -44,17 +44,17 @@ func legacySqueeze32() *layout.Report {
 		mp(0x557d1000, 0x557d2000, "rw-p", libc, up, 17),
 		mp(0x557d2000, 0x557dc000, "rw-p", "", up, 18),
 		mp(0x557dc000, 0x55fdc000, "r--p", blob, up, 31),
-		mp(0x56555000, 0x56556000, "r--p", exe, exec, 0),
-		mp(0x56556000, 0x56557000, "r-xp", exe, exec, 0),
-		mp(0x56557000, 0x56558000, "r--p", exe, exec, 0),
-		mp(0x56558000, 0x56559000, "r--p", exe, exec, 0),
-		mp(0x56559000, 0x5655a000, "rw-p", exe, exec, 0),
+		mp(0x56555000, 0x56556000, "r--p", exe, atExecve, 0),
+		mp(0x56556000, 0x56557000, "r-xp", exe, atExecve, 0),
+		mp(0x56557000, 0x56558000, "r--p", exe, atExecve, 0),
+		mp(0x56558000, 0x56559000, "r--p", exe, atExecve, 0),
+		mp(0x56559000, 0x5655a000, "rw-p", exe, atExecve, 0),
 		mp(0x5655a000, 0x56d5a000, "r--p", blob, up, 33),
 		mp(0x56d5a000, 0x5755a000, "r--p", blob, up, 35),
 		mp(0x57a3e000, 0x57a5f000, "rw-p", "[heap]", heap, 0),
 		mp(0x57a5f000, 0x5825f000, "r--p", blob, up, 37),
 		mp(0x5825f000, 0x58a5f000, "r--p", blob, up, 45),
-		mp(0xffd9c000, 0xffdbd000, "rw-p", "[stack]", exec, 0),
+		mp(0xffd9c000, 0xffdbd000, "rw-p", "[stack]", atExecve, 0),
 	}
 	sq := vmas[23]
 	return &layout.Report{
@@ -80,11 +80,11 @@ func legacySqueeze32() *layout.Report {
 func hintSqueeze64() *layout.Report {
 	const exe, libc, ld = "/tmp/mmtrace-e2e/hintsqueeze", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
 	vmas := []layout.Mapping{
-		mp(0x5603f6a2c000, 0x5603f6a2d000, "r--p", exe, exec, 0),
-		mp(0x5603f6a2d000, 0x5603f6a2e000, "r-xp", exe, exec, 0),
-		mp(0x5603f6a2e000, 0x5603f6a2f000, "r--p", exe, exec, 0),
-		mp(0x5603f6a2f000, 0x5603f6a30000, "r--p", exe, exec, 0),
-		mp(0x5603f6a30000, 0x5603f6a31000, "rw-p", exe, exec, 0),
+		mp(0x5603f6a2c000, 0x5603f6a2d000, "r--p", exe, atExecve, 0),
+		mp(0x5603f6a2d000, 0x5603f6a2e000, "r-xp", exe, atExecve, 0),
+		mp(0x5603f6a2e000, 0x5603f6a2f000, "r--p", exe, atExecve, 0),
+		mp(0x5603f6a2f000, 0x5603f6a30000, "r--p", exe, atExecve, 0),
+		mp(0x5603f6a30000, 0x5603f6a31000, "rw-p", exe, atExecve, 0),
 		mp(0x5603f7d9f000, 0x5603f7dc0000, "rw-p", "[heap]", heap, 0),
 		mp(0x5603f7dc1000, 0x5603f7dc2000, "r--p", "/etc/passwd", onHint, 27),
 		mp(0x7f5c29f8a000, 0x7f5c29f8d000, "rw-p", "", down, 24),
@@ -95,14 +95,14 @@ func hintSqueeze64() *layout.Report {
 		mp(0x7f5c2a190000, 0x7f5c2a192000, "rw-p", libc, layout.PlacementFixed, 21),
 		mp(0x7f5c2a192000, 0x7f5c2a19f000, "rw-p", "", layout.PlacementFixed, 22),
 		mp(0x7f5c2a1a8000, 0x7f5c2a1aa000, "rw-p", "", down, 17),
-		mp(0x7f5c2a1aa000, 0x7f5c2a1ae000, "r--p", "[vvar]", exec, 0),
-		mp(0x7f5c2a1ae000, 0x7f5c2a1b0000, "r-xp", "[vdso]", exec, 0),
-		mp(0x7f5c2a1b0000, 0x7f5c2a1b1000, "r--p", ld, exec, 0),
-		mp(0x7f5c2a1b1000, 0x7f5c2a1d6000, "r-xp", ld, exec, 0),
-		mp(0x7f5c2a1d6000, 0x7f5c2a1e0000, "r--p", ld, exec, 0),
-		mp(0x7f5c2a1e0000, 0x7f5c2a1e2000, "r--p", ld, exec, 0),
-		mp(0x7f5c2a1e2000, 0x7f5c2a1e4000, "rw-p", ld, exec, 0),
-		mp(0x7ffd5c3a1000, 0x7ffd5c3c2000, "rw-p", "[stack]", exec, 0),
+		mp(0x7f5c2a1aa000, 0x7f5c2a1ae000, "r--p", "[vvar]", atExecve, 0),
+		mp(0x7f5c2a1ae000, 0x7f5c2a1b0000, "r-xp", "[vdso]", atExecve, 0),
+		mp(0x7f5c2a1b0000, 0x7f5c2a1b1000, "r--p", ld, atExecve, 0),
+		mp(0x7f5c2a1b1000, 0x7f5c2a1d6000, "r-xp", ld, atExecve, 0),
+		mp(0x7f5c2a1d6000, 0x7f5c2a1e0000, "r--p", ld, atExecve, 0),
+		mp(0x7f5c2a1e0000, 0x7f5c2a1e2000, "r--p", ld, atExecve, 0),
+		mp(0x7f5c2a1e2000, 0x7f5c2a1e4000, "rw-p", ld, atExecve, 0),
+		mp(0x7ffd5c3a1000, 0x7ffd5c3c2000, "rw-p", "[stack]", atExecve, 0),
 	}
 	sq := vmas[6]
 	return &layout.Report{
@@ -127,12 +127,12 @@ func healthyBash64() *layout.Report {
 	const exe = "/usr/bin/bash"
 	const lib = "/usr/lib/x86_64-linux-gnu/"
 	vmas := []layout.Mapping{
-		mp(0x55d0c6e9a000, 0x55d0c6ec9000, "r--p", exe, exec, 0),
-		mp(0x55d0c6ec9000, 0x55d0c6fb8000, "r-xp", exe, exec, 0),
-		mp(0x55d0c6fb8000, 0x55d0c6fed000, "r--p", exe, exec, 0),
-		mp(0x55d0c6fed000, 0x55d0c6ff1000, "r--p", exe, exec, 0),
-		mp(0x55d0c6ff1000, 0x55d0c6ffa000, "rw-p", exe, exec, 0),
-		mp(0x55d0c6ffa000, 0x55d0c7005000, "rw-p", "", exec, 0),
+		mp(0x55d0c6e9a000, 0x55d0c6ec9000, "r--p", exe, atExecve, 0),
+		mp(0x55d0c6ec9000, 0x55d0c6fb8000, "r-xp", exe, atExecve, 0),
+		mp(0x55d0c6fb8000, 0x55d0c6fed000, "r--p", exe, atExecve, 0),
+		mp(0x55d0c6fed000, 0x55d0c6ff1000, "r--p", exe, atExecve, 0),
+		mp(0x55d0c6ff1000, 0x55d0c6ffa000, "rw-p", exe, atExecve, 0),
+		mp(0x55d0c6ffa000, 0x55d0c7005000, "rw-p", "", atExecve, 0),
 		mp(0x55d0c7a8e000, 0x55d0c7c13000, "rw-p", "[heap]", heap, 0),
 		mp(0x7f3b8e600000, 0x7f3b8e8e9000, "r--p", "/usr/lib/locale/locale-archive", down, 58),
 		mp(0x7f3b8e8f0000, 0x7f3b8e8f3000, "rw-p", "", down, 30),
@@ -149,14 +149,14 @@ func healthyBash64() *layout.Report {
 		mp(0x7f3b8eb38000, 0x7f3b8eb39000, "rw-p", lib+"libtinfo.so.6.5", down, 16),
 		mp(0x7f3b8eb45000, 0x7f3b8eb4c000, "r--s", lib+"gconv/gconv-modules.cache", down, 61),
 		mp(0x7f3b8eb4c000, 0x7f3b8eb4e000, "rw-p", "", down, 9),
-		mp(0x7f3b8eb4e000, 0x7f3b8eb52000, "r--p", "[vvar]", exec, 0),
-		mp(0x7f3b8eb52000, 0x7f3b8eb54000, "r-xp", "[vdso]", exec, 0),
-		mp(0x7f3b8eb54000, 0x7f3b8eb55000, "r--p", lib+"ld-linux-x86-64.so.2", exec, 0),
-		mp(0x7f3b8eb55000, 0x7f3b8eb7a000, "r-xp", lib+"ld-linux-x86-64.so.2", exec, 0),
-		mp(0x7f3b8eb7a000, 0x7f3b8eb84000, "r--p", lib+"ld-linux-x86-64.so.2", exec, 0),
-		mp(0x7f3b8eb84000, 0x7f3b8eb86000, "r--p", lib+"ld-linux-x86-64.so.2", exec, 0),
-		mp(0x7f3b8eb86000, 0x7f3b8eb88000, "rw-p", lib+"ld-linux-x86-64.so.2", exec, 0),
-		mp(0x7ffe1c9e4000, 0x7ffe1ca05000, "rw-p", "[stack]", exec, 0),
+		mp(0x7f3b8eb4e000, 0x7f3b8eb52000, "r--p", "[vvar]", atExecve, 0),
+		mp(0x7f3b8eb52000, 0x7f3b8eb54000, "r-xp", "[vdso]", atExecve, 0),
+		mp(0x7f3b8eb54000, 0x7f3b8eb55000, "r--p", lib+"ld-linux-x86-64.so.2", atExecve, 0),
+		mp(0x7f3b8eb55000, 0x7f3b8eb7a000, "r-xp", lib+"ld-linux-x86-64.so.2", atExecve, 0),
+		mp(0x7f3b8eb7a000, 0x7f3b8eb84000, "r--p", lib+"ld-linux-x86-64.so.2", atExecve, 0),
+		mp(0x7f3b8eb84000, 0x7f3b8eb86000, "r--p", lib+"ld-linux-x86-64.so.2", atExecve, 0),
+		mp(0x7f3b8eb86000, 0x7f3b8eb88000, "rw-p", lib+"ld-linux-x86-64.so.2", atExecve, 0),
+		mp(0x7ffe1c9e4000, 0x7ffe1ca05000, "rw-p", "[stack]", atExecve, 0),
 	}
 	bound := vmas[7]
 	return &layout.Report{
@@ -178,11 +178,11 @@ func healthyBash64() *layout.Report {
 func flexible32() *layout.Report {
 	const exe, libc, ld = "/home/ana/hello32", "/usr/lib32/libc.so.6", "/usr/lib32/ld-linux.so.2"
 	vmas := []layout.Mapping{
-		mp(0x5659d000, 0x5659e000, "r--p", exe, exec, 0),
-		mp(0x5659e000, 0x5659f000, "r-xp", exe, exec, 0),
-		mp(0x5659f000, 0x565a0000, "r--p", exe, exec, 0),
-		mp(0x565a0000, 0x565a1000, "r--p", exe, exec, 0),
-		mp(0x565a1000, 0x565a2000, "rw-p", exe, exec, 0),
+		mp(0x5659d000, 0x5659e000, "r--p", exe, atExecve, 0),
+		mp(0x5659e000, 0x5659f000, "r-xp", exe, atExecve, 0),
+		mp(0x5659f000, 0x565a0000, "r--p", exe, atExecve, 0),
+		mp(0x565a0000, 0x565a1000, "r--p", exe, atExecve, 0),
+		mp(0x565a1000, 0x565a2000, "rw-p", exe, atExecve, 0),
 		mp(0x57e1c000, 0x57e3d000, "rw-p", "[heap]", heap, 0),
 		mp(0xf7d6a000, 0xf7d8d000, "r--p", libc, down, 12),
 		mp(0xf7d8d000, 0xf7f0e000, "r-xp", libc, down, 13),
@@ -191,14 +191,14 @@ func flexible32() *layout.Report {
 		mp(0xf7f95000, 0xf7f96000, "rw-p", libc, down, 15),
 		mp(0xf7f96000, 0xf7fa0000, "rw-p", "", down, 16),
 		mp(0xf7fbe000, 0xf7fc0000, "rw-p", "", down, 8),
-		mp(0xf7fc0000, 0xf7fc4000, "r--p", "[vvar]", exec, 0),
-		mp(0xf7fc4000, 0xf7fc6000, "r-xp", "[vdso]", exec, 0),
-		mp(0xf7fc6000, 0xf7fc7000, "r--p", ld, exec, 0),
-		mp(0xf7fc7000, 0xf7fea000, "r-xp", ld, exec, 0),
-		mp(0xf7fea000, 0xf7ff9000, "r--p", ld, exec, 0),
-		mp(0xf7ff9000, 0xf7ffb000, "r--p", ld, exec, 0),
-		mp(0xf7ffb000, 0xf7ffc000, "rw-p", ld, exec, 0),
-		mp(0xffd5c000, 0xffd7d000, "rw-p", "[stack]", exec, 0),
+		mp(0xf7fc0000, 0xf7fc4000, "r--p", "[vvar]", atExecve, 0),
+		mp(0xf7fc4000, 0xf7fc6000, "r-xp", "[vdso]", atExecve, 0),
+		mp(0xf7fc6000, 0xf7fc7000, "r--p", ld, atExecve, 0),
+		mp(0xf7fc7000, 0xf7fea000, "r-xp", ld, atExecve, 0),
+		mp(0xf7fea000, 0xf7ff9000, "r--p", ld, atExecve, 0),
+		mp(0xf7ff9000, 0xf7ffb000, "r--p", ld, atExecve, 0),
+		mp(0xf7ffb000, 0xf7ffc000, "rw-p", ld, atExecve, 0),
+		mp(0xffd5c000, 0xffd7d000, "rw-p", "[stack]", atExecve, 0),
 	}
 	bound := vmas[6]
 	return &layout.Report{

@@ -338,12 +338,22 @@ func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
 		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#eeeeee"><title>%s unmapped</title></rect>`+"\n",
 			plotX, y0, plotW, y1-y0, Size(y.bounds[i+1]-y.bounds[i]))
 		if y1-y0 >= 12 {
-			fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="#888" font-size="11">≈ %s unmapped</text>`+"\n",
-				plotX+6, (y0+y1)/2+4, Size(y.bounds[i+1]-y.bounds[i]))
+			what := "unmapped"
+			if y.bounds[i] == pageUp(r.Brk) && r.Brk != 0 {
+				what = "unmapped: the heap's headroom"
+			}
+			fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="#777" font-size="11">≈ %s %s</text>`+"\n",
+				plotX+6, (y0+y1)/2+4, Size(y.bounds[i+1]-y.bounds[i]), what)
 		}
 	}
 
-	// Mappings.
+	// Mappings. The anonymous mapping right after the executable is its bss.
+	exeEnds := map[uint64]bool{}
+	for i := range im.spans {
+		if k := kindOf(&im.spans[i].m, r.Exe); k == kindText || k == kindData {
+			exeEnds[im.spans[i].m.End] = true
+		}
+	}
 	for i := range im.spans {
 		sp := &im.spans[i]
 		to := sp.to
@@ -351,6 +361,9 @@ func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
 			to = steps
 		}
 		k := kindOf(&sp.m, r.Exe)
+		if k == kindAnon && exeEnds[sp.m.Start] {
+			k = kindData
+		}
 		y0, y1 := y.at(sp.m.End), y.at(sp.m.Start)
 		h := math.Max(y1-y0, 1)
 		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" stroke="#ffffff" stroke-width="0.4"><title>%s</title></rect>`+"\n",
@@ -368,7 +381,7 @@ func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
 			dir = " ↑"
 		}
 		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="5,3"/>`+"\n", plotX, yb, plotX+plotW, yb)
-		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="#555" font-size="11">mmap base%s</text>`+"\n", plotX+plotW+6, yb+4, dir)
+		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="#333" font-size="11" text-anchor="end">mmap base%s</text>`+"\n", plotX+plotW-4, math.Max(yb-3, plotTop+11), dir)
 	}
 
 	// The break over time.
@@ -456,38 +469,52 @@ func (s *SVG) writeAxes(w *bufio.Writer, im *svgImage, y *yScale, plotX, plotW, 
 	// Right: names of the notable mappings, most important first.
 	type name struct {
 		text   string
-		a      uint64
+		py     float64
 		weight uint64
 		colour string
 	}
 	var names []name
-	seen := map[string]bool{}
+	type extent struct {
+		lo, hi, size uint64
+		k          kind
+	}
+	extents := map[string]*extent{}
+	var order []string
 	for i := range im.spans {
 		m := &im.spans[i].m
 		k := kindOf(m, r.Exe)
-		text := mapLabel(m, k, r.Exe)
-		if k == kindText || k == kindData {
-			text = baseName(r.Exe)
-		}
-		if seen[text] {
+		if k == kindAnon {
 			continue
 		}
-		seen[text] = true
-		wgt := m.End - m.Start
-		switch k {
+		text := mapLabel(m, k, r.Exe)
+		if k == kindText || k == kindData {
+			text, k = baseName(r.Exe), kindText
+		}
+		e := extents[text]
+		if e == nil {
+			e = &extent{lo: m.Start, hi: m.End, k: k}
+			extents[text] = e
+			order = append(order, text)
+		}
+		e.lo, e.hi, e.size = min(e.lo, m.Start), max(e.hi, m.End), e.size+(m.End-m.Start)
+	}
+	for _, text := range order {
+		e := extents[text]
+		wgt := e.size
+		switch e.k {
 		case kindHeap, kindStack:
 			wgt = math.MaxUint64
 		case kindText:
 			wgt = math.MaxUint64 - 1
-		case kindAnon:
-			continue
 		}
-		names = append(names, name{text, m.Start + (m.End-m.Start)/2, wgt, kindFill[k]})
+		// Label at the middle of the extent's picture, not of its addresses.
+		mid := (y.at(e.lo) + y.at(e.hi)) / 2
+		names = append(names, name{text, mid, wgt, kindFill[e.k]})
 	}
 	sort.SliceStable(names, func(i, j int) bool { return names[i].weight > names[j].weight })
 	var right []float64
 	for _, n := range names {
-		py := y.at(n.a)
+		py := n.py
 		ok := true
 		for _, t := range right {
 			if math.Abs(t-py) < 13 {
@@ -507,20 +534,21 @@ func (s *SVG) writeAxes(w *bufio.Writer, im *svgImage, y *yScale, plotX, plotW, 
 	steps := len(im.times)
 	bottom := plotTop + plotH
 	ticks := min(steps, 6)
-	last := -1
+	last, lastLabel := -1, ""
 	for i := 0; i < ticks; i++ {
 		step := 0
 		if ticks > 1 {
 			step = i * (steps - 1) / (ticks - 1)
 		}
-		if step == last {
+		label := msSince(im.times[step] - im.times[0])
+		if step == last || label == lastLabel {
 			continue
 		}
-		last = step
+		last, lastLabel = step, label
 		x := xAt(step) + (xAt(step+1)-xAt(step))/2
 		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#999"/>`+"\n", x, bottom, x, bottom+4)
 		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="11" fill="#333">%s</text>`+"\n",
-			x, bottom+16, msSince(im.times[step]-im.times[0]))
+			x, bottom+16, label)
 	}
 	fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="11" fill="#555">layout changes in event order (%d); labels: time since the image began</text>`+"\n",
 		plotX+plotW/2, bottom+34, steps)
@@ -599,6 +627,9 @@ func failureTitle(f *layout.BrkFailure) string {
 	}
 	return s
 }
+
+// pageUp rounds a up to the 4 KiB page: where the [heap] mapping ends.
+func pageUp(a uint64) uint64 { return (a + 4095) &^ 4095 }
 
 func mergeRanges(r [][2]uint64) [][2]uint64 {
 	sort.Slice(r, func(i, j int) bool { return r[i][0] < r[j][0] })
