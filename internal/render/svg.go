@@ -476,7 +476,7 @@ func (s *SVG) writeAxes(w *bufio.Writer, im *svgImage, y *yScale, plotX, plotW, 
 	var names []name
 	type extent struct {
 		lo, hi, size uint64
-		k          kind
+		k            kind
 	}
 	extents := map[string]*extent{}
 	var order []string
