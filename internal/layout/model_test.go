@@ -233,6 +233,16 @@ func TestModelOperations(t *testing.T) {
 			want: []string{"7e0000000000-7e0000002000 rw-p", "7e0000100000-7e0000102000 rw-p"},
 		},
 		{
+			name: "mremap with old_len 0 maps the same shared pages again",
+			ops: func(g *gen) []*events.Event {
+				return []*events.Event{
+					g.mmap(0, 4*page, rw, shared, "/f", 0, A),
+					g.mremap(A+page, 0, 2*page, mremapMayMove, 0, int64(B)),
+				}
+			},
+			want: []string{"7e0000000000-7e0000004000 rw-s /f@0", "7e0000100000-7e0000102000 rw-s /f@1000"},
+		},
+		{
 			name: "failed mremap is ignored",
 			ops: func(g *gen) []*events.Event {
 				return []*events.Event{g.anon(0, page, A), g.mremap(A, page, 2*page, 0, 0, -errnoENOMEM)}
@@ -268,7 +278,9 @@ func TestExecSnapshot(t *testing.T) {
 	tr := NewTracker(Options{})
 	x := defaultExec()
 	x.StartBrk, x.Brk = tText+2*page, tText+2*page // brk not randomised: right after data
-	vmas := append(defaultVMAs(), events.VMA{Start: 0x7ff000100000, End: 0x7ff000102000, Flags: vmRead | vmExec, Path: "[vdso]", PgOff: 99})
+	vmas := append(defaultVMAs(),
+		events.VMA{Start: 0x7ff000100000, End: 0x7ff000102000, Flags: vmRead | vmExec, Path: "[vdso]", PgOff: 99},
+		events.VMA{Start: 0x7ff000200000, End: 0x7ff000201000, Flags: vmRead | vmMayShare, Path: "/dev/shm/x", PgOff: 2})
 	vmas = append(vmas[:2], append([]events.VMA{{Start: tText + 2*page, End: tText + 3*page, Flags: vmRead | vmWrite, PgOff: 0x402}}, vmas[2:]...)...)
 	evs := g.exec(x, vmas)
 	for i, e := range evs {
@@ -287,6 +299,7 @@ func TestExecSnapshot(t *testing.T) {
 		"402000-403000 rw-p [heap]", // the bss ends at start_brk: /proc calls it [heap]
 		"7ff000000000-7ff000021000 rw-p [stack]",
 		"7ff000100000-7ff000102000 r-xp [vdso]",
+		"7ff000200000-7ff000201000 r--s /dev/shm/x@2000",
 	})
 	for _, m := range r.VMAs {
 		if m.Placement != PlacementExec || m.Seq != 0 {
@@ -309,6 +322,19 @@ func TestExecWithoutVMAsIsReadyAtOnce(t *testing.T) {
 	}
 	if r := tr.Snapshot(tPID); !r.Uncertain {
 		t.Error("image without a VMA snapshot should be uncertain")
+	}
+}
+
+func TestSnapshotMarkedCutShort(t *testing.T) {
+	g := newGen(tPID)
+	tr := NewTracker(Options{})
+	evs := g.exec(defaultExec(), defaultVMAs())
+	evs[len(evs)-1].VMA.Total = 0
+	if ch := applyAll(tr, evs...); !ch.SnapshotReady {
+		t.Error("not ready after the announced VMAs")
+	}
+	if r := tr.Snapshot(tPID); !r.Uncertain {
+		t.Error("a VMA with Total 0 should make the image uncertain")
 	}
 }
 

@@ -323,7 +323,10 @@ func TestForkCopyAndSilentDrop(t *testing.T) {
 		t.Errorf("exec'd child %+v", r)
 	}
 
-	// A child that maps memory of its own is reported, with the parent's layout.
+	// A child that maps memory of its own is reported, with the parent's
+	// layout and its squeezer.
+	squeezer := g.anon(0, page, tStartBrk+mib)
+	applyAll(tr, squeezer)
 	fork(203)
 	applyAll(tr, childEv(203, g.anon(0, page, B)))
 	ch := tr.Apply(childEv(203, g.ev(events.KindExit)))
@@ -338,6 +341,9 @@ func TestForkCopyAndSilentDrop(t *testing.T) {
 	for _, m := range r.VMAs {
 		seenA = seenA || m.Start == A
 		seenB = seenB || m.Start == B
+	}
+	if r.Squeezer == nil || r.Squeezer.Seq != squeezer.Seq {
+		t.Errorf("child squeezer %+v, want the parent's (seq %d)", r.Squeezer, squeezer.Seq)
 	}
 	if !seenA || !seenB {
 		t.Errorf("child layout lacks the parent's (%v) or its own (%v) mapping", seenA, seenB)
