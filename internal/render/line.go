@@ -14,16 +14,12 @@ const (
 	sgrBadRed = "1;31"
 	sgrGreen  = "32"
 	sgrYellow = "33"
-	sgrBlue   = "34"
-	sgrPurple = "35"
-	sgrCyan   = "36"
-	sgrHeap   = "1;32"
 )
 
-// kindSGR is the colour of each kind of mapping in the picture.
-var kindSGR = [...]string{
-	kindAnon: sgrDim, kindText: sgrBlue, kindData: sgrCyan, kindHeap: sgrHeap,
-	kindFile: sgrYellow, kindStack: sgrPurple, kindSpecial: sgrPurple, kindKernel: sgrDim,
+// kindBarSGR paints a mapping's row of the picture as a solid block.
+var kindBarSGR = [...]string{
+	kindAnon: "2;7", kindText: "7;34", kindData: "7;36", kindHeap: "1;7;32",
+	kindFile: "7;33", kindStack: "7;35", kindSpecial: "7;35", kindKernel: sgrDim,
 }
 
 // styled is a line of text made of coloured segments, so that it can be

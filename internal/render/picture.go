@@ -98,7 +98,7 @@ func pictureLines(r *layout.Report, o Options) []string {
 		case rowKernel:
 			var l styled
 			l.add(fit(hexAt(rw.lo)+"-", rangeW)+" "+blankSize+" │", sgrNone)
-			l.add(centre(rw.label, barW, '░'), kindSGR[kindKernel])
+			l.add(centre(rw.label, barW, '░'), kindBarSGR[kindKernel])
 			l.add("│", sgrNone)
 			emit(&l)
 		case rowBase:
@@ -139,7 +139,7 @@ func pictureLines(r *layout.Report, o Options) []string {
 			if rw.long != "" && len([]rune(rw.long))+1 <= barW {
 				label = rw.long
 			}
-			l.add(fit(" "+label, barW), kindSGR[rw.kind])
+			l.add(fit(" "+label, barW), kindBarSGR[rw.kind])
 			l.add("│ "+fit(rw.prot, 5), sgrNone)
 			for _, n := range rw.notes {
 				l.add(n.text, n.sgr)

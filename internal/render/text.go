@@ -418,6 +418,13 @@ func endPhrase(r *layout.Report) string {
 	return "still running when mmtrace stopped"
 }
 
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
 // mappingShort is "0x57a5f000-0x5825f000 /var/tmp/blob.dat".
 func mappingShort(m *layout.Mapping) string {
 	return hex(m.Start) + "-" + hex(m.End) + " " + shortPath(m.Path)
@@ -450,8 +457,8 @@ func wrap(s string, width int, first, rest string) []string {
 func (t *textRenderer) Summary(s Summary) {
 	t.w.WriteByte('\n')
 	var l styled
-	l.add(fmt.Sprintf("== summary: %d images, %d squeezed, %d with failed brk, %d events lost, traced for %s ==",
-		s.Images, s.Squeezed, s.BrkFailed, s.Lost, s.Duration.Round(1e6)), sgrBold)
+	l.add(fmt.Sprintf("== summary: %s, %d squeezed, %d with failed brk, %s lost, traced for %s ==",
+		plural(s.Images, "image"), s.Squeezed, s.BrkFailed, plural(int(min(s.Lost, 1<<62)), "event"), s.Duration.Round(1e6)), sgrBold)
 	t.w.WriteString(l.render(0, t.o.Color))
 	t.w.WriteByte('\n')
 	for _, r := range s.Failing {
