@@ -349,6 +349,26 @@ func TestChurnMatchesProcMaps(t *testing.T) {
 	}
 }
 
+// Kernels before 6.7 cannot walk VMAs at exec; mmtrace reads them from
+// /proc instead. Force that path here so it is tested on every kernel.
+func TestChurnWithExecVMAsFromProc(t *testing.T) {
+	_, dir := binaries(t)
+	for _, abi := range []string{"", "32"} {
+		t.Run("churn"+abi, func(t *testing.T) {
+			maps := filepath.Join(t.TempDir(), "maps")
+			res := run(t, []string{"MAPS_OUT=" + maps}, "--no-exec-vmas", "--format", "json", "--",
+				filepath.Join(dir, "churn"+abi), "4", "2000", filepath.Join(dir, "data"))
+			if res.code != 0 {
+				t.Fatalf("exit %d\n%s", res.code, res.stderr)
+			}
+			if !strings.Contains(res.stderr, "/proc/PID/maps") {
+				t.Errorf("stderr does not say where the exec-time mappings came from:\n%s", res.stderr)
+			}
+			sameLayout(t, res.report(t, "churn"+abi), maps)
+		})
+	}
+}
+
 // --check: 3 when squeezed, else the command's own status.
 func TestCheckExitStatus(t *testing.T) {
 	_, dir := binaries(t)

@@ -41,6 +41,7 @@ type options struct {
 	check      bool
 	verbose    bool
 	ringSize   int
+	noExecVMAs bool
 	color      string
 	command    []string
 	args       []string // the whole command line, for recordings
@@ -151,6 +152,8 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&opts.verbose, "verbose", "v", false, "also print the exec-time VMA snapshot records")
 	fs.StringVar(&opts.btf, "btf", "", "BTF `FILE` for the running kernel when /sys/kernel/btf/vmlinux is missing")
 	fs.IntVar(&opts.ringSize, "ring-size", 0, "ring buffer size in `BYTES`, a power of two (default 16 MiB)")
+	fs.BoolVar(&opts.noExecVMAs, "no-exec-vmas", false, "read exec-time mappings from /proc even where the kernel can walk them (for testing)")
+	_ = fs.MarkHidden("no-exec-vmas")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageHead)
 		fmt.Fprint(stderr, fs.FlagUsages())

@@ -95,3 +95,63 @@ func elfABI(path string) events.ABI {
 	}
 	return events.ABI64
 }
+
+// VM flags as the kernel's snapshot records carry them (include/linux/mm.h).
+const (
+	vmRead      = 0x1
+	vmWrite     = 0x2
+	vmExec      = 0x4
+	vmMayShare  = 0x80
+	vmGrowsDown = 0x100
+)
+
+// execVMAsFromProc stands in for the kernel's exec-time VMA snapshot on
+// kernels without the VMA iterator: it reads the new image's maps from
+// /proc as soon as the exec record arrives. By then the process may have
+// mapped more (ld.so's libraries); those calls arrive as events after the
+// exec and re-applying them to the snapshot is harmless. The report says
+// that these facts came from /proc.
+func execVMAsFromProc(execRaw []byte, pid uint32) [][]byte {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
+	var maps []layout.Mapping
+	if err == nil {
+		maps, err = layout.ParseProcMaps(f)
+		f.Close()
+	}
+	var vmas []events.VMA
+	if err == nil {
+		for _, m := range maps {
+			if m.Path == "[vsyscall]" {
+				continue
+			}
+			vmas = append(vmas, events.VMA{Start: m.Start, End: m.End, Flags: protFlags(m.Prot, m.Path), PgOff: m.Offset / 4096, Path: m.Path})
+		}
+	}
+	recs, encErr := events.EncodeProcVMAs(execRaw, vmas)
+	if encErr != nil || len(vmas) == 0 {
+		return [][]byte{execRaw} // gone already: the report will say the layout is uncertain
+	}
+	return recs
+}
+
+func protFlags(prot, path string) uint64 {
+	var f uint64
+	if len(prot) == 4 {
+		if prot[0] == 'r' {
+			f |= vmRead
+		}
+		if prot[1] == 'w' {
+			f |= vmWrite
+		}
+		if prot[2] == 'x' {
+			f |= vmExec
+		}
+		if prot[3] == 's' {
+			f |= vmMayShare
+		}
+	}
+	if path == "[stack]" {
+		f |= vmGrowsDown
+	}
+	return f
+}

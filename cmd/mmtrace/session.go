@@ -24,6 +24,9 @@ type session struct {
 	rec     *record.Writer // nil unless -w
 	stderr  io.Writer
 	filter  *pidFilter // nil: every record the kernel sent is wanted
+	// execVMAsFromProc: live, on a kernel without the VMA iterator, read
+	// each new image's mappings from /proc when its exec arrives.
+	execVMAsFromProc bool
 
 	ev       events.Event // reused for every record
 	start    time.Time
@@ -69,6 +72,19 @@ func colorWanted(mode string, f *os.File) bool {
 		return false
 	}
 	return f != nil && render.ColorWanted(f)
+}
+
+// handleLive takes one raw record from the kernel.
+func (s *session) handleLive(raw []byte) {
+	if s.execVMAsFromProc {
+		if pid, ok := events.ExecWithoutVMAs(raw); ok {
+			for _, r := range execVMAsFromProc(raw, pid) {
+				s.handle(r)
+			}
+			return
+		}
+	}
+	s.handle(raw)
 }
 
 // handle takes one raw record, as the kernel wrote it or as a recording

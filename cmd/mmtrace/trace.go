@@ -39,10 +39,11 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	}()
 
 	cfg := loader.Config{
-		Comms:    opts.comms,
-		RingSize: opts.ringSize,
-		BTFPath:  opts.btf,
-		TraceAll: len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
+		Comms:      opts.comms,
+		RingSize:   opts.ringSize,
+		BTFPath:    opts.btf,
+		NoExecVMAs: opts.noExecVMAs,
+		TraceAll:   len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
 	}
 	for _, p := range opts.pids {
 		cfg.PIDs = append(cfg.PIDs, uint32(p))
@@ -89,6 +90,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	}
 	if !tr.Features.ExecVMAs {
 		fmt.Fprintf(stderr, "mmtrace: note: %s\n", tr.Features.ExecVMAsReason)
+		s.execVMAsFromProc = true
 	}
 	for _, p := range opts.pids {
 		if err := s.seedFromProc(uint32(p)); err != nil {
@@ -138,7 +140,7 @@ func (s *session) consume(ctx context.Context, tr *loader.Tracer, child *launche
 	for {
 		err := tr.ReadInto(&rec)
 		if err == nil {
-			s.handle(rec.RawSample)
+			s.handleLive(rec.RawSample)
 			continue
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {

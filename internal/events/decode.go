@@ -118,6 +118,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 			RlimStackMax:         e.RlimStackMax,
 			VMACount:             e.VmaCount,
 			VMAsKnown:            e.VmasKnown != 0,
+			VMAsFromProc:         e.VmasKnown == vmasFromProc,
 		}
 		ev.Comm = ev.Exec.Comm
 	case KindVMA:
@@ -229,6 +230,51 @@ func splitArgs(b []byte, n int) []string {
 	return args
 }
 
+// vmas_known values in exec records: 0 none, 1 walked by the kernel at
+// exec, vmasFromProc read from /proc by the consumer (EncodeProcVMAs).
+const vmasFromProc = 2
+
+// ExecWithoutVMAs reports whether raw is an exec record whose kernel could
+// not walk the new image's VMAs, and the process it is about.
+func ExecWithoutVMAs(raw []byte) (pid uint32, ok bool) {
+	if len(raw) < sizeExec || Kind(raw[0]) != KindExec {
+		return 0, false
+	}
+	var x bpf.MmtraceExecEvent
+	load(&x, raw, sizeExec)
+	return x.H.Pid, x.VmasKnown == 0
+}
+
+// EncodeProcVMAs is for kernels that cannot walk VMAs at exec: given an
+// exec record without VMAs and the VMAs the consumer read from
+// /proc/PID/maps, it returns the exec record marked as such, followed by
+// one VMA record per mapping, all in the kernel's record layout, so that
+// they are modelled and recorded like the kernel's own.
+func EncodeProcVMAs(execRaw []byte, vmas []VMA) ([][]byte, error) {
+	if len(execRaw) < sizeExec || Kind(execRaw[0]) != KindExec {
+		return nil, fmt.Errorf("not an exec record")
+	}
+	var x bpf.MmtraceExecEvent
+	load(&x, execRaw, sizeExec)
+	x.VmasKnown = vmasFromProc
+	x.VmaCount = uint32(len(vmas))
+	out := [][]byte{bytesOfStruct(&x)}
+	for i, v := range vmas {
+		rec := bpf.MmtraceVmaEvent{
+			H:     bpf.MmtraceEventHeader{Kind: uint8(KindVMA), Pid: x.H.Pid, Tid: x.H.Tid, Time: x.H.Time},
+			Start: v.Start, End: v.End, Flags: v.Flags, Pgoff: v.PgOff,
+			Index: uint32(i), Total: uint32(len(vmas)),
+		}
+		copy(bytesOf(rec.Path[:len(rec.Path)-1]), v.Path)
+		out = append(out, bytesOfStruct(&rec))
+	}
+	return out, nil
+}
+
+func bytesOfStruct[T any](v *T) []byte {
+	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))...)
+}
+
 // EncodeLost builds a lost record in the kernel's record layout, so that
 // drops counted in the kernel travel (and are recorded) like any record.
 func EncodeLost(pid uint32, count, time uint64) []byte {
@@ -236,7 +282,5 @@ func EncodeLost(pid uint32, count, time uint64) []byte {
 		H:     bpf.MmtraceEventHeader{Kind: uint8(KindLost), Pid: pid, Time: time},
 		Count: count,
 	}
-	buf := make([]byte, sizeLost)
-	copy(buf, unsafe.Slice((*byte)(unsafe.Pointer(&rec)), sizeLost))
-	return buf
+	return bytesOfStruct(&rec)
 }

@@ -139,4 +139,7 @@ type Exec struct {
 
 	VMACount  uint32 // VMAs that follow as KindVMA events
 	VMAsKnown bool   // false when the kernel cannot walk VMAs at exec (no VMA iterator)
+	// VMAsFromProc: the kernel could not walk the VMAs, so the consumer
+	// read them from /proc/PID/maps when it saw the exec, a little later.
+	VMAsFromProc bool
 }

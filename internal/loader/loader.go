@@ -32,6 +32,9 @@ type Config struct {
 	TraceAll bool     // trace every new image (no --comm, --pid or command)
 	RingSize int      // ring buffer bytes, a power of two multiple of the page size; 0: DefaultRingSize
 	BTFPath  string   // external BTF for the running kernel; "": /sys/kernel/btf/vmlinux
+	// NoExecVMAs loads the exec program without the VMA walk even where
+	// the kernel has the iterator: it tests the fallback on new kernels.
+	NoExecVMAs bool
 	// WakeupBytes forces a consumer wakeup once this much data waits in
 	// the ring; 0: a quarter of the ring.
 	WakeupBytes uint64
@@ -98,7 +101,10 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	// on kernels without them load the one that does not. (The features
 	// package's program probes answer EPERM for tp_btf here, so ask BTF.)
 	execProg := "handle_exec"
-	if ok, why := haveVMAIterator(opts.Programs.KernelTypes); ok {
+	if cfg.NoExecVMAs {
+		t.Features.ExecVMAsReason = "the VMA walk at exec is turned off (--no-exec-vmas): " +
+			"the ELF loader's mappings at exec are read from /proc/PID/maps instead"
+	} else if ok, why := haveVMAIterator(opts.Programs.KernelTypes); ok {
 		execProg = "handle_exec_vmas"
 		t.Features.ExecVMAs = true
 	} else {
