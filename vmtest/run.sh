@@ -40,8 +40,11 @@ TIMEOUT=${VMTEST_TIMEOUT:-600}
 GO_PKGS=()
 VERBOSE=()
 usage() {
-  sed -n '3,4s/^# */usage: /p' "$0" >&2
-  echo "see the comment at the top of $0 or vmtest/README.md" >&2
+  cat >&2 <<'EOF'
+usage: vmtest/run.sh [-k "5.10 6.1 6.12 7.3"] [-t SECS] [-v] -- CMD [ARG]...
+       vmtest/run.sh [-k ...] [-t SECS] [-v] --go-test "PKGS" [-- GO_TEST_FLAGS]
+(more in vmtest/README.md)
+EOF
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -94,7 +97,7 @@ trap 'rm -rf "$WORK"' EXIT
 if [ ${#GO_PKGS[@]} -gt 0 ]; then
   if [ -n "${MMTRACE_BIN:-}" ]; then
     [ -x "$MMTRACE_BIN" ] || { say "MMTRACE_BIN=$MMTRACE_BIN is not an executable file; build it first"; exit 2; }
-    MMTRACE_BIN=$(realpath "$MMTRACE_BIN"); export MMTRACE_BIN
+    MMTRACE_BIN=$(realpath -s "$MMTRACE_BIN"); export MMTRACE_BIN
   fi
   # go test's short test flags (-run X) -> the binary's own (-test.run X)
   TEST_FLAGS=()

@@ -14,7 +14,7 @@
 # One status line goes to stderr: kernel, accelerator, boot and total time.
 #
 # The guest's environment: PATH (with /usr/local/go/bin), HOME=/root,
-# TMPDIR=/tmp, LANG=C.UTF-8; the host's CI, GOTRACEBACK, GODEBUG,
+# TMPDIR=/tmp, LANG=C.UTF-8, TERM=dumb; the host's CI, GOTRACEBACK, GODEBUG,
 # GOMAXPROCS, MMTRACE_BIN and the variables named in VMTEST_PASSENV when
 # they are set; then each -e VAR=VAL.
 #
@@ -75,6 +75,7 @@ if [ "$ACCEL" = auto ]; then
   # guest kernels; stock kernels hang there, so it gets TCG.
   if [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then ACCEL=kvm; else ACCEL=tcg; fi
 fi
+# shellcheck disable=SC2054 # the comma belongs to qemu's option value
 case "$ACCEL" in
   kvm) ACCEL_ARGS=(-accel kvm -cpu host) ;;
   tcg) ACCEL_ARGS=(-accel tcg,thread=multi -cpu max) ;;
@@ -89,7 +90,9 @@ mkdir -p "$WORK/job/job"
 install -m 755 "$HERE/init" "$WORK/job/init"
 {
   echo '#!/bin/bash'
-  echo 'export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp LANG=C.UTF-8'
+  # TERM=dumb, as CI has: init's TERM=linux describes the kernel console,
+  # not the pipe the job writes into.
+  echo 'export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp LANG=C.UTF-8 TERM=dumb'
   for v in CI GOTRACEBACK GODEBUG GOMAXPROCS MMTRACE_BIN ${VMTEST_PASSENV:-}; do
     [ -n "${!v+x}" ] && printf 'export %q=%q\n' "$v" "${!v}"
   done
@@ -140,6 +143,8 @@ elif [ "$VERBOSE" = 1 ]; then
   echo "--- kernel console ($REL) ---" >&2
   cat "$CONSOLE" >&2
 fi
-say "$(awk -v rel="$REL" -v acc="$ACCEL" -v rc="$RC" -v b="${BOOTED:-?}" -v s="$START" -v e="$END" \
-  'BEGIN { printf "%s (%s): exit %s, booted in %s s, %.1f s in all", rel, acc, rc, b, e - s }')"
+# BOOTED is the guest's uptime when the job started: its boot time.
+say "$(awk -v rel="$REL" -v acc="$ACCEL" -v rc="$RC" -v b="$BOOTED" -v s="$START" -v e="$END" \
+  'BEGIN { printf "%s (%s): exit %s, %s, %.1f s in all", rel, acc, rc,
+           b == "" ? "the job never started" : "booted in " b " s", e - s }')"
 exit "$RC"
