@@ -45,7 +45,8 @@ type row struct {
 	count    int    // mappings in the row
 	pinned   bool   // never merged with neighbours: heap, stack, marked mappings
 	notes    []segment
-	headroom bool // the gap directly above the heap
+	headroom bool       // the gap directly above the heap
+	files    []fileSize // a merged row: the files in it, largest first
 }
 
 // maxPictureLines bounds the picture; beyond it small gaps are hidden and
@@ -475,47 +476,55 @@ func shrinkRows(rows []row) []row {
 		}
 		rows = kept
 	}
-	if rowsHeight(rows) <= maxPictureLines {
-		return rows
-	}
-	var out []row
-	for i := 0; i < len(rows); {
-		rw := rows[i]
-		j := i + 1
-		if mergeable(rw) {
-			for j < len(rows) && mergeable(rows[j]) {
-				j++
+	// Merge the smallest neighbouring pair of ordinary rows until the
+	// picture fits, so that big libraries keep their own rows longest.
+	for rowsHeight(rows) > maxPictureLines {
+		best := -1
+		var bestSize uint64
+		for i := 0; i+1 < len(rows); i++ {
+			if !mergeable(rows[i]) || !mergeable(rows[i+1]) {
+				continue
+			}
+			if size := rows[i+1].hi - rows[i].lo; best < 0 || size < bestSize {
+				best, bestSize = i, size
 			}
 		}
-		if j-i < 2 {
-			out = append(out, rw)
-			i++
-			continue
+		if best < 0 {
+			break
 		}
-		out = append(out, mergedRow(rows[i:j]))
-		i = j
+		rows[best] = mergedRow(rows[best : best+2])
+		rows = append(rows[:best+1], rows[best+2:]...)
 	}
-	return out
+	return rows
 }
 
 func mergeable(rw row) bool {
 	return rw.typ == rowMap && !rw.pinned && (rw.kind == kindFile || rw.kind == kindAnon)
 }
 
+// mergedRow joins neighbouring rows into one, naming the files in it
+// largest first.
 func mergedRow(run []row) row {
 	m := row{typ: rowMap, lo: run[0].lo, hi: run[len(run)-1].hi, kind: kindAnon}
+	sizes := map[string]uint64{}
 	var names []string
-	seen := map[string]bool{}
 	for _, rw := range run {
 		m.count += rw.count
-		if rw.kind == kindFile {
-			m.kind = kindFile
-			name := strings.TrimSuffix(rw.label, " +bss")
-			if !seen[name] {
-				seen[name] = true
-				names = append(names, name)
-			}
+		if rw.kind != kindFile {
+			continue
 		}
+		m.kind = kindFile
+		for _, name := range rw.names() {
+			if _, ok := sizes[name.text]; !ok {
+				names = append(names, name.text)
+			}
+			sizes[name.text] += name.size
+		}
+	}
+	sort.SliceStable(names, func(i, j int) bool { return sizes[names[i]] > sizes[names[j]] })
+	m.files = make([]fileSize, len(names))
+	for i, n := range names {
+		m.files[i] = fileSize{n, sizes[n]}
 	}
 	if len(names) == 0 {
 		m.label = "anonymous"
@@ -524,4 +533,17 @@ func mergedRow(run []row) row {
 	}
 	m.prot = "×" + strconv.Itoa(m.count)
 	return m
+}
+
+type fileSize struct {
+	text string
+	size uint64
+}
+
+// names are the files a row holds with their sizes.
+func (rw row) names() []fileSize {
+	if rw.files != nil {
+		return rw.files
+	}
+	return []fileSize{{strings.TrimSuffix(rw.label, " +bss"), rw.hi - rw.lo}}
 }

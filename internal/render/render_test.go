@@ -3,10 +3,12 @@ package render
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mmtrace/mmtrace/internal/events"
 	"github.com/mmtrace/mmtrace/internal/layout"
 )
 
@@ -382,5 +384,37 @@ func TestPictureStaysSmall(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("picture lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+// TestJSONEventAllocs: the JSON event path runs for every record and must
+// not allocate once its buffers have grown.
+func TestJSONEventAllocs(t *testing.T) {
+	st := hintSqueezeStream()
+	var mmap, brk *step
+	for i := range st {
+		switch {
+		case st[i].ev.Kind == events.KindMmap && mmap == nil:
+			mmap = &st[i]
+		case st[i].ev.Kind == events.KindBrk && st[i].ch.BrkFailure != nil:
+			brk = &st[i]
+		}
+	}
+	jr := NewJSON(io.Discard, Options{})
+	for _, s := range []*step{mmap, brk} {
+		jr.Event(&s.ev, s.ch)
+		if n := testing.AllocsPerRun(100, func() { jr.Event(&s.ev, s.ch) }); n != 0 {
+			t.Errorf("%s event: %.1f allocations per line, want 0", s.ev.Kind, n)
+		}
+	}
+}
+
+func BenchmarkJSONEvent(b *testing.B) {
+	st := hintSqueezeStream()
+	jr := NewJSON(io.Discard, Options{})
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		s := &st[15+i%10]
+		jr.Event(&s.ev, s.ch)
 	}
 }
