@@ -38,6 +38,8 @@ func (t *Tracker) SeedFromProc(p ProcImage) {
 		PID: p.PID, Comm: p.Comm, Exe: p.Exe, ABI: p.ABI, PPID: p.PPID,
 		Personality: p.Personality, PersonalitySource: "unknown (read from /proc)",
 		FromProc: true,
+		Notes: []string{"mappings, brk and personality read from /proc when mmtrace started; " +
+			"the mmap base is not in /proc, so the layout is inferred; later changes from events"},
 	}
 	im.rep.Layout, im.rep.LayoutReason = layoutReason(legacy, p.Personality, 0, t.opts)
 	im.rep.LayoutReason += " (inferred: mmap base not in /proc)"

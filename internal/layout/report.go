@@ -72,6 +72,10 @@ type Report struct {
 	BrkFailures []BrkFailure
 	VMAs        []Mapping // the layout just before the image ended, sorted by address
 
+	// Notes say where facts came from when not from the kernel at the
+	// moment they happened (/proc reads), and what could not be known.
+	Notes []string
+
 	LostEvents uint64 // records dropped while this image was live
 	Uncertain  bool   // true when LostEvents > 0 or the exec snapshot was incomplete
 	FromProc   bool   // the image was first seen through /proc (--pid), not at exec

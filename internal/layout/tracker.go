@@ -188,8 +188,12 @@ func (t *Tracker) exec(ev *events.Event) Change {
 		delete(t.persona, ev.PID)
 	}
 	t.images[ev.PID] = im
-	if !x.VMAsKnown {
+	switch {
+	case !x.VMAsKnown:
 		im.uncertain = true
+		im.rep.Notes = append(im.rep.Notes, "the mappings made at exec are unknown (the kernel cannot walk VMAs and /proc was gone)")
+	case x.VMAsFromProc:
+		im.rep.Notes = append(im.rep.Notes, "mappings at exec read from /proc/PID/maps just after the exec (this kernel has no VMA iterator); later changes from events")
 	}
 	im.vmasDue = x.VMACount
 	if im.vmasDue == 0 {
