@@ -40,7 +40,13 @@ type svgImage struct {
 	sqStep   int
 	failures []svgFailure
 	failSeen map[uint64]bool
+
+	truncated int // step from which new mappings were no longer recorded (0: none)
 }
+
+// maxSVGSpans bounds the mappings drawn per image, so that a process that
+// maps and unmaps in a loop for hours cannot make an unopenable file.
+const maxSVGSpans = 20000
 
 type spanKey struct {
 	start, end uint64
@@ -100,6 +106,12 @@ func (s *SVG) Observe(t uint64, r *layout.Report) {
 		key := spanKey{m.Start, m.End, m.Prot, m.Path}
 		if j, ok := im.open[key]; ok {
 			im.spans[j].seen = step
+			continue
+		}
+		if len(im.spans) >= maxSVGSpans {
+			if im.truncated == 0 {
+				im.truncated = max(step, 1)
+			}
 			continue
 		}
 		im.open[key] = len(im.spans)
@@ -592,6 +604,9 @@ func panelVerdict(im *svgImage, o Options) string {
 	}
 	if r.Uncertain {
 		s += " · uncertain (lost events)"
+	}
+	if im.truncated != 0 {
+		s += fmt.Sprintf(" · new mappings not drawn after change %d (more than %d)", im.truncated, maxSVGSpans)
 	}
 	return s
 }

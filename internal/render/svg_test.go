@@ -226,3 +226,25 @@ func near(v uint32, c uint8) bool {
 	d := int(v) - int(c)
 	return d >= -6 && d <= 6
 }
+
+// TestSVGBounded: a process mapping and unmapping in a loop must not
+// make the drawing grow without bound.
+func TestSVGBounded(t *testing.T) {
+	s := NewSVG(Options{})
+	r := &layout.Report{PID: 9, Comm: "churn", StartBrk: 0x1000000, Brk: 0x1000000}
+	for i := uint64(0); i < maxSVGSpans+500; i++ {
+		a := 0x7f0000000000 + i*0x10000
+		r.VMAs = []layout.Mapping{mp(a, a+0x1000, "rw-p", "", layout.PlacementTopDown, i)}
+		s.Observe(i*1000, r)
+	}
+	var buf bytes.Buffer
+	if _, err := s.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "<rect"); n > maxSVGSpans+200 {
+		t.Errorf("%d rects drawn for %d mappings, want at most about %d", n, maxSVGSpans+500, maxSVGSpans)
+	}
+	if !strings.Contains(buf.String(), "new mappings not drawn") {
+		t.Error("the truncation is not said")
+	}
+}
