@@ -120,6 +120,13 @@ struct pt_regs {
 	unsigned long orig_ax;
 };
 
+struct vm_unmapped_area_info {
+	unsigned long flags;
+	unsigned long length;
+	unsigned long low_limit;
+	unsigned long high_limit;
+};
+
 struct bpf_iter_task_vma {
 	__u64 __opaque[1];
 };

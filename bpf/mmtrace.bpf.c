@@ -77,6 +77,11 @@ struct mem_event {
 	__u32 prot;
 	__u32 flags;
 	__s64 ret;
+	/* The kernel's last search for free space during the call
+	 * (mmap:vm_unmapped_area): how the address was chosen. */
+	__u64 search_low, search_high, search_result;
+	__u32 search_flags; /* VM_UNMAPPED_AREA_TOPDOWN = 1 */
+	__u32 searches;     /* 0: no search, the address came from the caller */
 };
 
 /* An mmap of a file: a mem_event followed by the file's path. */
@@ -142,6 +147,9 @@ struct inflight {
 	__u16 _pad;
 	__u32 syscall;
 	__u64 args[6];
+	__u64 search_low, search_high, search_result;
+	__u32 search_flags;
+	__u32 searches;
 };
 
 /* Scratch space too big for the 512-byte BPF stack. */
@@ -698,6 +706,26 @@ int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+/* Each search for free space inside a traced mmap or mremap: the last
+ * one decided the address. */
+SEC("tp_btf/vm_unmapped_area")
+int BPF_PROG(handle_unmapped_area, unsigned long addr, struct vm_unmapped_area_info *info)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_traced(pid_tgid >> 32))
+		return 0;
+	__u32 tid = pid_tgid;
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in || (in->kind != KIND_MMAP && in->kind != KIND_MREMAP))
+		return 0;
+	in->search_low = BPF_CORE_READ(info, low_limit);
+	in->search_high = BPF_CORE_READ(info, high_limit);
+	in->search_flags = BPF_CORE_READ(info, flags);
+	in->search_result = addr;
+	in->searches++;
+	return 0;
+}
+
 #define MAP_ANONYMOUS 0x20
 
 static __always_inline struct file *fd_file(struct task_struct *task, int fd)
@@ -775,6 +803,11 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 	m->prot = 0;
 	m->flags = 0;
 	m->ret = ret;
+	m->search_low = a.search_low;
+	m->search_high = a.search_high;
+	m->search_result = a.search_result;
+	m->search_flags = a.search_flags;
+	m->searches = a.searches;
 	switch (a.kind) {
 	case KIND_MMAP:
 		m->len = a.args[1];

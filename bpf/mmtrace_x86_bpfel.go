@@ -89,12 +89,17 @@ type MmtraceExecveEvent struct {
 }
 
 type MmtraceInflight struct {
-	_       structs.HostLayout
-	Kind    uint8
-	Abi     uint8
-	Pad     uint16
-	Syscall uint32
-	Args    [6]uint64
+	_            structs.HostLayout
+	Kind         uint8
+	Abi          uint8
+	Pad          uint16
+	Syscall      uint32
+	Args         [6]uint64
+	SearchLow    uint64
+	SearchHigh   uint64
+	SearchResult uint64
+	SearchFlags  uint32
+	Searches     uint32
 }
 
 type MmtraceLostEvent struct {
@@ -104,18 +109,23 @@ type MmtraceLostEvent struct {
 }
 
 type MmtraceMemEvent struct {
-	_       structs.HostLayout
-	H       MmtraceEventHeader
-	Syscall uint32
-	Fd      int32
-	Addr    uint64
-	Len     uint64
-	NewLen  uint64
-	NewAddr uint64
-	Offset  uint64
-	Prot    uint32
-	Flags   uint32
-	Ret     int64
+	_            structs.HostLayout
+	H            MmtraceEventHeader
+	Syscall      uint32
+	Fd           int32
+	Addr         uint64
+	Len          uint64
+	NewLen       uint64
+	NewAddr      uint64
+	Offset       uint64
+	Prot         uint32
+	Flags        uint32
+	Ret          int64
+	SearchLow    uint64
+	SearchHigh   uint64
+	SearchResult uint64
+	SearchFlags  uint32
+	Searches     uint32
 }
 
 type MmtraceMemPathEvent struct {
@@ -153,31 +163,32 @@ type MmtraceVmaEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	MmtraceMapCommFilter         = "comm_filter"
-	MmtraceMapEvents             = "events"
-	MmtraceMapInflight           = "inflight"
-	MmtraceMapLostByPid          = "lost_by_pid"
-	MmtraceMapLostTotal          = "lost_total"
-	MmtraceMapScratchSpace       = "scratch_space"
-	MmtraceMapTraced             = "traced"
-	MmtraceProgHandleExec        = "handle_exec"
-	MmtraceProgHandleExecVmas    = "handle_exec_vmas"
-	MmtraceProgHandleExit        = "handle_exit"
-	MmtraceProgHandleFork        = "handle_fork"
-	MmtraceProgHandleSysEnter    = "handle_sys_enter"
-	MmtraceProgHandleSysExit     = "handle_sys_exit"
-	MmtraceVarFilterComm         = "filter_comm"
-	MmtraceVarSelfTgid           = "self_tgid"
-	MmtraceVarTraceAll           = "trace_all"
-	MmtraceVarUnusedEventAbi     = "unused_event_abi"
-	MmtraceVarUnusedEventKind    = "unused_event_kind"
-	MmtraceVarUnusedExecEvent    = "unused_exec_event"
-	MmtraceVarUnusedExecveEvent  = "unused_execve_event"
-	MmtraceVarUnusedLostEvent    = "unused_lost_event"
-	MmtraceVarUnusedMemPathEvent = "unused_mem_path_event"
-	MmtraceVarUnusedTaskEvent    = "unused_task_event"
-	MmtraceVarUnusedVmaEvent     = "unused_vma_event"
-	MmtraceVarWakeupBytes        = "wakeup_bytes"
+	MmtraceMapCommFilter          = "comm_filter"
+	MmtraceMapEvents              = "events"
+	MmtraceMapInflight            = "inflight"
+	MmtraceMapLostByPid           = "lost_by_pid"
+	MmtraceMapLostTotal           = "lost_total"
+	MmtraceMapScratchSpace        = "scratch_space"
+	MmtraceMapTraced              = "traced"
+	MmtraceProgHandleExec         = "handle_exec"
+	MmtraceProgHandleExecVmas     = "handle_exec_vmas"
+	MmtraceProgHandleExit         = "handle_exit"
+	MmtraceProgHandleFork         = "handle_fork"
+	MmtraceProgHandleSysEnter     = "handle_sys_enter"
+	MmtraceProgHandleSysExit      = "handle_sys_exit"
+	MmtraceProgHandleUnmappedArea = "handle_unmapped_area"
+	MmtraceVarFilterComm          = "filter_comm"
+	MmtraceVarSelfTgid            = "self_tgid"
+	MmtraceVarTraceAll            = "trace_all"
+	MmtraceVarUnusedEventAbi      = "unused_event_abi"
+	MmtraceVarUnusedEventKind     = "unused_event_kind"
+	MmtraceVarUnusedExecEvent     = "unused_exec_event"
+	MmtraceVarUnusedExecveEvent   = "unused_execve_event"
+	MmtraceVarUnusedLostEvent     = "unused_lost_event"
+	MmtraceVarUnusedMemPathEvent  = "unused_mem_path_event"
+	MmtraceVarUnusedTaskEvent     = "unused_task_event"
+	MmtraceVarUnusedVmaEvent      = "unused_vma_event"
+	MmtraceVarWakeupBytes         = "wakeup_bytes"
 )
 
 // LoadMmtrace returns the embedded CollectionSpec for Mmtrace.
@@ -222,12 +233,13 @@ type MmtraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MmtraceProgramSpecs struct {
-	HandleExec     *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExecVmas *ebpf.ProgramSpec `ebpf:"handle_exec_vmas"`
-	HandleExit     *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleFork     *ebpf.ProgramSpec `ebpf:"handle_fork"`
-	HandleSysEnter *ebpf.ProgramSpec `ebpf:"handle_sys_enter"`
-	HandleSysExit  *ebpf.ProgramSpec `ebpf:"handle_sys_exit"`
+	HandleExec         *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExecVmas     *ebpf.ProgramSpec `ebpf:"handle_exec_vmas"`
+	HandleExit         *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleFork         *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	HandleSysEnter     *ebpf.ProgramSpec `ebpf:"handle_sys_enter"`
+	HandleSysExit      *ebpf.ProgramSpec `ebpf:"handle_sys_exit"`
+	HandleUnmappedArea *ebpf.ProgramSpec `ebpf:"handle_unmapped_area"`
 }
 
 // MmtraceMapSpecs contains maps before they are loaded into the kernel.
@@ -324,12 +336,13 @@ type MmtraceVariables struct {
 //
 // It can be passed to LoadMmtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MmtracePrograms struct {
-	HandleExec     *ebpf.Program `ebpf:"handle_exec"`
-	HandleExecVmas *ebpf.Program `ebpf:"handle_exec_vmas"`
-	HandleExit     *ebpf.Program `ebpf:"handle_exit"`
-	HandleFork     *ebpf.Program `ebpf:"handle_fork"`
-	HandleSysEnter *ebpf.Program `ebpf:"handle_sys_enter"`
-	HandleSysExit  *ebpf.Program `ebpf:"handle_sys_exit"`
+	HandleExec         *ebpf.Program `ebpf:"handle_exec"`
+	HandleExecVmas     *ebpf.Program `ebpf:"handle_exec_vmas"`
+	HandleExit         *ebpf.Program `ebpf:"handle_exit"`
+	HandleFork         *ebpf.Program `ebpf:"handle_fork"`
+	HandleSysEnter     *ebpf.Program `ebpf:"handle_sys_enter"`
+	HandleSysExit      *ebpf.Program `ebpf:"handle_sys_exit"`
+	HandleUnmappedArea *ebpf.Program `ebpf:"handle_unmapped_area"`
 }
 
 func (p *MmtracePrograms) Close() error {
@@ -340,6 +353,7 @@ func (p *MmtracePrograms) Close() error {
 		p.HandleFork,
 		p.HandleSysEnter,
 		p.HandleSysExit,
+		p.HandleUnmappedArea,
 	)
 }
 

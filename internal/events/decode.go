@@ -84,6 +84,11 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		ev.Prot = m.Prot
 		ev.Flags = m.Flags
 		ev.Ret = m.Ret
+		ev.Searches = m.Searches
+		ev.SearchFlags = m.SearchFlags
+		ev.SearchLow = m.SearchLow
+		ev.SearchHigh = m.SearchHigh
+		ev.SearchResult = m.SearchResult
 		if len(raw) >= sizeMemPath {
 			load(&d.mem, raw, sizeMemPath)
 			ev.Path = d.intern(cstr(d.mem.Path[:]))

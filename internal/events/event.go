@@ -86,8 +86,17 @@ type Event struct {
 	FD      int32
 	Ret     int64
 	Syscall uint32 // the raw syscall number in the ABI above
-	Path    string
-	Argv    []string
+
+	// mmap and mremap: the kernel's last search for free space during the
+	// call (mmap:vm_unmapped_area). Searches 0 means the address came
+	// from the caller (fixed, or a hint that was free).
+	Searches     uint32
+	SearchFlags  uint32 // VM_UNMAPPED_AREA_TOPDOWN (1): searched down from SearchHigh
+	SearchLow    uint64
+	SearchHigh   uint64
+	SearchResult uint64
+	Path         string
+	Argv         []string
 
 	// VMA snapshot (KindVMA): one mapping of the image just exec'd.
 	VMA VMA

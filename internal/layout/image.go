@@ -146,7 +146,12 @@ func (im *image) heapFlags() uint8 {
 	return flagRead | flagWrite
 }
 
-// placementOf says how a successful mmap got its address.
+// vmUnmappedAreaTopDown is VM_UNMAPPED_AREA_TOPDOWN in a search's flags.
+const vmUnmappedAreaTopDown = 1
+
+// placementOf says how a successful mmap got its address. When the kernel
+// reported its search for free space (mmap:vm_unmapped_area), that says
+// which allocator ran; older recordings fall back to the image's layout.
 func (im *image) placementOf(ev *events.Event, addr uint64) placeKind {
 	hint := ev.Addr
 	switch {
@@ -154,6 +159,12 @@ func (im *image) placementOf(ev *events.Event, addr uint64) placeKind {
 		return placeFixed
 	case ev.Flags&mapFixedNoReplace != 0 && addr == hint:
 		return placeFixedNoReplace
+	case ev.Searches > 0 && hint != 0:
+		return placeHintIgnored // a free hint is taken without a search
+	case ev.Searches > 0 && ev.SearchFlags&vmUnmappedAreaTopDown != 0:
+		return placeTopDown
+	case ev.Searches > 0:
+		return placeBottomUp
 	case hint != 0 && addr == pageAlign(hint):
 		return placeHint
 	case hint != 0:

@@ -426,3 +426,33 @@ func TestEndings(t *testing.T) {
 		t.Error("images live after Finish")
 	}
 }
+
+// When the kernel reported its search for free space, the search says
+// which allocator ran, whatever the image's layout suggests: a 32-bit
+// syscall in a 64-bit flexible image can still search bottom-up.
+func TestPlacementFromKernelSearch(t *testing.T) {
+	const A = 0x7f0000000000
+	const anonPriv = 0x02 | mapAnonymous
+	for _, c := range []struct {
+		name     string
+		hint     uint64
+		flags    uint32
+		searches uint32
+		want     Placement
+	}{
+		{"search down", 0, vmUnmappedAreaTopDown, 1, PlacementTopDown},
+		{"search up", 0, 0, 1, PlacementBottomUp},
+		{"hint taken without a search", A, 0, 0, PlacementHint},
+		{"hint searched past", A + page, vmUnmappedAreaTopDown, 1, PlacementHintIgnored},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := newGen(tPID)
+			tr := started(t, g)
+			ev := g.mmap(c.hint, page, protR, anonPriv, "", 0, A)
+			ev.Searches, ev.SearchFlags = c.searches, c.flags
+			if ch := tr.Apply(ev); ch.Placement != c.want {
+				t.Errorf("placement %q, want %q", ch.Placement, c.want)
+			}
+		})
+	}
+}

@@ -68,6 +68,7 @@ var attachPoints = []struct{ prog, tracepoint string }{
 	{"handle_sys_exit", "raw_syscalls:sys_exit"},
 	{"handle_fork", "sched:sched_process_fork"},
 	{"handle_exit", "sched:sched_process_exit"},
+	{"handle_unmapped_area", "mmap:vm_unmapped_area"},
 	// The exec program is chosen at load time, see Open.
 }
 
