@@ -146,7 +146,10 @@ func (s *session) consume(ctx context.Context, tr *loader.Tracer, child *launche
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("read ring buffer: %w", err)
 		}
-		// The ring is empty now.
+		// The ring is empty now: show what we have.
+		if err := s.out.Flush(); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
 		now := time.Now()
 		if stopping || now.Sub(lastLost) >= lostInterval {
 			s.pollLost(tr)

@@ -263,6 +263,15 @@ func (r *jsonRenderer) Report(rep *layout.Report) {
 	j.uint("lost_events", rep.LostEvents)
 	j.boolean("uncertain", rep.Uncertain)
 	j.boolean("from_proc", rep.FromProc)
+	j.key("notes")
+	j.b = append(j.b, '[')
+	for i, n := range rep.Notes {
+		if i > 0 {
+			j.b = append(j.b, ',')
+		}
+		j.b = appendJSONString(j.b, n)
+	}
+	j.b = append(j.b, ']')
 	j.str("ended", rep.Ended)
 	j.uint("exec_seq", rep.ExecSeq)
 	j.uint("end_seq", rep.EndSeq)

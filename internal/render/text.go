@@ -396,6 +396,13 @@ func reportLines(r *layout.Report, o Options) []string {
 	} else {
 		field("lost events", lost, sgrNone)
 	}
+	for i, n := range r.Notes {
+		name := ""
+		if i == 0 {
+			name = "notes"
+		}
+		field(name, n, sgrYellow)
+	}
 	out = append(out, "")
 	out = append(out, pictureLines(r, o)...)
 	out = append(out, "")
