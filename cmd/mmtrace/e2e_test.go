@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mmtrace/mmtrace/internal/kerneltest"
 	"github.com/mmtrace/mmtrace/internal/layout"
@@ -387,5 +388,65 @@ func TestCheckExitStatus(t *testing.T) {
 		if c.want == 3 && !strings.Contains(res.stderr, "hint_squeeze") {
 			t.Errorf("--check names no failing image on stderr:\n%s", res.stderr)
 		}
+	}
+}
+
+// Ctrl-C: mmtrace drains, reports the processes still alive (ended
+// "stopped"), writes the summary and exits 0.
+func TestInterruptReportsLiveProcesses(t *testing.T) {
+	bin, _ := binaries(t)
+	out := filepath.Join(t.TempDir(), "out.json")
+	cmd := exec.Command(bin, "--comm", "sleep", "--format", "json", "--output", out)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// Wait until attached: the first stderr line says so.
+	line, err := bufio.NewReader(stderr).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "mmtrace: tracing comm sleep") {
+		t.Fatalf("first stderr line %q, %v", line, err)
+	}
+	sleeper := exec.Command("sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sleeper.Process.Kill()
+	// The exec must have reached mmtrace before the interrupt; poll the
+	// output, which is flushed after every drain of the ring.
+	for i := 0; ; i++ {
+		b, _ := os.ReadFile(out)
+		if bytes.Contains(b, []byte(`"type":"exec"`)) {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("no exec event for sleep in the output:\n%s", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("mmtrace after Ctrl-C: %v", err)
+	}
+	b, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var rep jsonReport
+	for _, l := range lines {
+		if strings.HasPrefix(l, `{"type":"report"`) {
+			if err := json.Unmarshal([]byte(l), &rep); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if rep.Comm != "sleep" || rep.PID != uint32(sleeper.Process.Pid) || !strings.Contains(string(b), `"ended":"stopped"`) {
+		t.Errorf("report %+v", rep)
+	}
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, `{"type":"summary"`) {
+		t.Errorf("last line is not the summary: %s", last)
 	}
 }
