@@ -92,6 +92,10 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		fmt.Fprintf(stderr, "mmtrace: note: %s\n", tr.Features.ExecVMAsReason)
 		s.execVMAsFromProc = true
 	}
+	if !tr.Features.Searches {
+		fmt.Fprintf(stderr, "mmtrace: note: this kernel has no mmap:vm_unmapped_area tracepoint: "+
+			"top-down and bottom-up placement are inferred from each image's layout\n")
+	}
 	for _, p := range opts.pids {
 		if err := s.seedFromProc(uint32(p)); err != nil {
 			return err

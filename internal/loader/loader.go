@@ -48,6 +48,10 @@ type Features struct {
 	ExecVMAs bool
 	// ExecVMAsReason says why ExecVMAs is false.
 	ExecVMAsReason string
+	// Searches: the mmap:vm_unmapped_area tracepoint shows the kernel's
+	// search for free space, which names top-down and bottom-up placement
+	// exactly. Without it placement is inferred from the image's layout.
+	Searches bool
 }
 
 // Tracer is the loaded and attached set of kernel programs.
@@ -68,8 +72,8 @@ var attachPoints = []struct{ prog, tracepoint string }{
 	{"handle_sys_exit", "raw_syscalls:sys_exit"},
 	{"handle_fork", "sched:sched_process_fork"},
 	{"handle_exit", "sched:sched_process_exit"},
-	{"handle_unmapped_area", "mmap:vm_unmapped_area"},
-	// The exec program is chosen at load time, see Open.
+	// The exec program is chosen at load time, see Open; the search
+	// program is attached where the kernel has its tracepoint.
 }
 
 // Open loads the programs, seeds the filters and attaches everything. On
@@ -111,7 +115,12 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	} else {
 		t.Features.ExecVMAsReason = why
 	}
-	t.coll, err = loadCollection(cfg, &opts, execProg)
+	kernelTypes := opts.Programs.KernelTypes
+	if kernelTypes == nil {
+		kernelTypes, _ = btf.LoadKernelSpec()
+	}
+	t.Features.Searches = hasType[*btf.Typedef](kernelTypes, "btf_trace_vm_unmapped_area")
+	t.coll, err = loadCollection(cfg, &opts, execProg, t.Features.Searches)
 	if err != nil {
 		return nil, explainLoadError(err)
 	}
@@ -123,6 +132,9 @@ func Open(cfg Config) (_ *Tracer, err error) {
 
 	points := append(attachPoints[:len(attachPoints):len(attachPoints)],
 		struct{ prog, tracepoint string }{execProg, "sched:sched_process_exec"})
+	if t.Features.Searches {
+		points = append(points, struct{ prog, tracepoint string }{"handle_unmapped_area", "mmap:vm_unmapped_area"})
+	}
 	for _, p := range points {
 		l, err := link.AttachTracing(link.TracingOptions{
 			Program:    t.coll.Programs[p.prog],
@@ -144,10 +156,13 @@ func Open(cfg Config) (_ *Tracer, err error) {
 // execPrograms are the variants of the sched_process_exec program; one is loaded.
 var execPrograms = []string{"handle_exec_vmas", "handle_exec"}
 
-func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg string) (*ebpf.Collection, error) {
+func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg string, searches bool) (*ebpf.Collection, error) {
 	spec, err := bpf.LoadMmtrace()
 	if err != nil {
 		return nil, fmt.Errorf("read embedded BPF object: %w", err)
+	}
+	if !searches {
+		delete(spec.Programs, "handle_unmapped_area")
 	}
 	for _, name := range execPrograms {
 		if name != execProg {
@@ -180,6 +195,15 @@ func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg string) (
 		return nil, err
 	}
 	return coll, nil
+}
+
+// hasType reports whether the kernel's BTF has a type of that kind and name.
+func hasType[T btf.Type](kernel *btf.Spec, name string) bool {
+	if kernel == nil {
+		return false
+	}
+	var typ T
+	return kernel.TypeByName(name, &typ) == nil
 }
 
 // haveVMAIterator reports whether the kernel has the bpf_iter_task_vma
