@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -62,6 +63,32 @@ func (r runResult) eventLines(typ string, pid uint32) []map[string]any {
 		}
 	}
 	return out
+}
+
+// reportLine returns the raw JSON report line for pid's image of exe, for
+// fields jsonReport does not decode.
+func (r runResult) reportLine(t *testing.T, pid uint32, exe string) map[string]any {
+	t.Helper()
+	for _, l := range r.eventLines("report", pid) {
+		if l["exe"] == exe {
+			return l
+		}
+	}
+	t.Fatalf("no report line for pid %d %s", pid, exe)
+	return nil
+}
+
+// checkExitABI checks that the exit line of a process carries the ABI of
+// the image that exited.
+func checkExitABI(t *testing.T, res runResult, rep jsonReport) {
+	t.Helper()
+	var abis []any
+	for _, l := range res.eventLines("exit", rep.PID) {
+		abis = append(abis, l["abi"])
+	}
+	if len(abis) != 1 || abis[0] != rep.ABI {
+		t.Errorf("exit lines of pid %d (%s): abi %v, want [%s]", rep.PID, rep.Exe, abis, rep.ABI)
+	}
 }
 
 // fixtureValue reads the "LABEL 0x..." line a fixture printed on stdout.
@@ -178,6 +205,8 @@ func TestLegacySqueezeIncident(t *testing.T) {
 		t.Errorf("mmap lines marked new_squeezer: %v, want [%s]", marked, want)
 	}
 
+	checkExitABI(t, res, rep)
+
 	// setarch itself: its own image, 64-bit, nothing set before it.
 	sr := res.reportFor(t, sa)
 	if sr.ABI != "x86_64" || sr.PersonalitySource != "inherited" || sr.PID != rep.PID {
@@ -189,19 +218,44 @@ func TestLegacySqueezeIncident(t *testing.T) {
 // The text report of the incident tells the same story.
 func TestLegacySqueezeIncidentText(t *testing.T) {
 	_, dir := binaries(t)
-	res := run(t, nil, "--", setarch(t), "i386", "-L", filepath.Join(dir, "legacy_squeeze32"))
+	out := filepath.Join(t.TempDir(), "out.txt")
+	res := run(t, nil, "--output", out, "--", setarch(t), "i386", "-L", filepath.Join(dir, "legacy_squeeze32"))
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
 	block := fixtureValue(t, res.stdout, "block")
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("no text output: %v", err)
+	}
+	text := string(b)
 	for _, want := range []string{
 		"layout       legacy (ADDR_COMPAT_LAYOUT personality (0x200008))",
 		fmt.Sprintf("squeezer     %#x-%#x anonymous rw-p, placement bottom-up", block, block+1<<20),
 		fmt.Sprintf("blocked by %#x-%#x anonymous", block, block+1<<20),
 		"personality(0x200008) at seq",
 	} {
-		if !strings.Contains(res.stdout, want) {
-			t.Errorf("the text report lacks %q:\n%s", want, res.stdout)
+		if !strings.Contains(text, want) {
+			t.Errorf("the text report lacks %q:\n%s", want, text)
+		}
+	}
+	// The final picture: /proc shows the block merged into [heap], and
+	// the free space above that is not headroom (there is none).
+	var final string
+	for _, sec := range strings.Split(text, "== report: pid ")[1:] {
+		if head, _, _ := strings.Cut(sec, "\n"); strings.Contains(head, " legacy_squeeze3 (") {
+			final, _, _ = strings.Cut(sec, "  story")
+		}
+	}
+	if final == "" {
+		t.Fatalf("no report for legacy_squeeze3:\n%s", text)
+	}
+	for _, line := range strings.Split(final, "\n") {
+		if strings.Contains(line, "headroom ↑") {
+			t.Errorf("the picture labels a gap as headroom, but there is none:\n%s", final)
+		}
+		if strings.Contains(line, "SQUEEZER") && strings.Contains(line, "brkbr") {
+			t.Errorf("the heap row's marks run together: %q", line)
 		}
 	}
 }
@@ -321,9 +375,19 @@ func TestExecAcrossABIs(t *testing.T) {
 				t.Errorf("child's personality %#x: ADDR_COMPAT_LAYOUT should be %v", p, c.legacy)
 			}
 
+			checkExitABI(t, res, parent)
+			checkExitABI(t, res, child)
+
 			procMaps := readMaps(t, maps)
 			if c.legacy {
 				checkLegacyBase(t, child, procMaps, c.childLD)
+				// The mmap area lies below the heap: the stack bounds it,
+				// and is named so, as in vmas.
+				stack := firstMapping(t, procMaps, "[stack]")
+				b, _ := res.reportLine(t, child.PID, child.Exe)["bounded_by"].(map[string]any)
+				if b == nil || b["path"] != "[stack]" || b["end"] != fmt.Sprintf("%#x", stack.End) {
+					t.Errorf("bounded_by %v, want the [stack] ending at %#x", b, stack.End)
+				}
 			} else if c.childABI == "i386" {
 				if b := hexval(t, child.MmapBase); b == 0 || b > 0xffffffff {
 					t.Errorf("32-bit child's mmap base %#x is not a 32-bit address", b)
