@@ -34,9 +34,9 @@ var (
 const recordingsDir = "testdata/recordings"
 
 // recordings are the committed recordings, and how each was made: the
-// command mmtrace ran. The fixtures are copied to fixtureLink, so that the
+// command mmtrace ran. The fixtures are copied to fixtureCopies, so that the
 // paths in the recordings do not change from one re-recording to the next.
-const fixtureLink = "/tmp/mmtrace-fixtures"
+const fixtureCopies = "/tmp/mmtrace-fixtures"
 
 var recordings = []struct {
 	name    string
@@ -44,14 +44,14 @@ var recordings = []struct {
 }{
 	// The 32-bit squeeze: a file mapped at a hint 1 MiB above the heap,
 	// then a brk that cannot fit.
-	{"hint_squeeze32", []string{fixtureLink + "/hint_squeeze32", "/etc/passwd"}},
+	{"hint_squeeze32", []string{fixtureCopies + "/hint_squeeze32", "/etc/passwd"}},
 	// A healthy 64-bit bash.
 	{"bash", []string{"bash", "-c", "echo hi"}},
 	// Several processes: bash forks the squeeze fixture; then a subshell
 	// that never execs and grows its heap reading 100 KB from a command
 	// substitution (one more fork); then bash execs true in its own pid
 	// (the bash image ends at that exec).
-	{"family", []string{"bash", "-c", fixtureLink + "/hint_squeeze /etc/passwd; (a=$(printf %0100000d 0)); /bin/true"}},
+	{"family", []string{"bash", "-c", fixtureCopies + "/hint_squeeze /etc/passwd; (a=$(printf %0100000d 0)); /bin/true"}},
 }
 
 // TestMakeRecordings remakes the committed recordings with the built
@@ -63,19 +63,19 @@ func TestMakeRecordings(t *testing.T) {
 	}
 	bin, dir := binaries(t)
 	// A copy, not a symlink: the kernel reports the file's real path.
-	if err := os.RemoveAll(fixtureLink); err != nil {
+	if err := os.RemoveAll(fixtureCopies); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(fixtureLink, 0o755); err != nil {
+	if err := os.Mkdir(fixtureCopies, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(fixtureLink)
+	defer os.RemoveAll(fixtureCopies)
 	for _, name := range []string{"hint_squeeze", "hint_squeeze32"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(fixtureLink, name), b, 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(fixtureCopies, name), b, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
