@@ -554,7 +554,10 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	struct task_event *e = reserve(sizeof(*e), tgid);
 	if (!e)
 		return 0;
-	fill_header(&e->h, KIND_EXIT, 0, pid_tgid);
+	/* The image's ABI: its mm where the tracepoint still sees it (before
+	 * exit_mm, as on 6.18), else TS_COMPAT from a 32-bit exit_group. */
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	fill_header(&e->h, KIND_EXIT, mm ? mm_abi(mm) : task_abi(p), pid_tgid);
 	e->h.pid = tgid;
 	e->h.tid = tid;
 	e->child = 0;

@@ -215,6 +215,16 @@ func (im *image) brkBlocker(oldTop, newTop uint64) int {
 	return -1
 }
 
+// named returns region i as a Mapping, named "[stack]" when it is the
+// initial stack, as /proc and the report's vmas name it.
+func (im *image) named(i int) Mapping {
+	m := im.r[i].mapping()
+	if m.Path == "" && m.Start <= im.startStack && m.End >= im.startStack {
+		m.Path = "[stack]"
+	}
+	return m
+}
+
 // report builds the verdict as of now.
 func (im *image) report(how string, seq uint64) *Report {
 	r := im.rep
@@ -222,7 +232,7 @@ func (im *image) report(how string, seq uint64) *Report {
 	h, b := im.measure()
 	r.BrkHeadroom = h
 	if b >= 0 {
-		m := im.r[b].mapping()
+		m := im.named(b)
 		r.BoundedBy = &m
 	}
 	if im.squeezer != nil {

@@ -423,7 +423,7 @@ func (t *Tracker) brk(im *image, ev *events.Event, ch *Change) {
 	if ev.Addr != 0 && result < ev.Addr {
 		f := BrkFailure{Seq: ev.Seq, Requested: ev.Addr, Result: result}
 		if i := im.brkBlocker(pageAlign(result), pageAlign(ev.Addr)); i >= 0 {
-			m := im.r[i].mapping()
+			m := im.named(i)
 			f.BlockedBy = &m
 		}
 		im.failures = append(im.failures, f)
@@ -457,7 +457,7 @@ func (t *Tracker) judge(im *image, ch *Change, cs, ce uint64) {
 	if b.start < cs || b.start >= ce {
 		return
 	}
-	im.squeezer = &Squeezer{Mapping: b.mapping(), Headroom: im.headroom}
+	im.squeezer = &Squeezer{Mapping: im.named(im.bound), Headroom: im.headroom}
 	ch.NewSqueezer = im.squeezer
 }
 

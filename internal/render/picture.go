@@ -350,7 +350,11 @@ func mappingMarks(r *layout.Report, m *layout.Mapping) []segment {
 		out = append(out, segment{"◀ bounds the heap", sgrYellow})
 	}
 	if m.Path == "[heap]" {
-		out = append(out, segment{"brk " + hex(r.Brk), sgrNone})
+		t := "brk " + hex(r.Brk)
+		if len(out) > 0 {
+			t = ", " + t
+		}
+		out = append(out, segment{t, sgrNone})
 	}
 	return out
 }
@@ -391,7 +395,10 @@ func markHeadroom(rows []row, r *layout.Report, o Options) {
 		if rows[i].kind != kindHeap || rows[i].typ != rowMap {
 			continue
 		}
-		if i+1 < len(rows) && rows[i+1].typ == rowGap {
+		// The gap above the heap row is the headroom only when it starts at
+		// the break: a mapping merged onto the heap (as /proc shows it)
+		// leaves none, whatever is free above.
+		if i+1 < len(rows) && rows[i+1].typ == rowGap && rows[i+1].lo == pageUp(r.Brk) {
 			rows[i+1].headroom = true
 			rows[i+1].label = "headroom ↑"
 			rows[i+1].notes = append(rows[i+1].notes, note)
