@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/mmtrace/mmtrace/internal/record"
 )
@@ -29,11 +30,26 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 	h := r.Header()
 	s := newSession(opts, out, stderr, h.Options["legacy_va_layout"] == "1", colorFile)
 	s.filter = newPIDFilter(opts.comms, opts.pids)
+	// The recording's span, from its start to its last record: a fact of
+	// the recording, so two replays print the same summary.
+	s.duration = func() time.Duration {
+		if h.MonoBase <= 0 || s.lastTime <= uint64(h.MonoBase) {
+			return 0
+		}
+		return time.Duration(s.lastTime - uint64(h.MonoBase))
+	}
 	if h.Options["exec_vmas"] == "0" {
 		fmt.Fprintf(stderr, "mmtrace: note: recorded on a kernel without the VMA iterator; exec-time mappings came from /proc\n")
 	}
+	skipped := 0
 	for ctx.Err() == nil {
 		raw, err := r.Next()
+		// Records lost to damage keep their numbers: the events after
+		// them are numbered as in the live run and an intact copy.
+		if n := r.Skipped(); n > skipped {
+			s.dec.SkipSeq(uint64(n - skipped))
+			skipped = n
+		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -44,6 +60,9 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 	}
 	for _, w := range r.Warnings() {
 		fmt.Fprintf(stderr, "mmtrace: %s: warning: %s\n", opts.read, w)
+	}
+	if n := r.Unknown() + int(s.dec.Unknown()); n > 0 {
+		fmt.Fprintf(stderr, "mmtrace: %s: warning: skipped %d records of unknown kinds (recorded by a newer mmtrace?)\n", opts.read, n)
 	}
 	found, err := s.finish()
 	if err != nil {

@@ -30,6 +30,8 @@ type session struct {
 
 	ev       events.Event // reused for every record
 	start    time.Time
+	lastTime uint64               // the latest record's kernel time
+	duration func() time.Duration // how long the traced stretch was; nil: since start
 	images   int
 	failing  []*layout.Report
 	squeezed int
@@ -107,10 +109,19 @@ func (s *session) handle(raw []byte) {
 	if ev.Kind == events.KindLost {
 		s.lost += ev.Lost
 	}
-	if s.filter != nil && !s.filter.wants(ev) {
-		return
+	s.lastTime = max(s.lastTime, ev.Time)
+	// Every process is modelled, only picked ones are shown: a picked
+	// child has the layout it inherited at fork, even if it never execs.
+	// An exec that picks a process does not pick the image it ends.
+	shown, endedShown := true, true
+	if s.filter != nil {
+		endedShown = s.filter.pids[ev.PID]
+		shown = s.filter.wants(ev)
 	}
 	ch := s.tracker.Apply(ev)
+	if !shown {
+		return
+	}
 	s.out.Event(ev, ch)
 	if ch.SnapshotReady {
 		if snap := s.tracker.Snapshot(ev.PID); snap != nil {
@@ -121,6 +132,9 @@ func (s *session) handle(raw []byte) {
 		if snap := s.tracker.Snapshot(ev.PID); snap != nil {
 			s.observe(ev.Time, snap)
 		}
+	}
+	if !endedShown {
+		return
 	}
 	for _, r := range ch.Ended {
 		s.report(r)
@@ -161,7 +175,13 @@ func (s *session) report(r *layout.Report) {
 // It returns whether --check found something.
 func (s *session) finish() (bool, error) {
 	for _, r := range s.tracker.Finish() {
-		s.report(r)
+		if s.filter == nil || s.filter.pids[r.PID] {
+			s.report(r)
+		}
+	}
+	duration := time.Since(s.start)
+	if s.duration != nil {
+		duration = s.duration()
 	}
 	s.out.Summary(render.Summary{
 		Images:    s.images,
@@ -169,7 +189,7 @@ func (s *session) finish() (bool, error) {
 		BrkFailed: s.brkFail,
 		Lost:      s.lost,
 		Failing:   s.failing,
-		Duration:  time.Since(s.start),
+		Duration:  duration,
 		Check:     s.opts.check,
 	})
 	var errs []error

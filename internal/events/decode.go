@@ -50,6 +50,10 @@ func NewDecoder() *Decoder {
 	return &Decoder{paths: make(map[string]string)}
 }
 
+// SkipSeq advances the sequence numbers by n records that were lost (to
+// damage in a recording), so the events after them keep their numbers.
+func (d *Decoder) SkipSeq(n uint64) { d.seq += n }
+
 // Unknown is the number of records of unknown kinds seen so far.
 func (d *Decoder) Unknown() uint64 { return d.unknown }
 
