@@ -600,7 +600,7 @@ func damage(t *testing.T, b []byte) []damaged {
 		{name: "header-only", data: b[:offs[0]-2], code: 1, says: []string{`^mmtrace: [^\n]*recording header is cut short[^\n]*\n$`}},
 		{name: "newer", data: newer, code: 1, says: []string{`^mmtrace: [^\n]*recorded by a newer mmtrace \(format 2\)[^\n]*\n$`}},
 		{name: "missing", code: 1, says: []string{`^mmtrace: [^\n]*no such file or directory\n$`}},
-		{name: "directory", dir: true, code: 1, says: []string{`^mmtrace: [^\n]*is a directory\n$`}},
+		{name: "directory", dir: true, code: 1, says: []string{`^mmtrace: [^\n]*is a directory, not an mmtrace recording\n$`}},
 	}
 }
 

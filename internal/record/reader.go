@@ -55,6 +55,10 @@ func Open(path string) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s is a directory, not an mmtrace recording", path)
+	}
 	r, err := NewReader(f)
 	if err != nil {
 		f.Close()
