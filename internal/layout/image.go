@@ -109,6 +109,7 @@ func (im *image) forkCopy(ev *events.Event) *image {
 	c.rep.ParentComm = im.rep.Comm
 	c.rep.ParentABI = im.rep.ABI
 	c.rep.ExecSeq = ev.Seq
+	c.rep.Forked = true
 	if ev.Comm != "" {
 		c.rep.Comm = ev.Comm
 	}

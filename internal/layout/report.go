@@ -79,6 +79,7 @@ type Report struct {
 	LostEvents uint64 // records dropped while this image was live
 	Uncertain  bool   // true when LostEvents > 0 or the exec snapshot was incomplete
 	FromProc   bool   // the image was first seen through /proc (--pid), not at exec
+	Forked     bool   // the image is a fork copy of its parent's (ExecSeq is then the fork's seq)
 
 	ExecSeq uint64 // event that started the image (0 for --pid)
 	EndSeq  uint64 // event that ended it (0 when mmtrace stopped)
