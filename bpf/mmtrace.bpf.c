@@ -124,7 +124,9 @@ struct execve_event {
 	__u32 argc; /* arguments copied into args, NUL separated */
 	__s64 ret;  /* 0 at entry, -errno when the call failed */
 	char filename[PATH_LEN];
-	char args[ARGS_LEN];
+	/* Up to ARGS_LEN bytes of arguments; the second half is never written
+	 * but lets older verifiers see that each copy fits. */
+	char args[2 * ARGS_LEN];
 };
 
 struct task_event {

@@ -85,7 +85,7 @@ type MmtraceExecveEvent struct {
 	Argc     uint32
 	Ret      int64
 	Filename [256]int8
-	Args     [256]int8
+	Args     [512]int8
 }
 
 type MmtraceInflight struct {

@@ -341,7 +341,7 @@ func checkPrerequisites(cfg Config) error {
 		if errors.Is(err, ebpf.ErrNotSupported) {
 			return errors.New("this kernel has no BPF ring buffer (Linux 5.8+ needed)")
 		}
-		if errors.Is(err, os.ErrPermission) {
+		if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
 			return errPermission
 		}
 	}
@@ -351,12 +351,13 @@ func checkPrerequisites(cfg Config) error {
 var errPermission = errors.New("mmtrace needs root, or CAP_BPF with CAP_PERFMON, to load its kernel programs")
 
 func explainLoadError(err error) error {
-	if errors.Is(err, os.ErrPermission) {
-		return errPermission
-	}
+	// The verifier answers EACCES too: say what it said, not "need root".
 	var verr *ebpf.VerifierError
 	if errors.As(err, &verr) {
 		return fmt.Errorf("load kernel programs: the verifier refused them: %+v", verr)
+	}
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return errPermission
 	}
 	msg := err.Error()
 	if strings.Contains(msg, "tp_btf") || strings.Contains(msg, "attach") {
