@@ -47,8 +47,14 @@ fuzz:
 bench: build
 	bash bench/run.sh
 
+# The kernel tests and the end-to-end tests of the built (static) binary,
+# on each kernel in a qemu VM. Fixtures are compiled on the host first.
+FIXTURES ?= $(CURDIR)/.build/fixtures
 vmtest: build
-	bash vmtest/run.sh -k "$(KERNELS)" --go-test ./cmd/mmtrace ./internal/loader
+	@bash scripts/install-deps.sh vm
+	MMTRACE_FIXTURES=$(FIXTURES) $(GO) test -count=1 -run '^TestBuildFixtures$$' ./cmd/mmtrace
+	MMTRACE_BIN=$(CURDIR)/mmtrace MMTRACE_FIXTURES=$(FIXTURES) VMTEST_PASSENV=MMTRACE_FIXTURES \
+		bash vmtest/run.sh -k "$(KERNELS)" --go-test "./internal/loader ./cmd/mmtrace" $(VMTEST_FLAGS)
 
 clean:
-	rm -f mmtrace
+	rm -rf mmtrace .build

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what building the BPF objects and running the tests need, on a
-# Debian machine, when it is missing. Safe to run again: it only calls
+# Install what building the BPF objects and running the tests need (or,
+# with "vm", what the kernel-VM tests need), on a Debian machine, when it
+# is missing. Safe to run again: it only calls
 # apt-get when something is absent.
 set -euo pipefail
 
@@ -16,6 +17,14 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v strace >/dev/null || need+=(strace)
 command -v setarch >/dev/null || need+=(util-linux)
 command -v chromium >/dev/null || need+=(chromium)
+if [ "${1:-}" = vm ]; then
+	# Only for `make vmtest`: booting other kernels under qemu.
+	need=()
+	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+	command -v busybox >/dev/null || [ -x /bin/busybox ] || need+=(busybox-static)
+	command -v xz >/dev/null || need+=(xz-utils)
+	command -v zstd >/dev/null || need+=(zstd)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0

@@ -77,14 +77,13 @@ func binaries(t *testing.T) (string, string) {
 	t.Helper()
 	kerneltest.RequireRoot(t)
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mmtrace-e2e")
-		if err != nil {
-			errBuilding = err
-			return
-		}
-		fixtureDir = dir
 		mmtraceBin = os.Getenv("MMTRACE_BIN")
 		if mmtraceBin == "" {
+			dir, err := os.MkdirTemp("", "mmtrace-e2e")
+			if err != nil {
+				errBuilding = err
+				return
+			}
 			mmtraceBin = filepath.Join(dir, "mmtrace")
 			out, err := exec.Command("go", "build", "-o", mmtraceBin, ".").CombinedOutput()
 			if err != nil {
@@ -92,27 +91,71 @@ func binaries(t *testing.T) (string, string) {
 				return
 			}
 		}
-		srcs, _ := filepath.Glob("testdata/fixtures/*.c")
-		for _, src := range srcs {
-			name := strings.TrimSuffix(filepath.Base(src), ".c")
-			for _, v := range []struct{ suffix, flag string }{{"", "-m64"}, {"32", "-m32"}} {
-				out, err := exec.Command("gcc", v.flag, "-O1", "-Wall", "-Werror", "-o",
-					filepath.Join(dir, name+v.suffix), src).CombinedOutput()
-				if err != nil {
-					errBuilding = fmt.Errorf("gcc %s %s (32-bit fixtures need gcc-multilib): %v\n%s", v.flag, src, err, out)
-					return
-				}
-			}
-		}
-		data := filepath.Join(dir, "data")
-		if err := os.WriteFile(data, bytes.Repeat([]byte("mmtrace\n"), 8192), 0o644); err != nil {
-			errBuilding = err
-		}
+		fixtureDir, errBuilding = buildFixtures()
 	})
 	if errBuilding != nil {
 		t.Fatal(errBuilding)
 	}
 	return mmtraceBin, fixtureDir
+}
+
+// buildFixtures compiles every testdata/fixtures/*.c as NAME (-m64) and
+// NAME32 (-m32) into $MMTRACE_FIXTURES, or a new temporary directory. In
+// test VMs, where gcc is 50 times slower, `make vmtest` builds them on the
+// host first (TestBuildFixtures) and the guest finds them there.
+func buildFixtures() (string, error) {
+	dir := os.Getenv("MMTRACE_FIXTURES")
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "mmtrace-fixtures"); err != nil {
+			return "", err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	srcs, _ := filepath.Glob("testdata/fixtures/*.c")
+	for _, src := range srcs {
+		name := strings.TrimSuffix(filepath.Base(src), ".c")
+		for _, v := range []struct{ suffix, flag string }{{"", "-m64"}, {"32", "-m32"}} {
+			bin := filepath.Join(dir, name+v.suffix)
+			if upToDate(bin, src, "testdata/fixtures/fixture.h") {
+				continue
+			}
+			out, err := exec.Command("gcc", v.flag, "-O1", "-Wall", "-Werror", "-o", bin, src).CombinedOutput()
+			if err != nil {
+				return "", fmt.Errorf("gcc %s %s (32-bit fixtures need gcc-multilib): %v\n%s", v.flag, src, err, out)
+			}
+		}
+	}
+	data := filepath.Join(dir, "data")
+	if _, err := os.Stat(data); err != nil {
+		if err := os.WriteFile(data, bytes.Repeat([]byte("mmtrace\n"), 8192), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// upToDate reports whether bin exists and is newer than its sources.
+func upToDate(bin string, srcs ...string) bool {
+	b, err := os.Stat(bin)
+	if err != nil {
+		return false
+	}
+	for _, src := range srcs {
+		if s, err := os.Stat(src); err != nil || s.ModTime().After(b.ModTime()) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestBuildFixtures builds the C fixtures (no root needed): a compile
+// error in one is a test failure on any machine.
+func TestBuildFixtures(t *testing.T) {
+	if _, err := buildFixtures(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 type runResult struct {
