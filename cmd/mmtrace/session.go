@@ -27,6 +27,9 @@ type session struct {
 	// execVMAsFromProc: live, on a kernel without the VMA iterator, read
 	// each new image's mappings from /proc when its exec arrives.
 	execVMAsFromProc bool
+	// lossesOf, live only, reads the kernel's drop counter of one process
+	// so that drops are charged before the record that ends its image.
+	lossesOf func(pid uint32) uint64
 
 	ev       events.Event // reused for every record
 	start    time.Time
@@ -78,6 +81,13 @@ func colorWanted(mode string, f *os.File) bool {
 
 // handleLive takes one raw record from the kernel.
 func (s *session) handleLive(raw []byte) {
+	if s.lossesOf != nil {
+		if pid, ok := events.EndsImage(raw); ok {
+			if n := s.lossesOf(pid); n > 0 {
+				s.handle(events.EncodeLost(pid, n, monotonicNow()))
+			}
+		}
+	}
 	if s.execVMAsFromProc {
 		if pid, ok := events.ExecWithoutVMAs(raw); ok {
 			for _, r := range execVMAsFromProc(raw, pid) {

@@ -96,6 +96,13 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		fmt.Fprintf(stderr, "mmtrace: note: this kernel has no mmap:vm_unmapped_area tracepoint: "+
 			"top-down and bottom-up placement are inferred from each image's layout\n")
 	}
+	s.lossesOf = func(pid uint32) uint64 {
+		n, err := tr.NewLossesOf(pid)
+		if err != nil {
+			fmt.Fprintf(stderr, "mmtrace: %v\n", err)
+		}
+		return n
+	}
 	for _, p := range opts.pids {
 		if err := s.seedFromProc(uint32(p)); err != nil {
 			return err

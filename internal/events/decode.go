@@ -243,6 +243,21 @@ func splitArgs(b []byte, n int) []string {
 // exec, vmasFromProc read from /proc by the consumer (EncodeProcVMAs).
 const vmasFromProc = 2
 
+// EndsImage reports whether raw is a record that ends a process image (an
+// exit, or an exec replacing it), and whose.
+func EndsImage(raw []byte) (pid uint32, ok bool) {
+	if len(raw) < sizeHeader {
+		return 0, false
+	}
+	switch Kind(raw[0]) {
+	case KindExit, KindExec:
+		var h bpf.MmtraceEventHeader
+		load(&h, raw, sizeHeader)
+		return h.Pid, true
+	}
+	return 0, false
+}
+
 // ExecWithoutVMAs reports whether raw is an exec record whose kernel could
 // not walk the new image's VMAs, and the process it is about.
 func ExecWithoutVMAs(raw []byte) (pid uint32, ok bool) {

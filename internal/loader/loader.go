@@ -295,6 +295,24 @@ func (t *Tracer) NewLosses() ([]Lost, error) {
 	return out, nil
 }
 
+// NewLossesOf is NewLosses for one process: called before its exit or
+// exec record is handled, so drops are counted in the image they hit.
+func (t *Tracer) NewLossesOf(pid uint32) (uint64, error) {
+	var n uint64
+	if err := t.coll.Maps["lost_by_pid"].Lookup(pid, &n); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("read lost counter of pid %d: %w", pid, err)
+	}
+	if n <= t.lostSeen[pid] {
+		return 0, nil
+	}
+	d := n - t.lostSeen[pid]
+	t.lostSeen[pid] = n
+	return d, nil
+}
+
 // LostTotal is every record the kernel failed to reserve since load.
 func (t *Tracer) LostTotal() (uint64, error) {
 	var perCPU []uint64
