@@ -99,7 +99,10 @@ struct exec_event {
 	__u8 vmas_known; /* 0: this kernel cannot walk VMAs at exec */
 	__u16 _pad;
 	__u32 vma_count;
-	__u32 _pad2;
+	/* The process's drop counter (lost_by_pid) just before this exec,
+	 * saturated: drops up to here hit the image this exec ends, drops
+	 * after it the new one. Only the kernel knows where that line is. */
+	__u32 lost_before;
 	__u64 task_size;
 	__u64 start_code, end_code, start_data, end_data;
 	__u64 start_brk, brk, start_stack;
@@ -401,6 +404,8 @@ static __always_inline struct exec_event *emit_exec(struct task_struct *p, int o
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
+	__u64 *dropped = bpf_map_lookup_elem(&lost_by_pid, &tgid);
+	__u64 lost_before = dropped ? *dropped : 0;
 	struct exec_event *e = reserve(sizeof(*e), tgid);
 	if (!e)
 		return NULL;
@@ -415,7 +420,7 @@ static __always_inline struct exec_event *emit_exec(struct task_struct *p, int o
 	e->vmas_known = vmas_known;
 	e->_pad = 0;
 	e->vma_count = vma_count;
-	e->_pad2 = 0;
+	e->lost_before = lost_before > 0xffffffff ? 0xffffffff : (__u32)lost_before;
 	e->task_size = BPF_CORE_READ(mm, task_size);
 	e->start_code = BPF_CORE_READ(mm, start_code);
 	e->end_code = BPF_CORE_READ(mm, end_code);

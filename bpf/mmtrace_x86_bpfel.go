@@ -58,7 +58,7 @@ type MmtraceExecEvent struct {
 	VmasKnown            uint8
 	Pad                  uint16
 	VmaCount             uint32
-	Pad2                 uint32
+	LostBefore           uint32
 	TaskSize             uint64
 	StartCode            uint64
 	EndCode              uint64

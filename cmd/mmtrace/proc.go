@@ -11,18 +11,17 @@ import (
 	"github.com/mmtrace/mmtrace/internal/layout"
 )
 
-// seedFromProc starts the model of a running process (--pid) from what
-// /proc says about it now.
-func (s *session) seedFromProc(pid uint32) error {
-	p, err := readProcImage(pid)
-	if err != nil {
-		return err
-	}
+// procImagesOption is the recording header option that holds the --pid
+// processes' layouts as read from /proc (JSON []layout.ProcImage).
+const procImagesOption = "proc_images"
+
+// seed starts the model of a running process (--pid) from what /proc
+// said about it.
+func (s *session) seed(p layout.ProcImage) {
 	s.tracker.SeedFromProc(p)
-	if snap := s.tracker.Snapshot(pid); snap != nil {
+	if snap := s.tracker.Snapshot(p.PID); snap != nil {
 		s.out.Snapshot(snap)
 	}
-	return nil
 }
 
 func readProcImage(pid uint32) (layout.ProcImage, error) {
@@ -47,6 +46,14 @@ func readProcImage(pid uint32) (layout.ProcImage, error) {
 	if err := parseStat(stat, &p); err != nil {
 		return p, fmt.Errorf("--pid %d: %w", pid, err)
 	}
+	// /proc has no field for the current break; the heap VMA ends at it,
+	// page-aligned. No [heap] mapping: the break has not moved.
+	p.Brk = p.StartBrk
+	for _, m := range p.Maps {
+		if m.Path == "[heap]" {
+			p.Brk = m.End
+		}
+	}
 	p.Exe, _ = os.Readlink(dir + "/exe")
 	if b, err := os.ReadFile(dir + "/personality"); err == nil {
 		v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 16, 32)
@@ -56,8 +63,9 @@ func readProcImage(pid uint32) (layout.ProcImage, error) {
 	return p, nil
 }
 
-// parseStat reads comm, ppid, startstack, start_brk and brk from
-// /proc/PID/stat (proc(5): fields 2, 4, 28, 47, 48).
+// parseStat reads comm, ppid, startstack and start_brk from
+// /proc/PID/stat (proc(5): fields 2, 4, 28, 47). Field 48 is arg_start,
+// not the break: stat does not show the current break.
 func parseStat(b []byte, p *layout.ProcImage) error {
 	open, close := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
 	if open < 0 || close < open {
@@ -78,7 +86,6 @@ func parseStat(b []byte, p *layout.ProcImage) error {
 	p.PPID = uint32(field(4))
 	p.StartStack = field(28)
 	p.StartBrk = field(47)
-	p.Brk = field(48)
 	return nil
 }
 

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/mmtrace/mmtrace/internal/layout"
 	"github.com/mmtrace/mmtrace/internal/record"
 )
 
@@ -38,8 +40,19 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 		}
 		return time.Duration(s.lastTime - uint64(h.MonoBase))
 	}
-	if h.Options["exec_vmas"] == "0" {
-		fmt.Fprintf(stderr, "mmtrace: note: recorded on a kernel without the VMA iterator; exec-time mappings came from /proc\n")
+	if v := h.Options[procImagesOption]; v != "" {
+		var imgs []layout.ProcImage
+		if err := json.Unmarshal([]byte(v), &imgs); err != nil {
+			return fmt.Errorf("%s: the /proc layouts in its header: %w", opts.read, err)
+		}
+		for _, p := range imgs {
+			if s.filter == nil || s.filter.pids[p.PID] || s.filter.comms[p.Comm] {
+				if s.filter != nil {
+					s.filter.pids[p.PID] = true
+				}
+				s.seed(p)
+			}
+		}
 	}
 	skipped := 0
 	for ctx.Err() == nil {

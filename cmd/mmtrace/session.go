@@ -29,7 +29,7 @@ type session struct {
 	execVMAsFromProc bool
 	// lossesOf, live only, reads the kernel's drop counter of one process
 	// so that drops are charged before the record that ends its image.
-	lossesOf func(pid uint32) uint64
+	lossesOf func(pid uint32, upTo int64) uint64
 
 	ev       events.Event // reused for every record
 	start    time.Time
@@ -82,8 +82,8 @@ func colorWanted(mode string, f *os.File) bool {
 // handleLive takes one raw record from the kernel.
 func (s *session) handleLive(raw []byte) {
 	if s.lossesOf != nil {
-		if pid, ok := events.EndsImage(raw); ok {
-			if n := s.lossesOf(pid); n > 0 {
+		if pid, upTo, ok := events.EndsImage(raw); ok {
+			if n := s.lossesOf(pid, upTo); n > 0 {
 				s.handle(events.EncodeLost(pid, n, monotonicNow()))
 			}
 		}

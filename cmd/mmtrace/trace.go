@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mmtrace/mmtrace/internal/events"
+	"github.com/mmtrace/mmtrace/internal/layout"
 	"github.com/mmtrace/mmtrace/internal/loader"
 	"github.com/mmtrace/mmtrace/internal/record"
 )
@@ -69,6 +71,18 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	defer tr.Close()
 	attached := time.Since(attachStart)
 
+	// --pid: the processes' layouts now, read once attached so that
+	// nothing they do from here on is missed, and recorded with -w so
+	// that a replay starts from the same facts.
+	var procImages []layout.ProcImage
+	for _, p := range opts.pids {
+		img, err := readProcImage(uint32(p))
+		if err != nil {
+			return err
+		}
+		procImages = append(procImages, img)
+	}
+
 	legacyVA := readSysctl("/proc/sys/vm/legacy_va_layout") == "1"
 	s := newSession(opts, out, stderr, legacyVA, colorFile)
 	if opts.write != "" {
@@ -78,6 +92,13 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 			"legacy_va_layout":  boolString(legacyVA),
 			"squeeze_threshold": strconv.FormatUint(opts.threshold, 10),
 			"exec_vmas":         boolString(tr.Features.ExecVMAs),
+		}
+		if len(procImages) > 0 {
+			b, err := json.Marshal(procImages)
+			if err != nil {
+				return fmt.Errorf("record the /proc layouts: %w", err)
+			}
+			h.Options[procImagesOption] = string(b)
 		}
 		if s.rec, err = record.Create(opts.write, h); err != nil {
 			return err
@@ -96,17 +117,15 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		fmt.Fprintf(stderr, "mmtrace: note: this kernel has no mmap:vm_unmapped_area tracepoint: "+
 			"top-down and bottom-up placement are inferred from each image's layout\n")
 	}
-	s.lossesOf = func(pid uint32) uint64 {
-		n, err := tr.NewLossesOf(pid)
+	s.lossesOf = func(pid uint32, upTo int64) uint64 {
+		n, err := tr.NewLossesOf(pid, upTo)
 		if err != nil {
 			fmt.Fprintf(stderr, "mmtrace: %v\n", err)
 		}
 		return n
 	}
-	for _, p := range opts.pids {
-		if err := s.seedFromProc(uint32(p)); err != nil {
-			return err
-		}
+	for _, p := range procImages {
+		s.seed(p)
 	}
 
 	fmt.Fprintf(stderr, "mmtrace: tracing %s (attached in %d ms)\n", describeTargets(opts), attached.Milliseconds())

@@ -11,16 +11,17 @@ import (
 
 // Record sizes, from the generated mirrors of the C structs.
 var (
-	sizeHeader   = int(unsafe.Sizeof(bpf.MmtraceEventHeader{}))
-	sizeMem      = int(unsafe.Sizeof(bpf.MmtraceMemEvent{}))
-	sizeMemPath  = int(unsafe.Sizeof(bpf.MmtraceMemPathEvent{}))
-	sizeExec     = int(unsafe.Sizeof(bpf.MmtraceExecEvent{}))
-	sizeVMA      = int(unsafe.Sizeof(bpf.MmtraceVmaEvent{}))
-	sizeExecve   = int(unsafe.Sizeof(bpf.MmtraceExecveEvent{}))
-	sizeTask     = int(unsafe.Sizeof(bpf.MmtraceTaskEvent{}))
-	sizeLost     = int(unsafe.Sizeof(bpf.MmtraceLostEvent{}))
-	errUnknown   = errors.New("unknown record kind")
-	errTruncated = errors.New("record shorter than its kind requires")
+	sizeHeader    = int(unsafe.Sizeof(bpf.MmtraceEventHeader{}))
+	sizeMem       = int(unsafe.Sizeof(bpf.MmtraceMemEvent{}))
+	sizeMemPath   = int(unsafe.Sizeof(bpf.MmtraceMemPathEvent{}))
+	sizeExec      = int(unsafe.Sizeof(bpf.MmtraceExecEvent{}))
+	sizeVMA       = int(unsafe.Sizeof(bpf.MmtraceVmaEvent{}))
+	sizeExecve    = int(unsafe.Sizeof(bpf.MmtraceExecveEvent{}))
+	sizeExecveMin = int(unsafe.Offsetof(bpf.MmtraceExecveEvent{}.Args))
+	sizeTask      = int(unsafe.Sizeof(bpf.MmtraceTaskEvent{}))
+	sizeLost      = int(unsafe.Sizeof(bpf.MmtraceLostEvent{}))
+	errUnknown    = errors.New("unknown record kind")
+	errTruncated  = errors.New("record shorter than its kind requires")
 )
 
 // ErrUnknownKind is returned (wrapped) for a record of a kind this version
@@ -141,9 +142,12 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 			Path: d.intern(cstr(v.Path[:])), Index: v.Index, Total: v.Total,
 		}
 	case KindExecve:
-		if !load(&d.execve, raw, sizeExecve) {
-			return short(kind, raw, sizeExecve)
+		// Older versions had a shorter argument area: take what is there.
+		if len(raw) < sizeExecveMin {
+			return short(kind, raw, sizeExecveMin)
 		}
+		d.execve = bpf.MmtraceExecveEvent{}
+		load(&d.execve, raw, min(len(raw), sizeExecve))
 		e := &d.execve
 		h = &e.H
 		ev.Syscall = e.Syscall
@@ -244,18 +248,28 @@ func splitArgs(b []byte, n int) []string {
 const vmasFromProc = 2
 
 // EndsImage reports whether raw is a record that ends a process image (an
-// exit, or an exec replacing it), and whose.
-func EndsImage(raw []byte) (pid uint32, ok bool) {
+// exit, or an exec replacing it), and whose. For an exec, lostBefore is
+// the process's drop counter just before it, as the kernel read it:
+// drops up to there belong to the image the exec ends. For an exit,
+// lostBefore is -1: every drop counted so far belongs to the image.
+func EndsImage(raw []byte) (pid uint32, lostBefore int64, ok bool) {
 	if len(raw) < sizeHeader {
-		return 0, false
+		return 0, 0, false
 	}
 	switch Kind(raw[0]) {
-	case KindExit, KindExec:
+	case KindExit:
 		var h bpf.MmtraceEventHeader
 		load(&h, raw, sizeHeader)
-		return h.Pid, true
+		return h.Pid, -1, true
+	case KindExec:
+		if len(raw) < sizeExec {
+			return 0, 0, false
+		}
+		var x bpf.MmtraceExecEvent
+		load(&x, raw, sizeExec)
+		return x.H.Pid, int64(x.LostBefore), true
 	}
-	return 0, false
+	return 0, 0, false
 }
 
 // ExecWithoutVMAs reports whether raw is an exec record whose kernel could

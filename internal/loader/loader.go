@@ -295,15 +295,19 @@ func (t *Tracer) NewLosses() ([]Lost, error) {
 	return out, nil
 }
 
-// NewLossesOf is NewLosses for one process: called before its exit or
-// exec record is handled, so drops are counted in the image they hit.
-func (t *Tracer) NewLossesOf(pid uint32) (uint64, error) {
-	var n uint64
-	if err := t.coll.Maps["lost_by_pid"].Lookup(pid, &n); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return 0, nil
+// NewLossesOf is NewLosses for one process: called before its exit
+// record is handled (upTo -1: every drop counted so far), or before its
+// exec record with the counter the kernel read just before the exec
+// (upTo), so drops are counted in the image they hit.
+func (t *Tracer) NewLossesOf(pid uint32, upTo int64) (uint64, error) {
+	n := uint64(upTo)
+	if upTo < 0 {
+		if err := t.coll.Maps["lost_by_pid"].Lookup(pid, &n); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				return 0, nil
+			}
+			return 0, fmt.Errorf("read lost counter of pid %d: %w", pid, err)
 		}
-		return 0, fmt.Errorf("read lost counter of pid %d: %w", pid, err)
 	}
 	if n <= t.lostSeen[pid] {
 		return 0, nil
