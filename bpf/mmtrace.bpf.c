@@ -663,6 +663,37 @@ static __always_inline void emit_execve(struct inflight *in, __u64 pid_tgid)
 	submit(e);
 }
 
+/* What both attach styles do at syscall entry, once the arguments are in
+ * in->args: finish the normalisation and remember the call. */
+static __always_inline int on_sys_enter(struct inflight *in, __u64 pid_tgid)
+{
+	if (in->abi == ABI_I386) {
+		if (in->syscall == NR32_OLD_MMAP) {
+			/* Arguments live in user memory; read them now. */
+			struct mmap_arg_struct32 a = {};
+			bpf_probe_read_user(&a, sizeof(a), (void *)in->args[0]);
+			in->args[0] = a.addr;
+			in->args[1] = a.len;
+			in->args[2] = a.prot;
+			in->args[3] = a.flags;
+			in->args[4] = a.fd;
+			in->args[5] = a.offset; /* bytes */
+		} else if (in->syscall == NR32_MMAP2) {
+			in->args[5] <<= 12; /* offset in pages */
+		}
+	}
+	if (in->kind == KIND_EXECVE) {
+		/* Report the call now: when it succeeds the old image is gone at
+		 * exit, and across ABIs the exit may be seen with other numbers. */
+		emit_execve(in, pid_tgid);
+	}
+	__u32 tid = pid_tgid;
+	bpf_map_update_elem(&inflight, &tid, in, BPF_ANY);
+	return 0;
+}
+
+/* Full coverage: every syscall of every task, both ABIs (syscalls:*
+ * tracepoints miss ia32 calls). Costs untraced tasks more: see README. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
 {
@@ -684,19 +715,6 @@ int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
 		in.args[3] = (__u32)regs->si;
 		in.args[4] = (__u32)regs->di;
 		in.args[5] = (__u32)regs->bp;
-		if (id == NR32_OLD_MMAP) {
-			/* Arguments live in user memory; read them now. */
-			struct mmap_arg_struct32 a = {};
-			bpf_probe_read_user(&a, sizeof(a), (void *)in.args[0]);
-			in.args[0] = a.addr;
-			in.args[1] = a.len;
-			in.args[2] = a.prot;
-			in.args[3] = a.flags;
-			in.args[4] = a.fd;
-			in.args[5] = a.offset; /* bytes */
-		} else if (id == NR32_MMAP2) {
-			in.args[5] <<= 12; /* offset in pages */
-		}
 	} else {
 		in.args[0] = regs->di;
 		in.args[1] = regs->si;
@@ -705,15 +723,43 @@ int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
 		in.args[4] = regs->r8;
 		in.args[5] = regs->r9;
 	}
+	return on_sys_enter(&in, pid_tgid);
+}
 
-	if (kind == KIND_EXECVE) {
-		/* Report the call now: when it succeeds the old image is gone at
-		 * exit, and across ABIs the exit may be seen with other numbers. */
-		emit_execve(&in, pid_tgid);
-	}
-	__u32 tid = pid_tgid;
-	bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY);
-	return 0;
+/* The syscalls:sys_enter_* / sys_exit_* records (their format files). */
+struct syscall_enter_record {
+	__u64 common;
+	int nr;
+	int _pad;
+	unsigned long args[6];
+};
+
+struct syscall_exit_record {
+	__u64 common;
+	int nr;
+	int _pad;
+	long ret;
+};
+
+/* 64-bit only (--ia32=off): attached to the sys_enter_* tracepoints of the
+ * memory and exec syscalls alone, so other syscalls cost nothing extra. */
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int handle_enter64(struct syscall_enter_record *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_traced(pid_tgid >> 32))
+		return 0;
+	long id = ctx->nr;
+	__u8 kind = syscall_kind(id, 0);
+	if (!kind)
+		return 0;
+	struct inflight in = { .kind = kind, .abi = ABI_X86_64, .syscall = id };
+	/* A probe read, not direct loads: records of calls with fewer than six
+	 * arguments are shorter, and the kernel refuses to attach a program
+	 * whose direct context accesses go past a record's end. The extra
+	 * arguments read are never used for those calls. */
+	bpf_probe_read_kernel(in.args, sizeof(in.args), ctx->args);
+	return on_sys_enter(&in, pid_tgid);
 }
 
 /* Each search for free space inside a traced mmap or mremap: the last
@@ -749,8 +795,7 @@ static __always_inline struct file *fd_file(struct task_struct *task, int fd)
 	return file;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
+static __always_inline int on_sys_exit(long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -842,4 +887,16 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 	}
 	submit(m);
 	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
+{
+	return on_sys_exit(ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_mmap")
+int handle_exit64(struct syscall_exit_record *ctx)
+{
+	return on_sys_exit(ctx->ret);
 }

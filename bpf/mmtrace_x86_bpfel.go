@@ -170,9 +170,11 @@ const (
 	MmtraceMapLostTotal           = "lost_total"
 	MmtraceMapScratchSpace        = "scratch_space"
 	MmtraceMapTraced              = "traced"
+	MmtraceProgHandleEnter64      = "handle_enter64"
 	MmtraceProgHandleExec         = "handle_exec"
 	MmtraceProgHandleExecVmas     = "handle_exec_vmas"
 	MmtraceProgHandleExit         = "handle_exit"
+	MmtraceProgHandleExit64       = "handle_exit64"
 	MmtraceProgHandleFork         = "handle_fork"
 	MmtraceProgHandleSysEnter     = "handle_sys_enter"
 	MmtraceProgHandleSysExit      = "handle_sys_exit"
@@ -233,9 +235,11 @@ type MmtraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MmtraceProgramSpecs struct {
+	HandleEnter64      *ebpf.ProgramSpec `ebpf:"handle_enter64"`
 	HandleExec         *ebpf.ProgramSpec `ebpf:"handle_exec"`
 	HandleExecVmas     *ebpf.ProgramSpec `ebpf:"handle_exec_vmas"`
 	HandleExit         *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleExit64       *ebpf.ProgramSpec `ebpf:"handle_exit64"`
 	HandleFork         *ebpf.ProgramSpec `ebpf:"handle_fork"`
 	HandleSysEnter     *ebpf.ProgramSpec `ebpf:"handle_sys_enter"`
 	HandleSysExit      *ebpf.ProgramSpec `ebpf:"handle_sys_exit"`
@@ -336,9 +340,11 @@ type MmtraceVariables struct {
 //
 // It can be passed to LoadMmtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MmtracePrograms struct {
+	HandleEnter64      *ebpf.Program `ebpf:"handle_enter64"`
 	HandleExec         *ebpf.Program `ebpf:"handle_exec"`
 	HandleExecVmas     *ebpf.Program `ebpf:"handle_exec_vmas"`
 	HandleExit         *ebpf.Program `ebpf:"handle_exit"`
+	HandleExit64       *ebpf.Program `ebpf:"handle_exit64"`
 	HandleFork         *ebpf.Program `ebpf:"handle_fork"`
 	HandleSysEnter     *ebpf.Program `ebpf:"handle_sys_enter"`
 	HandleSysExit      *ebpf.Program `ebpf:"handle_sys_exit"`
@@ -347,9 +353,11 @@ type MmtracePrograms struct {
 
 func (p *MmtracePrograms) Close() error {
 	return _MmtraceClose(
+		p.HandleEnter64,
 		p.HandleExec,
 		p.HandleExecVmas,
 		p.HandleExit,
+		p.HandleExit64,
 		p.HandleFork,
 		p.HandleSysEnter,
 		p.HandleSysExit,

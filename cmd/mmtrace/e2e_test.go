@@ -505,3 +505,22 @@ func TestInterruptReportsLiveProcesses(t *testing.T) {
 		t.Errorf("last line is not the summary: %s", last)
 	}
 }
+
+// --no-ia32 traces 64-bit syscalls through syscalls:* alone: 64-bit
+// verdicts are unchanged; 32-bit images are reported, but uncertain.
+func TestNoIA32(t *testing.T) {
+	_, dir := binaries(t)
+	res := run(t, nil, "--no-ia32", "--format", "json", "--", filepath.Join(dir, "hint_squeeze"), "/etc/passwd")
+	rep := res.report(t, "hint_squeeze")
+	if rep.Squeezer == nil || rep.Squeezer.Placement != "hint" || len(rep.BrkFailures) != 1 || rep.Uncertain {
+		t.Errorf("64-bit under --no-ia32: squeezer %+v failures %+v uncertain %v", rep.Squeezer, rep.BrkFailures, rep.Uncertain)
+	}
+	res = run(t, nil, "--no-ia32", "--format", "json", "--", filepath.Join(dir, "hint_squeeze32"), "/etc/passwd")
+	rep = res.report(t, "hint_squeeze32")
+	if !rep.Uncertain || rep.ABI != "i386" {
+		t.Errorf("32-bit under --no-ia32: uncertain %v abi %s, want an uncertain i386 report", rep.Uncertain, rep.ABI)
+	}
+	if !strings.Contains(res.lines[len(res.lines)-2]["notes"].([]any)[0].(string), "--no-ia32") {
+		t.Errorf("the report does not say why it is uncertain: %v", res.lines[len(res.lines)-2]["notes"])
+	}
+}

@@ -42,6 +42,7 @@ type options struct {
 	verbose    bool
 	ringSize   int
 	noExecVMAs bool
+	noIA32     bool
 	color      string
 	command    []string
 	args       []string // the whole command line, for recordings
@@ -150,6 +151,7 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&opts.svg, "svg", "", "also draw each image's address space over time as SVG to `FILE`")
 	fs.StringVar(&opts.color, "color", "auto", "colour the text output: auto, always or never (NO_COLOR is honoured)")
 	fs.BoolVarP(&opts.verbose, "verbose", "v", false, "also print the exec-time VMA snapshot records")
+	fs.BoolVar(&opts.noIA32, "no-ia32", false, "trace 64-bit syscalls only: cheaper for every other process on the machine, but 32-bit processes are then reported as uncertain")
 	fs.StringVar(&opts.btf, "btf", "", "BTF `FILE` for the running kernel when /sys/kernel/btf/vmlinux is missing")
 	fs.IntVar(&opts.ringSize, "ring-size", 0, "ring buffer size in `BYTES`, a power of two (default 16 MiB)")
 	fs.BoolVar(&opts.noExecVMAs, "no-exec-vmas", false, "read exec-time mappings from /proc even where the kernel can walk them (for testing)")

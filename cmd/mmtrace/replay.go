@@ -32,6 +32,7 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 	h := r.Header()
 	s := newSession(opts, out, stderr, h.Options["legacy_va_layout"] == "1", colorFile)
 	s.filter = newPIDFilter(opts.comms, opts.pids)
+	s.noIA32 = h.Options["ia32"] == "0"
 	// The recording's span, from its start to its last record: a fact of
 	// the recording, so two replays print the same summary.
 	s.duration = func() time.Duration {

@@ -27,6 +27,8 @@ type session struct {
 	// execVMAsFromProc: live, on a kernel without the VMA iterator, read
 	// each new image's mappings from /proc when its exec arrives.
 	execVMAsFromProc bool
+	// noIA32: 32-bit syscalls are not traced (--no-ia32).
+	noIA32 bool
 	// lossesOf, live only, reads the kernel's drop counter of one process
 	// so that drops are charged before the record that ends its image.
 	lossesOf func(pid uint32, upTo int64) uint64
@@ -129,6 +131,9 @@ func (s *session) handle(raw []byte) {
 		shown = s.filter.wants(ev)
 	}
 	ch := s.tracker.Apply(ev)
+	if s.noIA32 && ev.Kind == events.KindExec && ev.ABI == events.ABI32 {
+		s.tracker.Note(ev.PID, "32-bit syscalls were not traced (--no-ia32): only the exec-time layout is known", true)
+	}
 	if !shown {
 		return
 	}

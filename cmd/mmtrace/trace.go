@@ -45,6 +45,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		RingSize:   opts.ringSize,
 		BTFPath:    opts.btf,
 		NoExecVMAs: opts.noExecVMAs,
+		NoIA32:     opts.noIA32,
 		TraceAll:   len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
 	}
 	for _, p := range opts.pids {
@@ -85,6 +86,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 
 	legacyVA := readSysctl("/proc/sys/vm/legacy_va_layout") == "1"
 	s := newSession(opts, out, stderr, legacyVA, colorFile)
+	s.noIA32 = opts.noIA32
 	if opts.write != "" {
 		h := record.NewHeader()
 		h.Args = opts.args
@@ -92,6 +94,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 			"legacy_va_layout":  boolString(legacyVA),
 			"squeeze_threshold": strconv.FormatUint(opts.threshold, 10),
 			"exec_vmas":         boolString(tr.Features.ExecVMAs),
+			"ia32":              boolString(!opts.noIA32),
 		}
 		if len(procImages) > 0 {
 			b, err := json.Marshal(procImages)

@@ -2,6 +2,7 @@ package layout
 
 import (
 	"math/bits"
+	"slices"
 	"sort"
 
 	"github.com/mmtrace/mmtrace/internal/events"
@@ -148,6 +149,19 @@ func (t *Tracker) Apply(ev *events.Event) Change {
 		}
 	}
 	return ch
+}
+
+// Note adds a note to a live image's report, marking it uncertain if the
+// note says something could not be seen.
+func (t *Tracker) Note(pid uint32, note string, uncertain bool) {
+	im := t.images[pid]
+	if im == nil {
+		return
+	}
+	im.rep.Notes = append(slices.Clip(im.rep.Notes), note)
+	if uncertain {
+		im.uncertain = true
+	}
 }
 
 // Snapshot returns the current state of a live image, or nil.

@@ -32,6 +32,10 @@ type Config struct {
 	TraceAll bool     // trace every new image (no --comm, --pid or command)
 	RingSize int      // ring buffer bytes, a power of two multiple of the page size; 0: DefaultRingSize
 	BTFPath  string   // external BTF for the running kernel; "": /sys/kernel/btf/vmlinux
+	// NoIA32 traces 64-bit syscalls only, through the syscalls:* tracepoints
+	// of the memory and exec calls: untraced processes then pay only for
+	// those calls, not for every syscall (see the README's numbers).
+	NoIA32 bool
 	// NoExecVMAs loads the exec program without the VMA walk even where
 	// the kernel has the iterator: it tests the fallback on new kernels.
 	NoExecVMAs bool
@@ -68,8 +72,6 @@ type Tracer struct {
 
 // Tracepoints the programs attach to, by program name.
 var attachPoints = []struct{ prog, tracepoint string }{
-	{"handle_sys_enter", "raw_syscalls:sys_enter"},
-	{"handle_sys_exit", "raw_syscalls:sys_exit"},
 	{"handle_fork", "sched:sched_process_fork"},
 	{"handle_exit", "sched:sched_process_exit"},
 	// The exec program is chosen at load time, see Open; the search
@@ -132,6 +134,11 @@ func Open(cfg Config) (_ *Tracer, err error) {
 
 	points := append(attachPoints[:len(attachPoints):len(attachPoints)],
 		struct{ prog, tracepoint string }{execProg, "sched:sched_process_exec"})
+	if !cfg.NoIA32 {
+		points = append(points,
+			struct{ prog, tracepoint string }{"handle_sys_enter", "raw_syscalls:sys_enter"},
+			struct{ prog, tracepoint string }{"handle_sys_exit", "raw_syscalls:sys_exit"})
+	}
 	if t.Features.Searches {
 		points = append(points, struct{ prog, tracepoint string }{"handle_unmapped_area", "mmap:vm_unmapped_area"})
 	}
@@ -146,12 +153,30 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		t.links = append(t.links, l)
 	}
 
+	if cfg.NoIA32 {
+		// One program for all the entries, one for all the exits.
+		for _, call := range syscalls64 {
+			for _, dir := range []struct{ prog, event string }{
+				{"handle_enter64", "sys_enter_" + call}, {"handle_exit64", "sys_exit_" + call},
+			} {
+				l, err := link.Tracepoint("syscalls", dir.event, t.coll.Programs[dir.prog], nil)
+				if err != nil {
+					return nil, fmt.Errorf("attach to tracepoint syscalls:%s: %w", dir.event, err)
+				}
+				t.links = append(t.links, l)
+			}
+		}
+	}
+
 	t.reader, err = ringbuf.NewReader(t.coll.Maps["events"])
 	if err != nil {
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
 	return t, nil
 }
+
+// syscalls64 are the calls the 64-bit-only programs attach to.
+var syscalls64 = []string{"mmap", "munmap", "mremap", "mprotect", "brk", "personality", "execve", "execveat"}
 
 // execPrograms are the variants of the sched_process_exec program; one is loaded.
 var execPrograms = []string{"handle_exec_vmas", "handle_exec"}
@@ -163,6 +188,13 @@ func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg string, s
 	}
 	if !searches {
 		delete(spec.Programs, "handle_unmapped_area")
+	}
+	unused := []string{"handle_enter64", "handle_exit64"}
+	if cfg.NoIA32 {
+		unused = []string{"handle_sys_enter", "handle_sys_exit"}
+	}
+	for _, name := range unused {
+		delete(spec.Programs, name)
 	}
 	for _, name := range execPrograms {
 		if name != execProg {
