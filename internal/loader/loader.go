@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/mmtrace/mmtrace/bpf"
 )
@@ -154,6 +155,9 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	}
 
 	if cfg.NoIA32 {
+		if err := ensureTracefs(); err != nil {
+			return nil, err
+		}
 		// One program for all the entries, one for all the exits.
 		for _, call := range syscalls64 {
 			for _, dir := range []struct{ prog, event string }{
@@ -173,6 +177,21 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
 	return t, nil
+}
+
+// ensureTracefs mounts tracefs where the kernel documents it if nothing
+// has: classic tracepoints are found by their ids in tracefs.
+func ensureTracefs() error {
+	for _, dir := range []string{"/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"} {
+		if _, err := os.Stat(dir); err == nil {
+			return nil
+		}
+	}
+	if err := unix.Mount("nodev", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("--no-ia32 attaches to syscalls:* tracepoints, which need tracefs; "+
+			"mounting it at /sys/kernel/tracing failed: %w", err)
+	}
+	return nil
 }
 
 // syscalls64 are the calls the 64-bit-only programs attach to.
