@@ -687,8 +687,14 @@ static __always_inline int on_sys_enter(struct inflight *in, __u64 pid_tgid)
 		 * exit, and across ABIs the exit may be seen with other numbers. */
 		emit_execve(in, pid_tgid);
 	}
+	/* Each thread keeps its slot: writing in place is much cheaper than
+	 * an update that allocates (and a delete at exit that frees). */
 	__u32 tid = pid_tgid;
-	bpf_map_update_elem(&inflight, &tid, in, BPF_ANY);
+	struct inflight *slot = bpf_map_lookup_elem(&inflight, &tid);
+	if (slot)
+		*slot = *in;
+	else
+		bpf_map_update_elem(&inflight, &tid, in, BPF_ANY);
 	return 0;
 }
 
@@ -774,9 +780,11 @@ int BPF_PROG(handle_unmapped_area, unsigned long addr, struct vm_unmapped_area_i
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
 	if (!in || (in->kind != KIND_MMAP && in->kind != KIND_MREMAP))
 		return 0;
-	in->search_low = BPF_CORE_READ(info, low_limit);
-	in->search_high = BPF_CORE_READ(info, high_limit);
-	in->search_flags = BPF_CORE_READ(info, flags);
+	/* info is a BTF pointer here: direct (CO-RE relocated) loads are
+	 * cheaper than probe reads on this hot path. */
+	in->search_low = info->low_limit;
+	in->search_high = info->high_limit;
+	in->search_flags = info->flags;
 	in->search_result = addr;
 	in->searches++;
 	return 0;
@@ -803,10 +811,10 @@ static __always_inline int on_sys_exit(long ret)
 		return 0;
 	__u32 tid = pid_tgid;
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
-	if (!in)
+	if (!in || !in->kind)
 		return 0;
 	struct inflight a = *in;
-	bpf_map_delete_elem(&inflight, &tid);
+	in->kind = 0; /* done; the slot stays for the thread's next call */
 
 	if (a.kind == KIND_EXECVE) {
 		if (ret >= 0)
