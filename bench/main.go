@@ -111,19 +111,28 @@ func run(cfg config, out io.Writer) error {
 		notes = append(notes, "bpftrace is not installed: its column is skipped (DESIGN.md measured ~15x on the mmap loop, 1.5x fork+exec)")
 	}
 
-	untraced := []tracer{{"mmtrace --comm other", func(a []string) (runResult, error) {
-		bg, err := h.startBackground()
-		if err != nil {
-			return runResult{}, err
-		}
-		res, rerr := runBare(a)
-		attach, serr := bg.stop()
-		res.attach = attach
-		if rerr != nil {
-			return res, rerr
-		}
-		return res, serr
-	}}}
+	untracedUnder := func(name string, extra ...string) tracer {
+		return tracer{name, func(a []string) (runResult, error) {
+			bg, err := h.startBackground(extra...)
+			if err != nil {
+				return runResult{}, err
+			}
+			res, rerr := runBare(a)
+			attach, serr := bg.stop()
+			res.attach = attach
+			if rerr != nil {
+				return res, rerr
+			}
+			return res, serr
+		}}
+	}
+	untraced := []tracer{
+		untracedUnder("mmtrace --comm other"),
+		untracedUnder("mmtrace --no-ia32 --comm other", "--no-ia32"),
+	}
+	noIA32 := tracer{"mmtrace --no-ia32", func(a []string) (runResult, error) {
+		return h.runMmtrace(mmtraceRun{extra: []string{"--no-ia32"}}, a)
+	}}
 	var floor []tracer // the cheapest raw_syscalls attachment, on the mmap loop too
 	for i, p := range probeSets {
 		a, err := p.build() // check once that this kernel takes it
@@ -149,7 +158,7 @@ func run(cfg config, out io.Writer) error {
 
 	loads := []*workload{
 		{title: "mmap/munmap/brk loop", bin: "mmaploop", n0: 20000, per: "iteration (4 syscalls)",
-			cols: append(append([]tracer{mmtraceCol, withW}, floor...), others...)},
+			cols: append(append([]tracer{mmtraceCol, withW, noIA32}, floor...), others...)},
 		{title: "fork+exec /bin/true", bin: "forkexec", n0: 100, per: "process",
 			cols: append([]tracer{mmtraceCol}, others...)},
 		{title: "untraced getppid loop", bin: "getppid", n0: 1000000, per: "syscall", cols: untraced},

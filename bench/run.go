@@ -142,8 +142,9 @@ type background struct {
 
 // startBackground attaches mmtrace for a comm nothing has, and returns
 // once it says it is tracing.
-func (h *harness) startBackground() (*background, error) {
-	cmd := exec.Command(h.mmtrace, "--comm", "nonexistent_cmd", "--format", "json", "--output", os.DevNull)
+func (h *harness) startBackground(extra ...string) (*background, error) {
+	args := append([]string{"--comm", "nonexistent_cmd", "--format", "json", "--output", os.DevNull}, extra...)
+	cmd := exec.Command(h.mmtrace, args...)
 	w, err := newStderrWatch(cmd)
 	if err != nil {
 		return nil, err
