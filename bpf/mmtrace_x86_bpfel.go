@@ -147,6 +147,11 @@ type MmtraceTaskEvent struct {
 	Comm     [16]int8
 }
 
+type MmtraceTracedBlock struct {
+	_   structs.HostLayout
+	Pid [64]uint8
+}
+
 type MmtraceVmaEvent struct {
 	_     structs.HostLayout
 	H     MmtraceEventHeader

@@ -203,7 +203,7 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	for _, p := range opts.pids {
-		if p == 0 || p > 1<<22 {
+		if p == 0 || p >= 1<<22 {
 			return nil, usageError{fmt.Sprintf("--pid %d is not a process id", p)}
 		}
 	}

@@ -291,17 +291,26 @@ func (t *Tracer) seedFilters(cfg Config) error {
 		}
 	}
 	for _, pid := range cfg.PIDs {
-		if err := t.Trace(pid); err != nil {
+		if err := t.trace(pid); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Trace adds a running process to the traced set: its syscalls, exec,
+// trace adds a running process to the traced set: its syscalls, exec,
 // children and exit are reported from now on.
-func (t *Tracer) Trace(pid uint32) error {
-	if err := t.traced.Put(pid, uint8(1)); err != nil {
+func (t *Tracer) trace(pid uint32) error {
+	// One byte per tgid, 64 to an element (see bpf/mmtrace.bpf.c). Only
+	// called before the programs are attached, so the read-modify-write
+	// cannot race with the kernel's own updates.
+	var block [64]uint8
+	key := pid / 64
+	if err := t.traced.Lookup(key, &block); err != nil {
+		return fmt.Errorf("trace pid %d: %w", pid, err)
+	}
+	block[pid%64] = 1
+	if err := t.traced.Put(key, block); err != nil {
 		return fmt.Errorf("trace pid %d: %w", pid, err)
 	}
 	return nil
