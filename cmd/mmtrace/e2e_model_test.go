@@ -22,11 +22,7 @@ import (
 )
 
 // modelReport is a report line with the fields jsonReport leaves out.
-type modelReport struct {
-	jsonReport
-	FromProc bool     `json:"from_proc"`
-	Notes    []string `json:"notes"`
-}
+type modelReport = jsonReport
 
 // modelOutput is mmtrace's JSON output, parsed.
 type modelOutput struct {
@@ -36,24 +32,8 @@ type modelOutput struct {
 
 func readModelOutput(t *testing.T, data []byte) modelOutput {
 	t.Helper()
-	var out modelOutput
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 64<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("output line is not JSON: %v\n%s", err, sc.Text())
-		}
-		out.lines = append(out.lines, m)
-		if m["type"] == "report" {
-			var r modelReport
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("report line: %v", err)
-			}
-			out.reports = append(out.reports, r)
-		}
-	}
-	return out
+	lines, reports := parseOutput(t, data)
+	return modelOutput{lines: lines, reports: reports}
 }
 
 func modelOutputOf(t *testing.T, res runResult) modelOutput {
@@ -375,7 +355,7 @@ func TestPIDAttachSqueezeAndFailure(t *testing.T) {
 			live := readModelOutput(t, b)
 			rep := live.reportOf(t, pid)
 			checkPIDReport(t, rep, maps)
-			sameLayout(t, rep.jsonReport, maps)
+			sameLayout(t, rep, maps)
 
 			t.Run("replay", func(t *testing.T) {
 				out, err := exec.Command(bin, "-r", rec, "--format", "json").Output()
@@ -387,7 +367,7 @@ func TestPIDAttachSqueezeAndFailure(t *testing.T) {
 					t.Fatalf("the replay has %d reports, the live run 1: the /proc facts are not in the recording", len(replayed.reports))
 				}
 				checkPIDReport(t, replayed.reports[0], maps)
-				sameLayout(t, replayed.reports[0].jsonReport, maps)
+				sameLayout(t, replayed.reports[0], maps)
 				text, err := exec.Command(bin, "-r", rec, "--color", "never").Output()
 				if err != nil {
 					t.Fatalf("replay as text: %v", err)
