@@ -213,3 +213,56 @@ func flexible32() *layout.Report {
 		ExecSeq:     2, EndSeq: 30, Ended: "exit",
 	}
 }
+
+// legacyMerged32 is a real run of the incident fixture
+// (cmd/mmtrace/testdata/fixtures/legacy_squeeze.c under setarch i386 -L):
+// 1 MiB anonymous blocks filled the space bottom-up, joining the bss of
+// libc and of the program into large anonymous VMAs, until one landed
+// right at the break. Being anonymous with the heap's protection, it
+// merged with the heap: the kernel (vma_is_initial_heap) and so the
+// report name the whole VMA [heap], which reaches past the break.
+func legacyMerged32() *layout.Report {
+	const exe, libc, ld = "/root/legacy_squeeze32", "/usr/lib32/libc.so.6", "/usr/lib32/ld-linux.so.2"
+	vmas := []layout.Mapping{
+		mp(0x5561d000, 0x5561e000, "r--p", ld, atExecve, 0),
+		mp(0x5561e000, 0x55641000, "r-xp", ld, atExecve, 0),
+		mp(0x55641000, 0x5564f000, "r--p", ld, atExecve, 0),
+		mp(0x5564f000, 0x55651000, "r--p", ld, atExecve, 0),
+		mp(0x55651000, 0x55652000, "rw-p", ld, atExecve, 0),
+		mp(0x55652000, 0x55656000, "r--p", "[vvar]", atExecve, 0),
+		mp(0x55656000, 0x55658000, "r--p", "[vvar_vclock]", atExecve, 0),
+		mp(0x55658000, 0x5565a000, "r-xp", "[vdso]", atExecve, 0),
+		mp(0x5565a000, 0x5565c000, "rw-p", "", up, 60),
+		mp(0x55667000, 0x55689000, "r--p", libc, up, 62),
+		mp(0x55689000, 0x55802000, "r-xp", libc, layout.PlacementFixed, 63),
+		mp(0x55802000, 0x55884000, "r--p", libc, layout.PlacementFixed, 64),
+		mp(0x55884000, 0x55885000, "rw-p", libc, layout.PlacementFixed, 65),
+		// libc's 38 KiB bss with 13 blocks merged onto it.
+		mp(0x55885000, 0x5658f000, "rw-p", "", layout.PlacementFixed, 66),
+		mp(0x5663a000, 0x5663b000, "r--p", exe, atExecve, 0),
+		mp(0x5663b000, 0x5663c000, "r-xp", exe, atExecve, 0),
+		mp(0x5663c000, 0x5663d000, "r--p", exe, atExecve, 0),
+		mp(0x5663d000, 0x5663e000, "r--p", exe, atExecve, 0),
+		mp(0x5663e000, 0x5663f000, "rw-p", exe, atExecve, 0),
+		// The program's 1 MiB bss with 30 blocks merged onto it.
+		mp(0x5663f000, 0x5853f000, "rw-p", "", atExecve, 0),
+		// The 64 KiB heap and the 1 MiB squeezer, one VMA.
+		mp(0x58567000, 0x58677000, "rw-p", "[heap]", heap, 0),
+		mp(0xfff81000, 0xfffa2000, "rw-p", "[stack]", atExecve, 0),
+	}
+	sq := mp(0x58577000, 0x58677000, "rw-p", "", up, 116)
+	return &layout.Report{
+		PID: 9047, Comm: "legacy_squeeze3", Exe: exe, ABI: events.ABI32,
+		PPID: 9039, ParentComm: "sshd", ParentABI: events.ABI32,
+		Personality: 0x0200008, PersonalitySource: "personality(0x200008) at seq 43 before exec",
+		Layout: "legacy", LayoutReason: "ADDR_COMPAT_LAYOUT personality (0x200008)",
+		MmapBase: 0x5561d000, StartBrk: 0x58567000, Brk: 0x58577000, BrkHeadroom: 0,
+		Squeezer:  &layout.Squeezer{Mapping: sq, Headroom: 0},
+		BoundedBy: &sq,
+		BrkFailures: []layout.BrkFailure{
+			{Seq: 117, Requested: 0x58977000, Result: 0x58577000, BlockedBy: &sq},
+		},
+		VMAs:    vmas,
+		ExecSeq: 45, EndSeq: 118, Ended: "exit",
+	}
+}

@@ -18,6 +18,7 @@ var goldenReports = []struct {
 	report func() *layout.Report
 }{
 	{"legacy-squeeze-i386", legacySqueeze32},
+	{"legacy-squeeze-merged-heap-i386", legacyMerged32},
 	{"hint-squeeze-x86_64", hintSqueeze64},
 	{"healthy-bash-x86_64", healthyBash64},
 	{"flexible-i386", flexible32},
@@ -58,6 +59,11 @@ func TestReportGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkGolden(t, "report-"+tc.name, buf.Bytes())
+			// The report ends with the story, its last sentence how the image ended.
+			story := Story(tc.report())
+			if out := strings.TrimRight(buf.String(), "\n"); !strings.HasSuffix(out, lastWords(story[len(story)-1])) {
+				t.Errorf("the report does not end with the story's last sentence %q", story[len(story)-1])
+			}
 		})
 	}
 }
@@ -73,4 +79,36 @@ func TestPictureNarrowGolden(t *testing.T) {
 			t.Errorf("line is %d columns wide, more than 72: %q", n, l)
 		}
 	}
+}
+
+// TestPictureWidths renders every golden report at common terminal
+// widths, with and without colour: no line may be wider than the
+// terminal, none of the picture may be cut off at the edge (long notes
+// wrap instead), and colour may add nothing but escape codes.
+func TestPictureWidths(t *testing.T) {
+	for _, tc := range goldenReports {
+		for _, width := range []int{80, 100, 120} {
+			var plain, colour bytes.Buffer
+			Picture(&plain, tc.report(), Options{Width: width})
+			Picture(&colour, tc.report(), Options{Width: width, Color: true})
+			if stripANSI(colour.String()) != plain.String() {
+				t.Errorf("%s at %d columns: colour changes the text beyond escape codes", tc.name, width)
+			}
+			for _, l := range strings.Split(strings.TrimRight(plain.String(), "\n"), "\n") {
+				if n := len([]rune(l)); n > width {
+					t.Errorf("%s at %d columns: line is %d columns wide: %q", tc.name, width, n, l)
+				}
+				if strings.HasSuffix(l, "…") {
+					t.Errorf("%s at %d columns: line cut off: %q", tc.name, width, l)
+				}
+			}
+		}
+	}
+}
+
+// lastWords is the end of a sentence as wrapped text shows it: its last
+// two words.
+func lastWords(s string) string {
+	f := strings.Fields(s)
+	return strings.Join(f[max(0, len(f)-2):], " ")
 }

@@ -95,7 +95,13 @@ func (r *jsonRenderer) Event(ev *events.Event, ch layout.Change) {
 			j.uint("vma_count", uint64(x.VMACount))
 			j.boolean("vmas_known", x.VMAsKnown)
 		}
-		j.uint("headroom", ch.Headroom)
+		// The headroom is known once the exec's VMA snapshot is complete,
+		// usually a few records later; 0 here would read as squeezed.
+		if ch.SnapshotReady {
+			j.uint("headroom", ch.Headroom)
+		} else {
+			j.null("headroom")
+		}
 	case events.KindVMA:
 		j.hex("start", ev.VMA.Start)
 		j.hex("end", ev.VMA.End)

@@ -90,7 +90,7 @@ func (l *styled) render(width int, color bool) string {
 			text = cutRunes(text, room)
 		}
 		room -= utf8.RuneCountInString(text)
-		if color && s.sgr != "" && strings.TrimSpace(text) != "" {
+		if color && s.sgr != "" && (strings.TrimSpace(text) != "" || solid(s.sgr)) {
 			b.WriteString("\x1b[" + s.sgr + "m" + text + "\x1b[0m")
 		} else {
 			b.WriteString(text)
@@ -104,6 +104,17 @@ func (l *styled) render(width int, color bool) string {
 		return b.String()
 	}
 	return strings.TrimRight(b.String(), " ")
+}
+
+// solid reports whether sgr paints the background (reverse video): then
+// blanks must be coloured too, as in a mapping's bar.
+func solid(sgr string) bool {
+	for _, p := range strings.Split(sgr, ";") {
+		if p == "7" {
+			return true
+		}
+	}
+	return false
 }
 
 // cutRunes returns the first n runes of s.

@@ -53,22 +53,53 @@ type row struct {
 // then runs of ordinary mappings are merged.
 const maxPictureLines = 30
 
+// Picture geometry, in columns.
+const (
+	pictureSizeW = 8  // the size column
+	pictureBarW  = 40 // the widest bar
+	pictureBarIn = 24 // narrowest bar that still keeps the full address range
+	pictureNoteW = 24 // notes beside the bar get at least this much before the range is cut to the start address
+)
+
+// pictureGeometry is how the columns of the picture share the width.
+type pictureGeometry struct {
+	full     bool // the address column shows start-end, not just start
+	rangeW   int
+	barW     int
+	noteRoom int // columns for the notes after the prot column
+}
+
+// fixedCols is everything on a mapping's line but the bar and the notes:
+// "range size │" + "│ prot ".
+func fixedCols(rangeW int) int { return rangeW + 1 + pictureSizeW + 2 + 2 + 5 }
+
+func newPictureGeometry(width, digits, noteW int) pictureGeometry {
+	g := pictureGeometry{full: true, rangeW: 2*digits + 1}
+	if width-fixedCols(g.rangeW) < pictureBarIn+pictureNoteW {
+		// Too narrow for both addresses: the start alone still reads like
+		// the seed's figure, where every boundary carries its address.
+		g.full, g.rangeW = false, digits
+	}
+	avail := width - fixedCols(g.rangeW)
+	floor := min(30, max(18, avail-22))
+	g.barW = max(floor, min(pictureBarW, avail-noteW))
+	g.noteRoom = max(10, avail-g.barW)
+	return g
+}
+
 func pictureLines(r *layout.Report, o Options) []string {
 	rows := pictureRows(r, o)
 	top := taskSize(r.ABI, r.VMAs)
 	digits := hexDigits(r.ABI, top)
 	width := o.width()
 
-	rangeW := 2*digits + 1
-	const sizeW = 8
 	noteW := 0
 	for _, rw := range rows {
-		if n := noteWidth(rw); n > noteW {
-			noteW = n
-		}
+		noteW = max(noteW, notesWidth(rw.notes))
 	}
-	barW := width - rangeW - sizeW - 4 - noteW
-	barW = max(18, min(barW, 40))
+	g := newPictureGeometry(width, digits, noteW)
+	rangeW, barW := g.rangeW, g.barW
+	const sizeW = pictureSizeW
 
 	hexAt := func(v uint64) string {
 		s := strconv.FormatUint(v, 16)
@@ -79,6 +110,7 @@ func pictureLines(r *layout.Report, o Options) []string {
 	}
 	blankRange := strings.Repeat(" ", rangeW)
 	blankSize := strings.Repeat(" ", sizeW)
+	blankProt := strings.Repeat(" ", 5)
 
 	var out []string
 	emit := func(l *styled) { out = append(out, l.render(width, o.Color)) }
@@ -87,6 +119,13 @@ func pictureLines(r *layout.Report, o Options) []string {
 		var title styled
 		title.add(t, sgrBold)
 		emit(&title)
+	}
+	if u := uncertainPhrase(r); u != "" {
+		for _, t := range wrap(u, width, "", "  ") {
+			var l styled
+			l.add(t, sgrYellow)
+			emit(&l)
+		}
 	}
 
 	var border styled
@@ -98,7 +137,11 @@ func pictureLines(r *layout.Report, o Options) []string {
 		switch rw.typ {
 		case rowKernel:
 			var l styled
-			l.add(fit(hexAt(rw.lo)+"-", rangeW)+" "+blankSize+" │", sgrNone)
+			addr := hexAt(rw.lo)
+			if g.full {
+				addr += "-" // from here up
+			}
+			l.add(fit(addr, rangeW)+" "+blankSize+" │", sgrNone)
 			l.add(centre(rw.label, barW, '░'), kindBarSGR[kindKernel])
 			l.add("│", sgrNone)
 			emit(&l)
@@ -113,8 +156,10 @@ func pictureLines(r *layout.Report, o Options) []string {
 			l.add("┤", sgrNone)
 			emit(&l)
 		case rowGap:
+			notes := wrapNotes(rw.notes, g.noteRoom+5)
 			h := gapLines(rw.hi - rw.lo)
 			mid := (h - 1) / 2
+			h = max(h, mid+len(notes))
 			for k := 0; k < h; k++ {
 				var l styled
 				size, inner := blankSize, strings.Repeat(" ", barW)
@@ -125,36 +170,66 @@ func pictureLines(r *layout.Report, o Options) []string {
 				l.add(blankRange+" "+size+" ┊", sgrNone)
 				l.add(inner, sgrDim)
 				l.add("┊", sgrNone)
-				if k == mid && len(rw.notes) > 0 {
+				if n := k - mid; n >= 0 && n < len(notes) {
 					l.add(" ", sgrNone)
-					for _, n := range rw.notes {
-						l.add(n.text, n.sgr)
-					}
+					l.segs = append(l.segs, notes[n]...)
 				}
 				emit(&l)
 			}
 		default:
-			var l styled
-			l.add(hexAt(rw.lo)+"-"+hexAt(rw.hi)+" "+padLeft(Size(rw.hi-rw.lo), sizeW)+" │", sgrNone)
+			addr := hexAt(rw.lo)
+			if g.full {
+				addr += "-" + hexAt(rw.hi)
+			}
 			label := rw.label
 			if rw.long != "" && len([]rune(rw.long))+1 <= barW {
 				label = rw.long
 			}
-			l.add(fit(" "+label, barW), kindBarSGR[rw.kind])
-			l.add("│ "+fit(rw.prot, 5), sgrNone)
-			for _, n := range rw.notes {
-				l.add(n.text, n.sgr)
+			notes := wrapNotes(rw.notes, g.noteRoom)
+			for k := 0; k < max(1, len(notes)); k++ {
+				var l styled
+				if k == 0 {
+					l.add(addr+" "+padLeft(Size(rw.hi-rw.lo), sizeW)+" │", sgrNone)
+					l.add(fit(" "+label, barW), kindBarSGR[rw.kind])
+					l.add("│ "+fit(rw.prot, 5), sgrNone)
+				} else {
+					// The notes go on: the mapping's row grows a line.
+					l.add(blankRange+" "+blankSize+" │", sgrNone)
+					l.add(strings.Repeat(" ", barW), kindBarSGR[rw.kind])
+					l.add("│ "+blankProt, sgrNone)
+				}
+				if k < len(notes) {
+					l.segs = append(l.segs, notes[k]...)
+				}
+				emit(&l)
 			}
-			emit(&l)
 		}
 	}
 	var bottom styled
 	bottom.add(fit(hexAt(0), rangeW)+" "+blankSize+" └"+strings.Repeat("─", barW)+"┘", sgrNone)
 	emit(&bottom)
-	var legend styled
-	legend.add(blankRange+" "+blankSize+"  │ mapped  ┊ unmapped, taller when larger (log scale)", sgrDim)
-	emit(&legend)
+	indent := blankRange + " " + blankSize + "  "
+	legendLines := []string{indent + "│ mapped  ┊ unmapped, taller when larger (log scale)"}
+	if len([]rune(legendLines[0])) > width {
+		legendLines = wrap(legendLines[0], width, indent, indent+"  ")
+	}
+	for _, t := range legendLines {
+		var legend styled
+		legend.add(t, sgrDim)
+		emit(&legend)
+	}
 	return out
+}
+
+// uncertainPhrase says, under the title, that the picture may miss mappings.
+func uncertainPhrase(r *layout.Report) string {
+	switch {
+	case !r.Uncertain:
+		return ""
+	case r.LostEvents > 0:
+		return "verdict uncertain: " + plural(int(min(r.LostEvents, 1<<62)), "event") + " lost, mappings may be missing"
+	}
+	return "verdict uncertain: the layout at exec was seen only in part, mappings may be missing"
 }
 
 func pictureTitle(r *layout.Report) string {
@@ -190,12 +265,79 @@ func nameOf(r *layout.Report) string {
 	return "?"
 }
 
-func noteWidth(rw row) int {
-	n := 6 // prot column
-	for _, s := range rw.notes {
+func notesWidth(notes []segment) int {
+	n := 0
+	for _, s := range notes {
 		n += len([]rune(s.text))
 	}
 	return n
+}
+
+// wrapNotes lays notes out in lines of at most n runes. Each note is a
+// phrase ("◀ SQUEEZER (hint, seq 27)", ", blocked brk") kept whole on a
+// line when it fits, its leading separator left at the end of the line
+// before; a phrase longer than a line is broken between words.
+func wrapNotes(notes []segment, n int) [][]segment {
+	var lines [][]segment
+	var cur []segment
+	used := 0
+	put := func(text, sgr string) {
+		if k := len(cur) - 1; k >= 0 && cur[k].sgr == sgr {
+			cur[k].text += text
+		} else {
+			cur = append(cur, segment{text, sgr})
+		}
+		used += len([]rune(text))
+	}
+	newline := func() {
+		if len(cur) > 0 {
+			lines = append(lines, trimSegments(cur))
+		}
+		cur, used = nil, 0
+	}
+	place := func(sep, text, sgr string) {
+		w := len([]rune(text))
+		switch {
+		case used == 0:
+			put(text, sgr)
+		case used+len(sep)+1+w <= n:
+			put(sep+" "+text, sgr)
+		default:
+			put(sep, sgr)
+			newline()
+			put(text, sgr)
+		}
+	}
+	for _, s := range notes {
+		text, sep := s.text, ""
+		if strings.HasPrefix(text, ", ") || strings.HasPrefix(text, "; ") {
+			sep, text = text[:1], text[2:]
+		}
+		text = strings.TrimSpace(text)
+		if text == "" {
+			continue
+		}
+		if len([]rune(text)) <= n || used > 0 && used+len(sep)+1+len([]rune(text)) <= n {
+			place(sep, text, s.sgr)
+			continue
+		}
+		for i, word := range strings.Fields(text) {
+			if i > 0 {
+				sep = ""
+			}
+			place(sep, word, s.sgr)
+		}
+	}
+	newline()
+	return lines
+}
+
+// trimSegments drops the blanks that end a line of notes.
+func trimSegments(segs []segment) []segment {
+	if k := len(segs) - 1; k >= 0 {
+		segs[k].text = strings.TrimRight(segs[k].text, " ")
+	}
+	return segs
 }
 
 // gapLines is the height of a gap: one line below 1 GiB, two below
@@ -225,6 +367,15 @@ func centre(s string, n int, fill rune) string {
 func pictureRows(r *layout.Report, o Options) []row {
 	vmas := append([]layout.Mapping(nil), r.VMAs...)
 	sort.SliceStable(vmas, func(i, j int) bool { return vmas[i].Start < vmas[j].Start })
+	vmas = splitHeap(vmas, r)
+
+	// The executable's own size bounds what is believable as its bss.
+	var exeSize uint64
+	for i := range vmas {
+		if r.Exe != "" && vmas[i].Path == r.Exe {
+			exeSize += vmas[i].End - vmas[i].Start
+		}
+	}
 
 	marks := make([][]segment, len(vmas))
 	for i := range vmas {
@@ -243,9 +394,15 @@ func pictureRows(r *layout.Report, o Options) []row {
 		}
 		if k == kindAnon && len(rows) > 0 {
 			// The kernel maps the executable's bss right after its data.
-			if p := rows[len(rows)-1]; p.hi == m.Start && (p.kind == kindData || p.kind == kindText) && strings.HasPrefix(p.label, "data") {
-				rw.kind, rw.label = kindData, "bss"
-				rw.pinned = true
+			// Anonymous memory mapped right above it joins the same VMA,
+			// so a bss larger than the program is mostly something else.
+			if p := rows[len(rows)-1]; p.hi == m.Start && p.kind == kindData && strings.HasPrefix(p.label, "data") {
+				if m.End-m.Start <= max(1<<20, exeSize) {
+					rw.kind, rw.label = kindData, "bss"
+					rw.pinned = true
+				} else {
+					rw.label = "bss + anonymous"
+				}
 			}
 		}
 		i++
@@ -265,7 +422,10 @@ func pictureRows(r *layout.Report, o Options) []row {
 				switch {
 				case nk == kindFile && n.Path == m.Path && gap <= 1<<20:
 					ok = true
-				case nk == kindAnon && gap == 0 && !bssFolded && strings.HasPrefix(vmas[i-1].Prot, "rw"):
+				case nk == kindAnon && gap == 0 && !bssFolded && strings.HasPrefix(vmas[i-1].Prot, "rw") &&
+					n.End-n.Start <= rw.hi-rw.lo:
+					// A library's bss; anonymous memory merged onto it
+					// would outweigh the library and gets its own row.
 					ok, bssFolded = true, true
 					rw.label += " +bss"
 				}
@@ -320,6 +480,45 @@ func pictureRows(r *layout.Report, o Options) []row {
 	markHeadroom(full, r, o)
 	full = insertMmapBase(full, r)
 	return shrinkRows(full)
+}
+
+// splitHeap cuts the [heap] VMA at the heap's own bounds, start_brk and
+// the page of the break. The kernel names a whole VMA [heap] when it
+// merged the heap with anonymous memory beside it (vma_is_initial_heap):
+// the bss below when brk is not randomised, or a mapping that starts
+// right at the break, often the squeezer. The picture shows each part as
+// what it is, so the squeezer sits visibly on top of the heap.
+func splitHeap(vmas []layout.Mapping, r *layout.Report) []layout.Mapping {
+	if r.StartBrk == 0 {
+		return vmas
+	}
+	lo, hi := r.StartBrk&^4095, pageUp(max(r.Brk, r.StartBrk))
+	out := make([]layout.Mapping, 0, len(vmas)+2)
+	for _, m := range vmas {
+		if m.Path != "[heap]" || (m.Start >= lo && m.End <= hi) || m.End <= lo || m.Start >= hi {
+			out = append(out, m)
+			continue
+		}
+		if m.Start < lo {
+			below := m
+			below.End, below.Path, below.Placement, below.Seq = lo, "", layout.PlacementNone, 0
+			out = append(out, below)
+		}
+		heap := m
+		heap.Start, heap.End = max(m.Start, lo), min(m.End, hi)
+		if heap.End > heap.Start {
+			out = append(out, heap)
+		}
+		if m.End > hi {
+			above := m
+			above.Start, above.Path, above.Placement, above.Seq = hi, "", layout.PlacementNone, 0
+			if sq := r.Squeezer; sq != nil && sq.Start == hi && sq.Path == "" {
+				above.Placement, above.Seq = sq.Placement, sq.Seq
+			}
+			out = append(out, above)
+		}
+	}
+	return out
 }
 
 // mappingMarks are the notes shown beside a mapping: squeezer, blocker of
@@ -485,15 +684,22 @@ func shrinkRows(rows []row) []row {
 	}
 	// Merge the smallest neighbouring pair of ordinary rows until the
 	// picture fits, so that big libraries keep their own rows longest.
+	// Files join files and anonymous memory joins anonymous memory first:
+	// a row named after a library must not be mostly anonymous memory.
 	for rowsHeight(rows) > maxPictureLines {
 		best := -1
-		var bestSize uint64
-		for i := 0; i+1 < len(rows); i++ {
-			if !mergeable(rows[i]) || !mergeable(rows[i+1]) {
-				continue
+		for _, mixed := range []bool{false, true} {
+			var bestSize uint64
+			for i := 0; i+1 < len(rows); i++ {
+				if !mergeable(rows[i]) || !mergeable(rows[i+1]) || (!mixed && rows[i].kind != rows[i+1].kind) {
+					continue
+				}
+				if size := rows[i+1].hi - rows[i].lo; best < 0 || size < bestSize {
+					best, bestSize = i, size
+				}
 			}
-			if size := rows[i+1].hi - rows[i].lo; best < 0 || size < bestSize {
-				best, bestSize = i, size
+			if best >= 0 {
+				break
 			}
 		}
 		if best < 0 {
@@ -509,35 +715,38 @@ func mergeable(rw row) bool {
 	return rw.typ == rowMap && !rw.pinned && (rw.kind == kindFile || rw.kind == kindAnon)
 }
 
-// mergedRow joins neighbouring rows into one, naming the files in it
-// largest first.
+// mergedRow joins neighbouring rows into one, naming what is in it
+// largest first, anonymous memory included, and painted as the larger of
+// files and anonymous memory.
 func mergedRow(run []row) row {
-	m := row{typ: rowMap, lo: run[0].lo, hi: run[len(run)-1].hi, kind: kindAnon}
+	m := row{typ: rowMap, lo: run[0].lo, hi: run[len(run)-1].hi}
 	sizes := map[string]uint64{}
 	var names []string
+	var fileBytes, anonBytes uint64
 	for _, rw := range run {
 		m.count += rw.count
-		if rw.kind != kindFile {
-			continue
-		}
-		m.kind = kindFile
 		for _, name := range rw.names() {
 			if _, ok := sizes[name.text]; !ok {
 				names = append(names, name.text)
 			}
 			sizes[name.text] += name.size
+			if rw.kind == kindFile {
+				fileBytes += name.size
+			} else {
+				anonBytes += name.size
+			}
 		}
+	}
+	m.kind = kindAnon
+	if fileBytes > anonBytes {
+		m.kind = kindFile
 	}
 	sort.SliceStable(names, func(i, j int) bool { return sizes[names[i]] > sizes[names[j]] })
 	m.files = make([]fileSize, len(names))
 	for i, n := range names {
 		m.files[i] = fileSize{n, sizes[n]}
 	}
-	if len(names) == 0 {
-		m.label = "anonymous"
-	} else {
-		m.label = strings.Join(names, ", ")
-	}
+	m.label = strings.Join(names, ", ")
 	m.prot = "×" + strconv.Itoa(m.count)
 	return m
 }
@@ -547,7 +756,8 @@ type fileSize struct {
 	size uint64
 }
 
-// names are the files a row holds with their sizes.
+// names are what a row holds with their sizes: its files, or its own
+// label for anonymous memory.
 func (rw row) names() []fileSize {
 	if rw.files != nil {
 		return rw.files

@@ -77,8 +77,8 @@ func storyLayout(r *layout.Report) string {
 		fmt.Fprintf(&b, ", mmap base %s", hex(r.MmapBase))
 	}
 	fmt.Fprintf(&b, "; personality %s (%s)", hex(uint64(r.Personality)), personalityNames(r.Personality))
-	if r.PersonalitySource != "" {
-		fmt.Fprintf(&b, ", %s", r.PersonalitySource)
+	if src := personalitySource(r); src != "" {
+		fmt.Fprintf(&b, ", %s", src)
 	}
 	b.WriteString(".")
 	return b.String()
@@ -105,10 +105,41 @@ func storySqueeze(r *layout.Report) []string {
 		fmt.Sprintf("At seq %d %s was placed %s, %s: it became the squeezer.",
 			sq.Seq, mappingPhrase(&sq.Mapping), placementPhrase(sq.Placement), where),
 	}
+	if h := heapMergedWith(r); h != nil {
+		out = append(out, fmt.Sprintf("It has the heap's protection and touches it, so the kernel joined the two into one VMA: /proc/PID/maps shows a single [heap] line %s-%s.",
+			hex(h.Start), hex(h.End)))
+	}
 	if b := r.BoundedBy; b != nil && (b.Start != sq.Start || b.End != sq.End) {
 		out = append(out, fmt.Sprintf("Now %s bounds the heap, with %s of headroom.", mappingPhrase(b), Size(r.BrkHeadroom)))
 	}
 	return out
+}
+
+// heapMergedWith returns the [heap] VMA when the squeezer is part of it:
+// anonymous, starting at the break's page, inside the VMA /proc names
+// [heap] (the kernel's vma_is_initial_heap rule).
+func heapMergedWith(r *layout.Report) *layout.Mapping {
+	sq := r.Squeezer
+	if sq == nil || sq.Path != "" {
+		return nil
+	}
+	for i := range r.VMAs {
+		h := &r.VMAs[i]
+		if h.Path == "[heap]" && h.Start < sq.Start && sq.Start < h.End {
+			return h
+		}
+	}
+	return nil
+}
+
+// personalitySource says where the persona came from: "inherited", or
+// "set by personality(0x200008) at seq 43 before exec".
+func personalitySource(r *layout.Report) string {
+	src := r.PersonalitySource
+	if strings.HasPrefix(src, "personality(") {
+		return "set by " + src
+	}
+	return src
 }
 
 func storyFailures(r *layout.Report) string {

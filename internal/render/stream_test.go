@@ -47,7 +47,7 @@ func hintSqueezeStream() []step {
 		MmapBase: rep.MmapBase, MmapLegacyBase: 0x2aaaaaaab000,
 		RlimStackCur: 8 << 20, RlimStackMax: ^uint64(0),
 		VMACount: uint32(len(exeVMAs)), VMAsKnown: true,
-	}}, layout.Change{Headroom: 0x7f5c2a1aa000 - rep.StartBrk, HeadroomChanged: true})
+	}}, layout.Change{}) // as the tracker does: no headroom until the snapshot is complete
 	for i, m := range exeVMAs {
 		flags := uint64(0)
 		for _, c := range m.Prot {

@@ -98,8 +98,13 @@ func (s *SVG) Observe(t uint64, r *layout.Report) {
 	im.rep = *r
 	im.rep.VMAs, im.rep.BrkFailures = nil, nil
 
-	for i := range r.VMAs {
-		m := r.VMAs[i]
+	vmas := append([]layout.Mapping(nil), r.VMAs...)
+	sort.SliceStable(vmas, func(i, j int) bool { return vmas[i].Start < vmas[j].Start })
+	// As in the text picture: a squeezer merged onto the heap is drawn as
+	// itself, not as heap.
+	vmas = splitHeap(vmas, r)
+	for i := range vmas {
+		m := vmas[i]
 		if m.End <= m.Start {
 			continue
 		}
@@ -242,7 +247,11 @@ type yScale struct {
 	height float64
 }
 
-func newYScale(addrs []uint64, occupied [][2]uint64, top, height float64) *yScale {
+// Neighbouring intervals of nothing but anonymous memory (anonOnly at
+// their middle) share the height of one interval as large as all of
+// them: a run of 1 MiB blocks is one band, as in the text picture, and
+// leaves the height to the heap, the squeezer and the program.
+func newYScale(addrs []uint64, occupied [][2]uint64, top, height float64, anonOnly func(uint64) bool) *yScale {
 	sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
 	var b []uint64
 	for i, a := range addrs {
@@ -257,18 +266,32 @@ func newYScale(addrs []uint64, occupied [][2]uint64, top, height float64) *yScal
 	}
 	weights := make([]float64, len(b)-1)
 	y.empty = make([]bool, len(b)-1)
+	logOf := func(size uint64) float64 { return math.Log2(float64(max(size, 4096)) / 4096) }
 	total := 0.0
-	for i := range weights {
+	for i := 0; i < len(weights); i++ {
 		size := b[i+1] - b[i]
-		l := math.Log2(float64(max(size, 4096)) / 4096)
 		mid := b[i] + size/2
-		if inUnion(occupied, mid) {
-			weights[i] = 1 + l/3
-		} else {
+		switch {
+		case !inUnion(occupied, mid):
 			y.empty[i] = true
-			weights[i] = 0.5 + l/8
+			weights[i] = 0.5 + logOf(size)/8
+		case anonOnly != nil && anonOnly(mid):
+			j := i + 1
+			for j < len(weights) && anonOnly(b[j]+(b[j+1]-b[j])/2) {
+				j++
+			}
+			run := b[j] - b[i]
+			wgt := 1 + logOf(run)/3
+			for k := i; k < j; k++ {
+				weights[k] = wgt * float64(b[k+1]-b[k]) / float64(run)
+			}
+			i = j - 1
+		default:
+			weights[i] = 1 + logOf(size)/3
 		}
-		total += weights[i]
+	}
+	for _, w := range weights {
+		total += w
 	}
 	y.pos = make([]float64, len(b))
 	for i, wgt := range weights {
@@ -314,27 +337,38 @@ func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
 	fmt.Fprintf(w, `<text x="20" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", top+20, esc(panelTitle(r)))
 	fmt.Fprintf(w, `<text x="20" y="%d" fill="%s">%s</text>`+"\n", top+40, verdictColour(r, s.o), esc(panelVerdict(im, s.o)))
 
+	kinds := im.kinds()
+
 	// The y scale: every span edge, the heap, the mmap base.
 	var addrs []uint64
-	var occ [][2]uint64
+	var occ, anon, other [][2]uint64
 	for i := range im.spans {
 		m := &im.spans[i].m
 		addrs = append(addrs, m.Start, m.End)
 		occ = append(occ, [2]uint64{m.Start, m.End})
+		if kinds[i] == kindAnon {
+			anon = append(anon, [2]uint64{m.Start, m.End})
+		} else {
+			other = append(other, [2]uint64{m.Start, m.End})
+		}
 	}
 	for _, p := range im.brk {
 		if p.startBrk != 0 {
 			addrs = append(addrs, p.startBrk, max(p.brk, p.startBrk))
 			if p.brk > p.startBrk {
 				occ = append(occ, [2]uint64{p.startBrk, p.brk})
+				other = append(other, [2]uint64{p.startBrk, p.brk})
 			}
 		}
+	}
+	if sq := im.squeezer; sq != nil {
+		other = append(other, [2]uint64{sq.Start, sq.End})
 	}
 	if r.MmapBase != 0 && len(addrs) > 0 {
 		addrs = append(addrs, r.MmapBase)
 	}
-	occ = mergeRanges(occ)
-	y := newYScale(addrs, occ, plotTop, plotH)
+	occ, anon, other = mergeRanges(occ), mergeRanges(anon), mergeRanges(other)
+	y := newYScale(addrs, occ, plotTop, plotH, func(a uint64) bool { return inUnion(anon, a) && !inUnion(other, a) })
 
 	fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#fafafa" stroke="#999"/>`+"\n", plotX, plotTop, plotW, plotH)
 
@@ -359,23 +393,14 @@ func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
 		}
 	}
 
-	// Mappings. The anonymous mapping right after the executable is its bss.
-	exeEnds := map[uint64]bool{}
-	for i := range im.spans {
-		if k := kindOf(&im.spans[i].m, r.Exe); k == kindText || k == kindData {
-			exeEnds[im.spans[i].m.End] = true
-		}
-	}
+	// Mappings.
 	for i := range im.spans {
 		sp := &im.spans[i]
 		to := sp.to
 		if to < 0 {
 			to = steps
 		}
-		k := kindOf(&sp.m, r.Exe)
-		if k == kindAnon && exeEnds[sp.m.Start] {
-			k = kindData
-		}
+		k := kinds[i]
 		y0, y1 := y.at(sp.m.End), y.at(sp.m.Start)
 		h := math.Max(y1-y0, 1)
 		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" stroke="#ffffff" stroke-width="0.4"><title>%s</title></rect>`+"\n",
@@ -421,7 +446,17 @@ func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
 		x0 := xAt(im.sqStep)
 		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="%s" stroke-width="3"><title>%s</title></rect>`+"\n",
 			x0, y0, math.Max(plotX+plotW-x0, 2), math.Max(y1-y0, 2), colSqueeze, esc(squeezerTitle(sq)))
-		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="%s" font-weight="bold">squeezer</text>`+"\n", x0+4, math.Max(y0-4, plotTop+12), colSqueeze)
+		// Name it inside the plot, level with it: left of the outline when
+		// it appeared late, inside the outline otherwise.
+		ly := math.Min(math.Max((y0+y1)/2+4, plotTop+12), plotTop+plotH-4)
+		label := fmt.Sprintf("squeezer, seq %d ▶", sq.Seq)
+		lx, anchor := x0-6, "end"
+		if x0 < plotX+plotW/2 {
+			label = fmt.Sprintf("squeezer, seq %d", sq.Seq)
+			lx, anchor = x0+8, "start"
+		}
+		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="%s" font-weight="bold" text-anchor="%s" stroke="#ffffff" stroke-width="3" paint-order="stroke">%s</text>`+"\n",
+			lx, ly, colSqueeze, anchor, esc(label))
 	}
 
 	// Failed brk calls: a cross at the break, a line up to what was asked.
@@ -437,6 +472,35 @@ func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
 
 	s.writeAxes(w, im, y, plotX, plotW, plotTop, plotH, xAt)
 	w.WriteString("</g>\n")
+}
+
+// kinds classifies every span. The anonymous mapping right after the
+// executable is its bss, unless it is larger than a bss can believably be
+// (anonymous memory merged onto it, as in the text picture).
+func (im *svgImage) kinds() []kind {
+	exe := im.rep.Exe
+	exeEnds := map[uint64]bool{}
+	var exeLo, exeHi uint64
+	for i := range im.spans {
+		m := &im.spans[i].m
+		if k := kindOf(m, exe); k == kindText || k == kindData {
+			exeEnds[m.End] = true
+			if exeHi == 0 || m.Start < exeLo {
+				exeLo = m.Start
+			}
+			exeHi = max(exeHi, m.End)
+		}
+	}
+	out := make([]kind, len(im.spans))
+	for i := range im.spans {
+		m := &im.spans[i].m
+		k := kindOf(m, exe)
+		if k == kindAnon && exeEnds[m.Start] && m.End-m.Start <= max(1<<20, exeHi-exeLo) {
+			k = kindData
+		}
+		out[i] = k
+	}
+	return out
 }
 
 // writeAxes labels addresses on the left, notable mappings on the right

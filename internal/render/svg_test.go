@@ -248,3 +248,32 @@ func TestSVGBounded(t *testing.T) {
 		t.Error("the truncation is not said")
 	}
 }
+
+// TestSVGMergedHeap: the squeezer merged onto the heap is drawn as the
+// anonymous mapping it is, not as heap, and anonymous blocks merged onto
+// the program's bss are not painted as bss.
+func TestSVGMergedHeap(t *testing.T) {
+	out := string(svgOf(legacyMerged32()))
+	fillOf := func(title string) string {
+		i := strings.Index(out, "<title>"+title)
+		if i < 0 {
+			t.Fatalf("no mapping titled %q drawn", title)
+		}
+		rect := out[strings.LastIndex(out[:i], "<rect"):i]
+		_, after, _ := strings.Cut(rect, `fill="`)
+		fill, _, _ := strings.Cut(after, `"`)
+		return fill
+	}
+	if f := fillOf("0x58577000-0x58677000 rw-p anonymous"); f != kindFill[kindAnon] {
+		t.Errorf("the squeezer is filled %s, want the anonymous colour %s", f, kindFill[kindAnon])
+	}
+	if f := fillOf("0x58567000-0x58577000 rw-p [heap]"); f != kindFill[kindHeap] {
+		t.Errorf("the heap is filled %s, want %s", f, kindFill[kindHeap])
+	}
+	if f := fillOf("0x5663f000-0x5853f000 rw-p anonymous"); f != kindFill[kindAnon] {
+		t.Errorf("31 MiB of blocks on the bss are filled %s, want the anonymous colour %s", f, kindFill[kindAnon])
+	}
+	if !strings.Contains(out, "squeezer, seq 116") {
+		t.Error("the squeezer is not named in the plot")
+	}
+}

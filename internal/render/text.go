@@ -69,6 +69,10 @@ func eventPrefix(ev *events.Event, ch layout.Change, t0 uint64) string {
 		comm = "?"
 	}
 	rel := float64(int64(ev.Time-t0)) / 1e9
+	if ev.Kind == events.KindLost && ev.PID == 0 {
+		// Dropped records belong to no one process: every live image.
+		return fmt.Sprintf("%6d %10.6f %7s %-15s %-6s ", ev.Seq, rel, "-", "all images", "")
+	}
 	return fmt.Sprintf("%6d %10.6f %7d %-15s %-6s ", ev.Seq, rel, ev.PID, comm, ev.ABI)
 }
 
@@ -198,7 +202,8 @@ func eventCall(l *styled, ev *events.Event, ch layout.Change) {
 	case events.KindExit:
 		b = fmt.Appendf(b, "exit(%d)", ev.ExitCode)
 	case events.KindLost:
-		l.add(fmt.Sprintf("LOST %d events", ev.Lost), sgrBadRed)
+		l.add(fmt.Sprintf("LOST %s (ring buffer full): verdicts of the images running now are uncertain",
+			plural(int(min(ev.Lost, 1<<62)), "event")), sgrBadRed)
 		return
 	default:
 		b = fmt.Appendf(b, "%s", ev.Kind)
@@ -343,8 +348,8 @@ func reportLines(r *layout.Report, o Options) []string {
 	}
 	field("layout", lay, sgrNone)
 	pers := hex(uint64(r.Personality)) + " " + personalityNames(r.Personality)
-	if r.PersonalitySource != "" {
-		pers += ", " + r.PersonalitySource
+	if src := personalitySource(r); src != "" {
+		pers += ", " + src
 	}
 	field("personality", pers, sgrNone)
 	field("mmap base", hex(r.MmapBase), sgrNone)
