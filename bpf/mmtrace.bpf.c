@@ -195,8 +195,11 @@ struct {
 } comm_filter SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	/* Not an LRU: an LRU may evict a slot between a call's entry and its
+	 * exit (seen on 7.3), silently losing the call. Slots are freed when
+	 * their thread exits; a full map is counted as lost records. */
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
 	__type(key, __u32); /* tid */
 	__type(value, struct inflight);
 } inflight SEC(".maps");
@@ -719,8 +722,8 @@ static __always_inline int on_sys_enter(struct inflight *in, __u64 pid_tgid)
 	struct inflight *slot = bpf_map_lookup_elem(&inflight, &tid);
 	if (slot)
 		*slot = *in;
-	else
-		bpf_map_update_elem(&inflight, &tid, in, BPF_ANY);
+	else if (bpf_map_update_elem(&inflight, &tid, in, BPF_ANY))
+		count_lost(pid_tgid >> 32);
 	return 0;
 }
 

@@ -31,7 +31,11 @@ type session struct {
 	noIA32 bool
 	// lossesOf, live only, reads the kernel's drop counter of one process
 	// so that drops are charged before the record that ends its image.
-	lossesOf func(pid uint32, upTo int64) uint64
+	// missesBefore, live only, charges skipped programs to the live images
+	// before one of them ends.
+	missesBefore func()
+	missErr      bool
+	lossesOf     func(pid uint32, upTo int64) uint64
 
 	ev       events.Event // reused for every record
 	start    time.Time
@@ -85,6 +89,7 @@ func colorWanted(mode string, f *os.File) bool {
 func (s *session) handleLive(raw []byte) {
 	if s.lossesOf != nil {
 		if pid, upTo, ok := events.EndsImage(raw); ok {
+			s.missesBefore()
 			if n := s.lossesOf(pid, upTo); n > 0 {
 				s.handle(events.EncodeLost(pid, n, monotonicNow()))
 			}

@@ -120,6 +120,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		fmt.Fprintf(stderr, "mmtrace: note: this kernel has no mmap:vm_unmapped_area tracepoint: "+
 			"top-down and bottom-up placement are inferred from each image's layout\n")
 	}
+	s.missesBefore = func() { s.pollMisses(tr, monotonicNow()) }
 	s.lossesOf = func(pid uint32, upTo int64) uint64 {
 		n, err := tr.NewLossesOf(pid, upTo)
 		if err != nil {
@@ -220,9 +221,23 @@ func (s *session) pollLost(tr *loader.Tracer) {
 	for _, l := range losses {
 		s.handle(events.EncodeLost(l.PID, l.Count, now))
 	}
+	s.pollMisses(tr, now)
 }
 
 // monotonicNow is the kernel records' clock (bpf_ktime_get_ns).
+// pollMisses turns programs the kernel skipped (recursion misses) into a
+// lost record for no one process: every live image becomes uncertain.
+func (s *session) pollMisses(tr *loader.Tracer, now uint64) {
+	n, err := tr.NewMisses()
+	if err != nil && !s.missErr {
+		s.missErr = true
+		fmt.Fprintf(s.stderr, "mmtrace: %v\n", err)
+	}
+	if n > 0 {
+		s.handle(events.EncodeLost(0, n, now))
+	}
+}
+
 func monotonicNow() uint64 {
 	var t unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &t)
