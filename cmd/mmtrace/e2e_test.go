@@ -67,6 +67,18 @@ type jsonReport struct {
 	Notes             []string         `json:"notes"`
 }
 
+// scratchDirs are the temporary directories the run made; TestMain
+// removes them.
+var scratchDirs []string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range scratchDirs {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
+
 var (
 	buildOnce   sync.Once
 	mmtraceBin  string
@@ -87,6 +99,7 @@ func binaries(t *testing.T) (string, string) {
 				errBuilding = err
 				return
 			}
+			scratchDirs = append(scratchDirs, dir)
 			mmtraceBin = filepath.Join(dir, "mmtrace")
 			out, err := exec.Command("go", "build", "-o", mmtraceBin, ".").CombinedOutput()
 			if err != nil {
@@ -113,6 +126,7 @@ func buildFixtures() (string, error) {
 		if dir, err = os.MkdirTemp("", "mmtrace-fixtures"); err != nil {
 			return "", err
 		}
+		scratchDirs = append(scratchDirs, dir)
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
