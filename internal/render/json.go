@@ -269,6 +269,7 @@ func (r *jsonRenderer) Report(rep *layout.Report) {
 	j.uint("lost_events", rep.LostEvents)
 	j.boolean("uncertain", rep.Uncertain)
 	j.boolean("from_proc", rep.FromProc)
+	j.boolean("forked", rep.Forked)
 	j.key("notes")
 	j.b = append(j.b, '[')
 	for i, n := range rep.Notes {

@@ -44,11 +44,13 @@ func storyWho(r *layout.Report) string {
 	name := nameOf(r)
 	if r.FromProc {
 		fmt.Fprintf(&b, "%s (pid %d, %s) was already running when mmtrace started; its layout was read from /proc", name, r.PID, r.ABI)
+	} else if r.Forked {
+		fmt.Fprintf(&b, "%s (pid %d) was forked at seq %d with a copy of its parent's %s image of %s",
+			name, r.PID, r.ExecSeq, r.ABI, orUnknown(r.Exe))
 	} else {
-		// A fork copy also starts an image, so say "ran", not "exec'd".
-		fmt.Fprintf(&b, "%s (pid %d) ran %s as an %s image", name, r.PID, orUnknown(r.Exe), r.ABI)
+		fmt.Fprintf(&b, "%s (pid %d) exec'd %s as an %s image", name, r.PID, orUnknown(r.Exe), r.ABI)
 		if r.ExecSeq != 0 {
-			fmt.Fprintf(&b, " from seq %d", r.ExecSeq)
+			fmt.Fprintf(&b, " at seq %d", r.ExecSeq)
 		}
 	}
 	if r.PPID != 0 {

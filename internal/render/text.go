@@ -335,6 +335,8 @@ func reportLines(r *layout.Report, o Options) []string {
 	switch {
 	case r.FromProc:
 		who += ", read from /proc (already running)"
+	case r.Forked:
+		who += fmt.Sprintf(", forked at seq %d (a copy of its parent's)", r.ExecSeq)
 	case r.ExecSeq != 0:
 		who += fmt.Sprintf(" from seq %d", r.ExecSeq)
 	}
