@@ -63,16 +63,7 @@ func (o modelOutput) of(typ string, pid uint32) []map[string]any {
 
 func (o modelOutput) reportOf(t *testing.T, pid uint32) modelReport {
 	t.Helper()
-	var found []modelReport
-	for _, r := range o.reports {
-		if r.PID == pid {
-			found = append(found, r)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("want one report for pid %d, got %d", pid, len(found))
-	}
-	return found[0]
+	return oneReport(t, o.reports, fmt.Sprintf("pid %d", pid), func(r *jsonReport) bool { return r.PID == pid })
 }
 
 func (o modelOutput) summary(t *testing.T) map[string]any {

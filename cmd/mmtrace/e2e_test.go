@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,7 +188,7 @@ func run(t *testing.T, env []string, args ...string) runResult {
 	t.Helper()
 	bin, _ := binaries(t)
 	jsonOut := ""
-	if slicesContains(args, "json") {
+	if slices.Contains(args, "json") {
 		// Rendered output to a file, apart from the traced command's own.
 		jsonOut = filepath.Join(t.TempDir(), "out.json")
 		args = append([]string{"--output", jsonOut}, args...)
@@ -237,27 +238,27 @@ func parseOutput(t *testing.T, data []byte) (lines []map[string]any, reports []j
 	return lines, reports
 }
 
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
+// oneReport is the single report that matches, or a fatal error.
+func oneReport(t *testing.T, reports []jsonReport, what string, match func(*jsonReport) bool) jsonReport {
+	t.Helper()
+	var found []jsonReport
+	for i := range reports {
+		if match(&reports[i]) {
+			found = append(found, reports[i])
 		}
 	}
-	return false
+	if len(found) != 1 {
+		t.Fatalf("want one report for %s, got %d", what, len(found))
+	}
+	return found[0]
 }
 
 func (r runResult) report(t *testing.T, comm string) jsonReport {
 	t.Helper()
-	var found []jsonReport
-	for _, rep := range r.reports {
-		if rep.Comm == comm {
-			found = append(found, rep)
-		}
+	if r.code != 0 && len(r.reports) == 0 {
+		t.Logf("stderr:\n%s", r.stderr)
 	}
-	if len(found) != 1 {
-		t.Fatalf("want one report for %s, got %d\nstderr:\n%s", comm, len(found), r.stderr)
-	}
-	return found[0]
+	return oneReport(t, r.reports, comm, func(rep *jsonReport) bool { return rep.Comm == comm })
 }
 
 func hexval(t *testing.T, s string) uint64 {
