@@ -458,7 +458,7 @@ func checkPrerequisites(cfg Config) error {
 	return nil
 }
 
-var errPermission = errors.New("mmtrace needs root, or CAP_BPF with CAP_PERFMON, to load its kernel programs")
+var errPermission = errors.New("tracing needs root, or CAP_BPF with CAP_PERFMON, to load the kernel programs (replaying with -r does not)")
 
 func explainLoadError(err error) error {
 	// The verifier answers EACCES too: say what it said, not "need root".
