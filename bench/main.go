@@ -129,9 +129,15 @@ func run(cfg config, out io.Writer) error {
 	untraced := []tracer{
 		untracedUnder("mmtrace --comm other"),
 		untracedUnder("mmtrace --no-ia32 --comm other", "--no-ia32"),
+		// What a kernel that preempts inside syscall programs costs (one
+		// backup copy each, the default there; see the README).
+		untracedUnder("mmtrace --syscall-backups 1 --comm other", "--syscall-backups", "1"),
 	}
 	noIA32 := tracer{"mmtrace --no-ia32", func(a []string) (runResult, error) {
 		return h.runMmtrace(mmtraceRun{extra: []string{"--no-ia32"}}, a)
+	}}
+	withBackups := tracer{"mmtrace --syscall-backups 1", func(a []string) (runResult, error) {
+		return h.runMmtrace(mmtraceRun{extra: []string{"--syscall-backups", "1"}}, a)
 	}}
 	var floor []tracer // the cheapest raw_syscalls attachment, on the mmap loop too
 	for i, p := range probeSets {
@@ -158,7 +164,7 @@ func run(cfg config, out io.Writer) error {
 
 	loads := []*workload{
 		{title: "mmap/munmap/brk loop", bin: "mmaploop", n0: 20000, per: "iteration (4 syscalls)",
-			cols: append(append([]tracer{mmtraceCol, withW, noIA32}, floor...), others...)},
+			cols: append(append([]tracer{mmtraceCol, withW, noIA32, withBackups}, floor...), others...)},
 		{title: "fork+exec /bin/true", bin: "forkexec", n0: 100, per: "process",
 			cols: append([]tracer{mmtraceCol}, others...)},
 		{title: "untraced getppid loop", bin: "getppid", n0: 1000000, per: "syscall", cols: untraced},

@@ -58,7 +58,10 @@ struct event_header {
 	__u16 _pad0;
 	__u32 pid; /* tgid */
 	__u32 tid;
-	__u32 _pad1;
+	/* Memory calls: the order in which their changes took effect within
+	 * the process (1, 2, ... from exec or fork; see handle_lock_released),
+	 * 0 if unknown or the call changed nothing. */
+	__u32 seq;
 	__u64 time; /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
 };
 
@@ -155,6 +158,8 @@ struct inflight {
 	__u64 search_low, search_high, search_result;
 	__u32 search_flags;
 	__u32 searches;
+	__u32 seq; /* see event_header.seq */
+	__u32 _pad2;
 };
 
 /* Scratch space too big for the 512-byte BPF stack. */
@@ -211,6 +216,15 @@ struct {
 	__type(value, __u64);
 } lost_total SEC(".maps");
 
+/* Per traced process: how many memory calls have taken effect since its
+ * exec or fork (event_header.seq). Reset there and at process exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tgid */
+	__type(value, __u32);
+} change_seq SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
@@ -224,6 +238,50 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch_space SEC(".maps");
+
+/*
+ * Backups for preemptible syscall tracepoints. The kernel runs a program
+ * at most once per CPU at a time: when a task is preempted inside one
+ * (syscall tracepoints can be preempted on kernels that preempt in kernel
+ * mode, e.g. 7.3's default lazy preemption) every other task on that CPU
+ * skips it, counted only as a recursion miss. So where the loader sees
+ * such a kernel it loads the "guarded" syscall programs, each followed on
+ * its tracepoint by backups (copies of one program, each its own kernel
+ * program with its own recursion guard). Every task's storage says whether
+ * it is inside a syscall as far as our programs know: the first program
+ * that runs at an entry or exit flips it and does the work; a backup that
+ * finds it unflipped knows the primary was skipped for this very call,
+ * does the work and counts it in backup_seen. The loader compares the
+ * primaries' recursion misses with backup_seen: only calls that every copy
+ * skipped are lost, for no one process.
+ */
+#define SLOT_ENTER 0
+#define SLOT_EXIT 1
+
+struct syscall_phase {
+	__u8 in_syscall;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct syscall_phase);
+} phases SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64); /* calls whose primary was skipped, done by a backup */
+} backup_seen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64); /* primaries that found no task storage */
+} phase_unknown SEC(".maps");
 
 /* Set by the loader before load. */
 const volatile __u8 trace_all = 0;   /* trace every new image */
@@ -294,7 +352,7 @@ static __always_inline void fill_header(struct event_header *h, __u8 kind, __u8 
 	h->_pad0 = 0;
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
-	h->_pad1 = 0;
+	h->seq = 0;
 	h->time = bpf_ktime_get_ns();
 }
 
@@ -435,6 +493,9 @@ static __always_inline struct exec_event *emit_exec(struct task_struct *p, int o
 	__u32 tgid = pid_tgid >> 32;
 	__u64 *dropped = bpf_map_lookup_elem(&lost_by_pid, &tgid);
 	__u64 lost_before = dropped ? *dropped : 0;
+	/* A new image: its changes are numbered from 1. No other thread is
+	 * left to race with this (exec killed them). */
+	bpf_map_delete_elem(&change_seq, &tgid);
 	struct exec_event *e = reserve(sizeof(*e), tgid);
 	if (!e)
 		return NULL;
@@ -560,6 +621,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	if (ptgid == ctgid || !is_traced(ptgid))
 		return 0; /* a new thread, or not ours */
 	start_tracing(ctgid);
+	bpf_map_delete_elem(&change_seq, &ctgid);
 
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_event *e = reserve(sizeof(*e), ptgid);
@@ -585,6 +647,7 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
 	set_traced(tgid, 0);
+	bpf_map_delete_elem(&change_seq, &tgid);
 
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_event *e = reserve(sizeof(*e), tgid);
@@ -727,10 +790,8 @@ static __always_inline int on_sys_enter(struct inflight *in, __u64 pid_tgid)
 	return 0;
 }
 
-/* Full coverage: every syscall of every task, both ABIs (syscalls:*
- * tracepoints miss ia32 calls). Costs untraced tasks more: see README. */
-SEC("tp_btf/sys_enter")
-int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
+/* raw_syscalls:sys_enter: read the arguments by ABI. */
+static __always_inline int sys_enter(struct pt_regs *regs, long id)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!is_traced(pid_tgid >> 32))
@@ -759,6 +820,71 @@ int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
 		in.args[5] = regs->r9;
 	}
 	return on_sys_enter(&in, pid_tgid);
+}
+
+static __always_inline void count_slot(void *map, __u32 slot)
+{
+	__u64 *n = bpf_map_lookup_elem(map, &slot);
+	if (n)
+		*n += 1;
+}
+
+/*
+ * The guarded primary: flips the task's phase to want_in and does the
+ * work. Without storage (none could be had) the work is still done, and
+ * the loader counts the call as unknown: a backup may then do it again.
+ */
+static __always_inline struct syscall_phase *guarded_phase(__u32 slot)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct syscall_phase *ph = bpf_task_storage_get(&phases, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!ph)
+		count_slot(&phase_unknown, slot);
+	return ph;
+}
+
+/* Whether the programs before this backup skipped the call: the task's
+ * phase has not been flipped to want_in, or the task has no storage yet
+ * (the primary creates it whenever it runs). Flips it, counts the skip. */
+static __always_inline int skipped_before(__u32 slot, __u8 want_in)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct syscall_phase *ph = bpf_task_storage_get(&phases, task, 0, 0);
+	if (!ph)
+		ph = bpf_task_storage_get(&phases, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	else if (ph->in_syscall == want_in)
+		return 0;
+	if (ph)
+		ph->in_syscall = want_in;
+	else
+		count_slot(&phase_unknown, slot); /* maybe not a skip: do not vouch */
+	count_slot(&backup_seen, slot);
+	return 1;
+}
+
+/* Full coverage: every syscall of every task, both ABIs (syscalls:*
+ * tracepoints miss ia32 calls). Costs untraced tasks more: see README. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
+{
+	return sys_enter(regs, id);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(handle_sys_enter_guarded, struct pt_regs *regs, long id)
+{
+	struct syscall_phase *ph = guarded_phase(SLOT_ENTER);
+	if (ph)
+		ph->in_syscall = 1;
+	return sys_enter(regs, id);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(handle_sys_enter_backup, struct pt_regs *regs, long id)
+{
+	if (skipped_before(SLOT_ENTER, 1))
+		sys_enter(regs, id);
+	return 0;
 }
 
 /* The syscalls:sys_enter_* / sys_exit_* records (their format files). */
@@ -819,6 +945,71 @@ int BPF_PROG(handle_unmapped_area, unsigned long addr, struct vm_unmapped_area_i
 	return 0;
 }
 
+/*
+ * The order in which a traced process's memory calls took effect. Exit
+ * records can reach the ring in another order: a thread can be preempted
+ * between its change and its exit record while another thread changes the
+ * same range. A call changes the VMAs holding the mmap lock for writing
+ * (munmap, brk and older mremap may downgrade it to read first); its
+ * first such release, traced just before the unlock and so still
+ * excluding other writers, numbers the change in change_seq. The
+ * consumer applies numbered changes in that order.
+ */
+static __always_inline int on_lock_released(struct mm_struct *mm, __u64 write)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!is_traced(tgid))
+		return 0;
+	__u32 tid = pid_tgid;
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in || in->seq)
+		return 0;
+	switch (in->kind) {
+	case KIND_MMAP:
+	case KIND_MPROTECT:
+		/* A read release before the write section is a page fault
+		 * (i386 old mmap reads its arguments from user memory). */
+		if (!(write & 1))
+			return 0;
+		break;
+	case KIND_MUNMAP:
+	case KIND_BRK:
+	case KIND_MREMAP:
+		break;
+	default:
+		return 0;
+	}
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if ((__u64)BPF_CORE_READ(task, mm) != (__u64)mm)
+		return 0;
+	__u32 *n = bpf_map_lookup_elem(&change_seq, &tgid);
+	if (!n) {
+		__u32 zero = 0;
+		bpf_map_update_elem(&change_seq, &tgid, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&change_seq, &tgid);
+		if (!n)
+			return 0;
+	}
+	/* Writers of this mm are serialised by the lock we still hold. */
+	*n += 1;
+	in->seq = *n;
+	return 0;
+}
+
+SEC("tp_btf/mmap_lock_released")
+int BPF_PROG(handle_lock_released, struct mm_struct *mm, __u64 write)
+{
+	return on_lock_released(mm, write);
+}
+
+/* Before 6.13 (about) the tracepoint also passed the memcg path. */
+SEC("tp_btf/mmap_lock_released")
+int BPF_PROG(handle_lock_released_memcg, struct mm_struct *mm, const char *memcg_path, __u64 write)
+{
+	return on_lock_released(mm, write);
+}
+
 #define MAP_ANONYMOUS 0x20
 
 static __always_inline struct file *fd_file(struct task_struct *task, int fd)
@@ -832,7 +1023,8 @@ static __always_inline struct file *fd_file(struct task_struct *task, int fd)
 	return file;
 }
 
-static __always_inline int on_sys_exit(long ret)
+/* nr: the call's number as the exit sees it (compat numbers for i386). */
+static __always_inline int on_sys_exit(long ret, long nr)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -844,6 +1036,10 @@ static __always_inline int on_sys_exit(long ret)
 		return 0;
 	struct inflight a = *in;
 	in->kind = 0; /* done; the slot stays for the thread's next call */
+	/* A slot left by another call, whose exit every program skipped (a
+	 * loss already counted, see backup_seen): never pair it with this one. */
+	if (a.kind != KIND_EXECVE && a.syscall != nr)
+		return 0;
 
 	if (a.kind == KIND_EXECVE) {
 		if (ret >= 0)
@@ -900,6 +1096,7 @@ static __always_inline int on_sys_exit(long ret)
 	m->search_result = a.search_result;
 	m->search_flags = a.search_flags;
 	m->searches = a.searches;
+	m->h.seq = a.seq;
 	switch (a.kind) {
 	case KIND_MMAP:
 		m->len = a.args[1];
@@ -929,11 +1126,28 @@ static __always_inline int on_sys_exit(long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 {
-	return on_sys_exit(ret);
+	return on_sys_exit(ret, regs->orig_ax);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(handle_sys_exit_guarded, struct pt_regs *regs, long ret)
+{
+	struct syscall_phase *ph = guarded_phase(SLOT_EXIT);
+	if (ph)
+		ph->in_syscall = 0;
+	return on_sys_exit(ret, regs->orig_ax);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(handle_sys_exit_backup, struct pt_regs *regs, long ret)
+{
+	if (skipped_before(SLOT_EXIT, 0))
+		on_sys_exit(ret, regs->orig_ax);
+	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_mmap")
 int handle_exit64(struct syscall_exit_record *ctx)
 {
-	return on_sys_exit(ctx->ret);
+	return on_sys_exit(ctx->ret, ctx->nr);
 }

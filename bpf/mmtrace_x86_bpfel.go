@@ -27,7 +27,7 @@ type MmtraceEventHeader struct {
 	Pad0 uint16
 	Pid  uint32
 	Tid  uint32
-	Pad1 uint32
+	Seq  uint32
 	Time uint64
 }
 
@@ -100,6 +100,8 @@ type MmtraceInflight struct {
 	SearchResult uint64
 	SearchFlags  uint32
 	Searches     uint32
+	Seq          uint32
+	Pad2         uint32
 }
 
 type MmtraceLostEvent struct {
@@ -139,6 +141,11 @@ type MmtraceScratch struct {
 	Path [512]int8
 }
 
+type MmtraceSyscallPhase struct {
+	_         structs.HostLayout
+	InSyscall uint8
+}
+
 type MmtraceTaskEvent struct {
 	_        structs.HostLayout
 	H        MmtraceEventHeader
@@ -168,34 +175,44 @@ type MmtraceVmaEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	MmtraceMapCommFilter          = "comm_filter"
-	MmtraceMapEvents              = "events"
-	MmtraceMapInflight            = "inflight"
-	MmtraceMapLostByPid           = "lost_by_pid"
-	MmtraceMapLostTotal           = "lost_total"
-	MmtraceMapScratchSpace        = "scratch_space"
-	MmtraceMapTraced              = "traced"
-	MmtraceProgHandleEnter64      = "handle_enter64"
-	MmtraceProgHandleExec         = "handle_exec"
-	MmtraceProgHandleExecVmas     = "handle_exec_vmas"
-	MmtraceProgHandleExit         = "handle_exit"
-	MmtraceProgHandleExit64       = "handle_exit64"
-	MmtraceProgHandleFork         = "handle_fork"
-	MmtraceProgHandleSysEnter     = "handle_sys_enter"
-	MmtraceProgHandleSysExit      = "handle_sys_exit"
-	MmtraceProgHandleUnmappedArea = "handle_unmapped_area"
-	MmtraceVarFilterComm          = "filter_comm"
-	MmtraceVarSelfTgid            = "self_tgid"
-	MmtraceVarTraceAll            = "trace_all"
-	MmtraceVarUnusedEventAbi      = "unused_event_abi"
-	MmtraceVarUnusedEventKind     = "unused_event_kind"
-	MmtraceVarUnusedExecEvent     = "unused_exec_event"
-	MmtraceVarUnusedExecveEvent   = "unused_execve_event"
-	MmtraceVarUnusedLostEvent     = "unused_lost_event"
-	MmtraceVarUnusedMemPathEvent  = "unused_mem_path_event"
-	MmtraceVarUnusedTaskEvent     = "unused_task_event"
-	MmtraceVarUnusedVmaEvent      = "unused_vma_event"
-	MmtraceVarWakeupBytes         = "wakeup_bytes"
+	MmtraceMapBackupSeen               = "backup_seen"
+	MmtraceMapChangeSeq                = "change_seq"
+	MmtraceMapCommFilter               = "comm_filter"
+	MmtraceMapEvents                   = "events"
+	MmtraceMapInflight                 = "inflight"
+	MmtraceMapLostByPid                = "lost_by_pid"
+	MmtraceMapLostTotal                = "lost_total"
+	MmtraceMapPhaseUnknown             = "phase_unknown"
+	MmtraceMapPhases                   = "phases"
+	MmtraceMapScratchSpace             = "scratch_space"
+	MmtraceMapTraced                   = "traced"
+	MmtraceProgHandleEnter64           = "handle_enter64"
+	MmtraceProgHandleExec              = "handle_exec"
+	MmtraceProgHandleExecVmas          = "handle_exec_vmas"
+	MmtraceProgHandleExit              = "handle_exit"
+	MmtraceProgHandleExit64            = "handle_exit64"
+	MmtraceProgHandleFork              = "handle_fork"
+	MmtraceProgHandleLockReleased      = "handle_lock_released"
+	MmtraceProgHandleLockReleasedMemcg = "handle_lock_released_memcg"
+	MmtraceProgHandleSysEnter          = "handle_sys_enter"
+	MmtraceProgHandleSysEnterBackup    = "handle_sys_enter_backup"
+	MmtraceProgHandleSysEnterGuarded   = "handle_sys_enter_guarded"
+	MmtraceProgHandleSysExit           = "handle_sys_exit"
+	MmtraceProgHandleSysExitBackup     = "handle_sys_exit_backup"
+	MmtraceProgHandleSysExitGuarded    = "handle_sys_exit_guarded"
+	MmtraceProgHandleUnmappedArea      = "handle_unmapped_area"
+	MmtraceVarFilterComm               = "filter_comm"
+	MmtraceVarSelfTgid                 = "self_tgid"
+	MmtraceVarTraceAll                 = "trace_all"
+	MmtraceVarUnusedEventAbi           = "unused_event_abi"
+	MmtraceVarUnusedEventKind          = "unused_event_kind"
+	MmtraceVarUnusedExecEvent          = "unused_exec_event"
+	MmtraceVarUnusedExecveEvent        = "unused_execve_event"
+	MmtraceVarUnusedLostEvent          = "unused_lost_event"
+	MmtraceVarUnusedMemPathEvent       = "unused_mem_path_event"
+	MmtraceVarUnusedTaskEvent          = "unused_task_event"
+	MmtraceVarUnusedVmaEvent           = "unused_vma_event"
+	MmtraceVarWakeupBytes              = "wakeup_bytes"
 )
 
 // LoadMmtrace returns the embedded CollectionSpec for Mmtrace.
@@ -240,26 +257,36 @@ type MmtraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MmtraceProgramSpecs struct {
-	HandleEnter64      *ebpf.ProgramSpec `ebpf:"handle_enter64"`
-	HandleExec         *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExecVmas     *ebpf.ProgramSpec `ebpf:"handle_exec_vmas"`
-	HandleExit         *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleExit64       *ebpf.ProgramSpec `ebpf:"handle_exit64"`
-	HandleFork         *ebpf.ProgramSpec `ebpf:"handle_fork"`
-	HandleSysEnter     *ebpf.ProgramSpec `ebpf:"handle_sys_enter"`
-	HandleSysExit      *ebpf.ProgramSpec `ebpf:"handle_sys_exit"`
-	HandleUnmappedArea *ebpf.ProgramSpec `ebpf:"handle_unmapped_area"`
+	HandleEnter64           *ebpf.ProgramSpec `ebpf:"handle_enter64"`
+	HandleExec              *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExecVmas          *ebpf.ProgramSpec `ebpf:"handle_exec_vmas"`
+	HandleExit              *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleExit64            *ebpf.ProgramSpec `ebpf:"handle_exit64"`
+	HandleFork              *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	HandleLockReleased      *ebpf.ProgramSpec `ebpf:"handle_lock_released"`
+	HandleLockReleasedMemcg *ebpf.ProgramSpec `ebpf:"handle_lock_released_memcg"`
+	HandleSysEnter          *ebpf.ProgramSpec `ebpf:"handle_sys_enter"`
+	HandleSysEnterBackup    *ebpf.ProgramSpec `ebpf:"handle_sys_enter_backup"`
+	HandleSysEnterGuarded   *ebpf.ProgramSpec `ebpf:"handle_sys_enter_guarded"`
+	HandleSysExit           *ebpf.ProgramSpec `ebpf:"handle_sys_exit"`
+	HandleSysExitBackup     *ebpf.ProgramSpec `ebpf:"handle_sys_exit_backup"`
+	HandleSysExitGuarded    *ebpf.ProgramSpec `ebpf:"handle_sys_exit_guarded"`
+	HandleUnmappedArea      *ebpf.ProgramSpec `ebpf:"handle_unmapped_area"`
 }
 
 // MmtraceMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MmtraceMapSpecs struct {
+	BackupSeen   *ebpf.MapSpec `ebpf:"backup_seen"`
+	ChangeSeq    *ebpf.MapSpec `ebpf:"change_seq"`
 	CommFilter   *ebpf.MapSpec `ebpf:"comm_filter"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
 	LostByPid    *ebpf.MapSpec `ebpf:"lost_by_pid"`
 	LostTotal    *ebpf.MapSpec `ebpf:"lost_total"`
+	PhaseUnknown *ebpf.MapSpec `ebpf:"phase_unknown"`
+	Phases       *ebpf.MapSpec `ebpf:"phases"`
 	ScratchSpace *ebpf.MapSpec `ebpf:"scratch_space"`
 	Traced       *ebpf.MapSpec `ebpf:"traced"`
 }
@@ -302,22 +329,30 @@ func (o *MmtraceObjects) Close() error {
 //
 // It can be passed to LoadMmtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MmtraceMaps struct {
+	BackupSeen   *ebpf.Map `ebpf:"backup_seen"`
+	ChangeSeq    *ebpf.Map `ebpf:"change_seq"`
 	CommFilter   *ebpf.Map `ebpf:"comm_filter"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
 	LostByPid    *ebpf.Map `ebpf:"lost_by_pid"`
 	LostTotal    *ebpf.Map `ebpf:"lost_total"`
+	PhaseUnknown *ebpf.Map `ebpf:"phase_unknown"`
+	Phases       *ebpf.Map `ebpf:"phases"`
 	ScratchSpace *ebpf.Map `ebpf:"scratch_space"`
 	Traced       *ebpf.Map `ebpf:"traced"`
 }
 
 func (m *MmtraceMaps) Close() error {
 	return _MmtraceClose(
+		m.BackupSeen,
+		m.ChangeSeq,
 		m.CommFilter,
 		m.Events,
 		m.Inflight,
 		m.LostByPid,
 		m.LostTotal,
+		m.PhaseUnknown,
+		m.Phases,
 		m.ScratchSpace,
 		m.Traced,
 	)
@@ -345,15 +380,21 @@ type MmtraceVariables struct {
 //
 // It can be passed to LoadMmtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MmtracePrograms struct {
-	HandleEnter64      *ebpf.Program `ebpf:"handle_enter64"`
-	HandleExec         *ebpf.Program `ebpf:"handle_exec"`
-	HandleExecVmas     *ebpf.Program `ebpf:"handle_exec_vmas"`
-	HandleExit         *ebpf.Program `ebpf:"handle_exit"`
-	HandleExit64       *ebpf.Program `ebpf:"handle_exit64"`
-	HandleFork         *ebpf.Program `ebpf:"handle_fork"`
-	HandleSysEnter     *ebpf.Program `ebpf:"handle_sys_enter"`
-	HandleSysExit      *ebpf.Program `ebpf:"handle_sys_exit"`
-	HandleUnmappedArea *ebpf.Program `ebpf:"handle_unmapped_area"`
+	HandleEnter64           *ebpf.Program `ebpf:"handle_enter64"`
+	HandleExec              *ebpf.Program `ebpf:"handle_exec"`
+	HandleExecVmas          *ebpf.Program `ebpf:"handle_exec_vmas"`
+	HandleExit              *ebpf.Program `ebpf:"handle_exit"`
+	HandleExit64            *ebpf.Program `ebpf:"handle_exit64"`
+	HandleFork              *ebpf.Program `ebpf:"handle_fork"`
+	HandleLockReleased      *ebpf.Program `ebpf:"handle_lock_released"`
+	HandleLockReleasedMemcg *ebpf.Program `ebpf:"handle_lock_released_memcg"`
+	HandleSysEnter          *ebpf.Program `ebpf:"handle_sys_enter"`
+	HandleSysEnterBackup    *ebpf.Program `ebpf:"handle_sys_enter_backup"`
+	HandleSysEnterGuarded   *ebpf.Program `ebpf:"handle_sys_enter_guarded"`
+	HandleSysExit           *ebpf.Program `ebpf:"handle_sys_exit"`
+	HandleSysExitBackup     *ebpf.Program `ebpf:"handle_sys_exit_backup"`
+	HandleSysExitGuarded    *ebpf.Program `ebpf:"handle_sys_exit_guarded"`
+	HandleUnmappedArea      *ebpf.Program `ebpf:"handle_unmapped_area"`
 }
 
 func (p *MmtracePrograms) Close() error {
@@ -364,8 +405,14 @@ func (p *MmtracePrograms) Close() error {
 		p.HandleExit,
 		p.HandleExit64,
 		p.HandleFork,
+		p.HandleLockReleased,
+		p.HandleLockReleasedMemcg,
 		p.HandleSysEnter,
+		p.HandleSysEnterBackup,
+		p.HandleSysEnterGuarded,
 		p.HandleSysExit,
+		p.HandleSysExitBackup,
+		p.HandleSysExitGuarded,
 		p.HandleUnmappedArea,
 	)
 }

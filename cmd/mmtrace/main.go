@@ -15,7 +15,13 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/mmtrace/mmtrace/internal/loader"
 )
+
+// maxBackups bounds --syscall-backups: each copy costs every syscall on
+// the machine, and four already covered a four-thread churn on one CPU.
+const maxBackups = 8
 
 // Exit statuses besides a traced command's own.
 const (
@@ -42,6 +48,8 @@ type options struct {
 	verbose    bool
 	ringSize   int
 	noExecVMAs bool
+	backups    int
+	backupsS   string
 	noIA32     bool
 	color      string
 	command    []string
@@ -156,6 +164,7 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&opts.ringSize, "ring-size", 0, "ring buffer size in `BYTES`, a power of two (default 16 MiB)")
 	fs.BoolVar(&opts.noExecVMAs, "no-exec-vmas", false, "read exec-time mappings from /proc even where the kernel can walk them (for testing)")
 	_ = fs.MarkHidden("no-exec-vmas")
+	fs.StringVar(&opts.backupsS, "syscall-backups", "auto", "run `N` backup copies of each syscall program, for kernels that may preempt a task inside one (auto: 1 on such kernels, else 0); raise it if the kernel skipped records")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageHead)
 		fmt.Fprint(stderr, fs.FlagUsages())
@@ -209,6 +218,14 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	}
 	if opts.ringSize != 0 && (opts.ringSize < 4096 || opts.ringSize&(opts.ringSize-1) != 0) {
 		return nil, usageError{fmt.Sprintf("--ring-size %d must be a power of two of at least 4096", opts.ringSize)}
+	}
+	opts.backups = loader.AutoBackups
+	if opts.backupsS != "auto" {
+		n, err := strconv.Atoi(opts.backupsS)
+		if err != nil || n < 0 || n > maxBackups {
+			return nil, usageError{fmt.Sprintf("--syscall-backups must be auto or a number from 0 to %d, not %q", maxBackups, opts.backupsS)}
+		}
+		opts.backups = n
 	}
 	if opts.read != "" {
 		if opts.write != "" || len(opts.command) > 0 || opts.btf != "" {

@@ -18,6 +18,7 @@ import (
 type session struct {
 	opts    *options
 	dec     *events.Decoder
+	order   *events.Sequencer // puts memory records in the order they took effect
 	tracker *layout.Tracker
 	out     render.Renderer
 	svg     *render.SVG
@@ -45,7 +46,8 @@ type session struct {
 	failing  []*layout.Report
 	squeezed int
 	brkFail  int
-	lost     uint64
+	lost     uint64 // records lost, all causes
+	skipped  uint64 // of which skipped by the kernel, for no one process
 	badSeen  bool
 	recErr   error
 }
@@ -71,6 +73,11 @@ func newSession(opts *options, out io.Writer, stderr io.Writer, legacyVA bool, c
 	}
 	if opts.svg != "" {
 		s.svg = render.NewSVG(ropts)
+	}
+	s.order = events.NewSequencer(s.apply)
+	s.order.Unordered = func(pid uint32, _ int) {
+		s.tracker.Note(pid, "some memory calls could not be put in the order they took effect "+
+			"(an earlier one was lost)", true)
 	}
 	return s
 }
@@ -107,7 +114,7 @@ func (s *session) handleLive(raw []byte) {
 }
 
 // handle takes one raw record, as the kernel wrote it or as a recording
-// holds it.
+// holds it: it records it as it came and puts it in order.
 func (s *session) handle(raw []byte) {
 	if s.rec != nil && s.recErr == nil {
 		if err := s.rec.Write(raw); err != nil {
@@ -115,6 +122,11 @@ func (s *session) handle(raw []byte) {
 			fmt.Fprintf(s.stderr, "mmtrace: recording stopped: %v\n", err)
 		}
 	}
+	s.order.Push(raw)
+}
+
+// apply decodes one record, in order, and feeds the model and the output.
+func (s *session) apply(raw []byte) {
 	ev := &s.ev
 	if err := s.dec.Decode(raw, ev); err != nil {
 		if !errors.Is(err, events.ErrUnknownKind) && !s.badSeen {
@@ -125,6 +137,9 @@ func (s *session) handle(raw []byte) {
 	}
 	if ev.Kind == events.KindLost {
 		s.lost += ev.Lost
+		if ev.PID == 0 {
+			s.skipped += ev.Lost
+		}
 	}
 	s.lastTime = max(s.lastTime, ev.Time)
 	// Every process is modelled, only picked ones are shown: a picked
@@ -194,6 +209,7 @@ func (s *session) report(r *layout.Report) {
 // finish reports the images still live, the summary, and writes the SVG.
 // It returns whether --check found something.
 func (s *session) finish() (bool, error) {
+	s.order.Flush()
 	for _, r := range s.tracker.Finish() {
 		if s.filter == nil || s.filter.pids[r.PID] {
 			s.report(r)
@@ -226,8 +242,17 @@ func (s *session) finish() (bool, error) {
 			fmt.Fprintf(s.stderr, "mmtrace: check: %s\n", render.CheckLine(r))
 		}
 	}
-	if s.lost > 0 {
-		fmt.Fprintf(s.stderr, "mmtrace: %d records were lost (ring buffer full); affected reports say uncertain\n", s.lost)
+	if n := s.lost - s.skipped; n > 0 {
+		fmt.Fprintf(s.stderr, "mmtrace: %d records were lost (ring buffer full; a larger --ring-size helps); "+
+			"affected reports say uncertain\n", n)
+	}
+	if s.skipped > 0 {
+		hint := "more --syscall-backups help"
+		if s.noIA32 {
+			hint = "--no-ia32's tracepoints cannot have backups"
+		}
+		fmt.Fprintf(s.stderr, "mmtrace: the kernel skipped %d syscall records (a program was busy on that CPU); "+
+			"every image live then says uncertain (%s)\n", s.skipped, hint)
 	}
 	return len(s.failing) > 0, errors.Join(errs...)
 }

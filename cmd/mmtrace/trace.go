@@ -45,6 +45,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		RingSize:   opts.ringSize,
 		BTFPath:    opts.btf,
 		NoExecVMAs: opts.noExecVMAs,
+		Backups:    opts.backups,
 		NoIA32:     opts.noIA32,
 		TraceAll:   len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
 	}
@@ -120,6 +121,9 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		fmt.Fprintf(stderr, "mmtrace: note: this kernel has no mmap:vm_unmapped_area tracepoint: "+
 			"top-down and bottom-up placement are inferred from each image's layout\n")
 	}
+	if tr.Features.Backups > 0 {
+		fmt.Fprintf(stderr, "mmtrace: note: %s\n", tr.Features.BackupsReason)
+	}
 	s.missesBefore = func() { s.pollMisses(tr, monotonicNow()) }
 	s.lossesOf = func(pid uint32, upTo int64) uint64 {
 		n, err := tr.NewLossesOf(pid, upTo)
@@ -145,6 +149,12 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	found, err := s.finish()
 	if err != nil {
 		return err
+	}
+	if n, err := tr.SkipsCovered(); err != nil {
+		fmt.Fprintf(stderr, "mmtrace: %v\n", err)
+	} else if n > 0 {
+		fmt.Fprintf(stderr, "mmtrace: note: the kernel skipped a syscall program %d times "+
+			"(another task was preempted inside it on the same CPU); a backup copy did the work each time\n", n)
 	}
 	if opts.check && found {
 		return exitStatus{exitSqueezed}
@@ -222,6 +232,7 @@ func (s *session) pollLost(tr *loader.Tracer) {
 		s.handle(events.EncodeLost(l.PID, l.Count, now))
 	}
 	s.pollMisses(tr, now)
+	s.order.Tick(now)
 }
 
 // monotonicNow is the kernel records' clock (bpf_ktime_get_ns).

@@ -177,6 +177,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.PID = h.Pid
 	ev.TID = h.Tid
 	ev.Time = h.Time
+	ev.ChangeSeq = h.Seq
 	return nil
 }
 

@@ -86,6 +86,10 @@ type Event struct {
 	FD      int32
 	Ret     int64
 	Syscall uint32 // the raw syscall number in the ABI above
+	// ChangeSeq: the order in which memory calls' changes took effect
+	// within the process, from 1 at exec or fork; 0 if unknown (older
+	// kernels, recordings) or the call changed nothing. See Sequencer.
+	ChangeSeq uint32
 
 	// mmap and mremap: the kernel's last search for free space during the
 	// call (mmap:vm_unmapped_area). Searches 0 means the address came

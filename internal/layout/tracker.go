@@ -158,7 +158,9 @@ func (t *Tracker) Note(pid uint32, note string, uncertain bool) {
 	if im == nil {
 		return
 	}
-	im.rep.Notes = append(slices.Clip(im.rep.Notes), note)
+	if !slices.Contains(im.rep.Notes, note) {
+		im.rep.Notes = append(slices.Clip(im.rep.Notes), note)
+	}
 	if uncertain {
 		im.uncertain = true
 	}

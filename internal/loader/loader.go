@@ -43,7 +43,23 @@ type Config struct {
 	// WakeupBytes forces a consumer wakeup once this much data waits in
 	// the ring; 0: a quarter of the ring.
 	WakeupBytes uint64
+	// Backups is how many backup copies of each raw_syscalls program to
+	// attach (see Features.Backups): AutoBackups picks by the kernel's
+	// preemption model; 0 attaches none, which tests use to show what
+	// the backups cover.
+	Backups int
 }
+
+// AutoBackups lets Open choose the number of backup syscall programs.
+const AutoBackups = -1
+
+// autoBackups is how many backups Open attaches on a kernel that may
+// preempt a task inside a syscall program. One covered every skip of a
+// single-threaded churn in a 1-vCPU VM on 7.3; with four threads hammering
+// one CPU, 388 of 3321 skips were lost with one backup, 22 with two, 1
+// with three. Each copy costs every syscall on the machine (~180 ns here,
+// README), so the default is one and --syscall-backups raises it.
+const autoBackups = 1
 
 // Features says what the running kernel lets mmtrace see.
 type Features struct {
@@ -57,6 +73,16 @@ type Features struct {
 	// search for free space, which names top-down and bottom-up placement
 	// exactly. Without it placement is inferred from the image's layout.
 	Searches bool
+	// ChangeOrder: the mmap_lock:mmap_lock_released tracepoint (6.1+)
+	// numbers each memory call's change in the order it took effect, so
+	// the consumer can put exit records of racing threads back in order.
+	ChangeOrder bool
+	// Backups: each raw_syscalls program is followed by this many backup
+	// copies, which do its work for a call the kernel skipped it for
+	// because another task was preempted inside it on the same CPU.
+	Backups int
+	// BackupsReason says why there are backups or none.
+	BackupsReason string
 }
 
 // Tracer is the loaded and attached set of kernel programs.
@@ -68,8 +94,9 @@ type Tracer struct {
 	reader *ringbuf.Reader
 	traced *ebpf.Map
 
-	lostSeen   map[uint32]uint64
-	missesSeen uint64
+	lostSeen    map[uint32]uint64
+	missesSeen  uint64
+	unseenSkips uint64
 }
 
 // Tracepoints the programs attach to, by program name.
@@ -124,7 +151,10 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		kernelTypes, _ = btf.LoadKernelSpec()
 	}
 	t.Features.Searches = hasType[*btf.Typedef](kernelTypes, "btf_trace_vm_unmapped_area")
-	t.coll, err = loadCollection(cfg, &opts, execProg, t.Features.Searches)
+	lockProg := lockReleasedProgram(kernelTypes)
+	t.Features.ChangeOrder = lockProg != ""
+	t.Features.Backups, t.Features.BackupsReason = chooseBackups(cfg)
+	t.coll, err = loadCollection(cfg, &opts, execProg, lockProg, t.Features)
 	if err != nil {
 		return nil, explainLoadError(err)
 	}
@@ -137,9 +167,21 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	points := append(attachPoints[:len(attachPoints):len(attachPoints)],
 		struct{ prog, tracepoint string }{execProg, "sched:sched_process_exec"})
 	if !cfg.NoIA32 {
-		points = append(points,
-			struct{ prog, tracepoint string }{"handle_sys_enter", "raw_syscalls:sys_enter"},
-			struct{ prog, tracepoint string }{"handle_sys_exit", "raw_syscalls:sys_exit"})
+		// A tracepoint calls its programs in attach order: the backups
+		// run after their primary.
+		for _, g := range syscallGuards {
+			if t.Features.Backups == 0 {
+				points = append(points, struct{ prog, tracepoint string }{g.plain, g.tracepoint})
+				continue
+			}
+			points = append(points, struct{ prog, tracepoint string }{g.primary, g.tracepoint})
+			for i := range t.Features.Backups {
+				points = append(points, struct{ prog, tracepoint string }{backupName(g.backup, i), g.tracepoint})
+			}
+		}
+	}
+	if t.Features.ChangeOrder {
+		points = append(points, struct{ prog, tracepoint string }{lockProg, "mmap_lock:mmap_lock_released"})
 	}
 	if t.Features.Searches {
 		points = append(points, struct{ prog, tracepoint string }{"handle_unmapped_area", "mmap:vm_unmapped_area"})
@@ -201,17 +243,38 @@ var syscalls64 = []string{"mmap", "munmap", "mremap", "mprotect", "brk", "person
 // execPrograms are the variants of the sched_process_exec program; one is loaded.
 var execPrograms = []string{"handle_exec_vmas", "handle_exec"}
 
-func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg string, searches bool) (*ebpf.Collection, error) {
+func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg, lockProg string, feat Features) (*ebpf.Collection, error) {
 	spec, err := bpf.LoadMmtrace()
 	if err != nil {
 		return nil, fmt.Errorf("read embedded BPF object: %w", err)
 	}
-	if !searches {
+	for _, name := range lockPrograms {
+		if name != lockProg {
+			delete(spec.Programs, name)
+		}
+	}
+	if !feat.Searches {
 		delete(spec.Programs, "handle_unmapped_area")
 	}
 	unused := []string{"handle_enter64", "handle_exit64"}
 	if cfg.NoIA32 {
 		unused = []string{"handle_sys_enter", "handle_sys_exit"}
+	}
+	for _, g := range syscallGuards {
+		if feat.Backups == 0 {
+			unused = append(unused, g.primary, g.backup)
+			continue
+		}
+		// Copies of one backup are distinct kernel programs, each with
+		// its own recursion guard.
+		unused = append(unused, g.plain, g.backup)
+		for i := range feat.Backups {
+			spec.Programs[backupName(g.backup, i)] = spec.Programs[g.backup].Copy()
+		}
+	}
+	if feat.Backups == 0 {
+		// Task storage maps need 5.11+; only the guarded programs use it.
+		delete(spec.Maps, "phases")
 	}
 	for _, name := range unused {
 		delete(spec.Programs, name)
@@ -247,6 +310,35 @@ func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg string, s
 		return nil, err
 	}
 	return coll, nil
+}
+
+// lockPrograms are the variants of the mmap_lock_released program: the
+// tracepoint lost its memcg path argument in 6.13 or so.
+var lockPrograms = []string{"handle_lock_released", "handle_lock_released_memcg"}
+
+// lockReleasedProgram picks the mmap_lock_released program for the
+// kernel's form of the tracepoint, or "" where it has none.
+func lockReleasedProgram(kernel *btf.Spec) string {
+	var td *btf.Typedef
+	if kernel == nil || kernel.TypeByName("btf_trace_mmap_lock_released", &td) != nil {
+		return ""
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return ""
+	}
+	proto, ok := ptr.Target.(*btf.FuncProto)
+	if !ok {
+		return ""
+	}
+	// (void *data, struct mm_struct *mm, [const char *memcg_path,] bool write)
+	switch len(proto.Params) {
+	case 3:
+		return lockPrograms[0]
+	case 4:
+		return lockPrograms[1]
+	}
+	return ""
 }
 
 // hasType reports whether the kernel's BTF has a type of that kind and name.
@@ -378,31 +470,111 @@ func (t *Tracer) NewLossesOf(pid uint32, upTo int64) (uint64, error) {
 	return d, nil
 }
 
-// NewMisses is how many times, since the last call, the kernel skipped a
-// syscall program because one was already running on that CPU. Since
-// syscall tracepoints became preemptible (seen on 7.3) another task's run
-// can be preempted mid-program; the skipped call is lost to us and, not
-// being a ring buffer drop, counted only here. The count names no
-// process, so every live image is affected.
+// NewMisses is how many syscall records, since the last call, the kernel
+// skipped with nobody seeing whom they belonged to. The kernel runs a
+// program at most once per CPU at a time, so a task preempted inside one
+// makes every other task on that CPU skip it, counted only in the
+// program's recursion misses. Where that can happen the syscall programs
+// have backups (see the BPF source) that do the skipped work and count
+// the calls they did; only skips beyond those are lost. They name no
+// process: every live image is affected.
 func (t *Tracer) NewMisses() (uint64, error) {
-	var sum uint64
-	for _, name := range []string{"handle_sys_enter", "handle_sys_exit", "handle_enter64", "handle_exit64", "handle_unmapped_area"} {
-		p := t.coll.Programs[name]
+	var unseen uint64
+	for _, g := range syscallGuards {
+		p := t.coll.Programs[g.primary]
 		if p == nil {
 			continue
 		}
-		st, err := p.Stats()
+		// The kernel counts a skip before the backups run, so misses are
+		// read first: a skip read here has been done by then, or never.
+		misses, err := recursionMisses(p)
 		if err != nil {
-			return 0, fmt.Errorf("read run statistics of %s: %w", name, err)
+			return 0, err
 		}
-		sum += st.RecursionMisses
+		seen, err := sumPerCPU(t.coll.Maps["backup_seen"], g.slot)
+		if err != nil {
+			return 0, err
+		}
+		unknown, err := sumPerCPU(t.coll.Maps["phase_unknown"], g.slot)
+		if err != nil {
+			return 0, err
+		}
+		if n := misses + unknown; n > seen {
+			unseen += n - seen
+		}
 	}
-	if sum <= t.missesSeen {
+	var others uint64
+	for _, name := range []string{"handle_sys_enter", "handle_sys_exit", "handle_enter64", "handle_exit64",
+		"handle_unmapped_area", lockPrograms[0], lockPrograms[1]} {
+		if p := t.coll.Programs[name]; p != nil {
+			n, err := recursionMisses(p)
+			if err != nil {
+				return 0, err
+			}
+			others += n
+		}
+	}
+	var d uint64
+	if unseen > t.unseenSkips {
+		d += unseen - t.unseenSkips
+		t.unseenSkips = unseen
+	}
+	if others > t.missesSeen {
+		d += others - t.missesSeen
+		t.missesSeen = others
+	}
+	return d, nil
+}
+
+// syscallGuards names, for each raw_syscalls tracepoint, the plain program,
+// the guarded primary, its backup and their slot in the counter maps.
+var syscallGuards = []struct {
+	tracepoint, plain, primary, backup string
+	slot                               uint32
+}{
+	{"raw_syscalls:sys_enter", "handle_sys_enter", "handle_sys_enter_guarded", "handle_sys_enter_backup", 0},
+	{"raw_syscalls:sys_exit", "handle_sys_exit", "handle_sys_exit_guarded", "handle_sys_exit_backup", 1},
+}
+
+func backupName(backup string, i int) string {
+	return fmt.Sprintf("%s%d", backup, i+1)
+}
+
+func recursionMisses(p *ebpf.Program) (uint64, error) {
+	st, err := p.Stats()
+	if err != nil {
+		return 0, fmt.Errorf("read run statistics of a syscall program: %w", err)
+	}
+	return st.RecursionMisses, nil
+}
+
+func sumPerCPU(m *ebpf.Map, key uint32) (uint64, error) {
+	var perCPU []uint64
+	if err := m.Lookup(key, &perCPU); err != nil {
+		return 0, fmt.Errorf("read %s: %w", m, err)
+	}
+	var sum uint64
+	for _, n := range perCPU {
+		sum += n
+	}
+	return sum, nil
+}
+
+// SkipsCovered is how many syscall calls the backups did because the
+// kernel skipped the primary (for any task, traced or not).
+func (t *Tracer) SkipsCovered() (uint64, error) {
+	if t.Features.Backups == 0 {
 		return 0, nil
 	}
-	d := sum - t.missesSeen
-	t.missesSeen = sum
-	return d, nil
+	var sum uint64
+	for _, g := range syscallGuards {
+		n, err := sumPerCPU(t.coll.Maps["backup_seen"], g.slot)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
 }
 
 // LostTotal is every record the kernel failed to reserve since load.

@@ -81,6 +81,7 @@ func TestOwnSyscallsAreSeen(t *testing.T) {
 
 	tid := uint32(unix.Gettid())
 	var sawFile, sawAnon, sawMunmap, sawQuery bool
+	var changes []uint32 // ChangeSeq of the file mmap, the anon mmap, the munmap
 	collect(t, tr, func(ev *events.Event) bool {
 		if ev.TID != tid {
 			return false
@@ -88,6 +89,7 @@ func TestOwnSyscallsAreSeen(t *testing.T) {
 		switch {
 		case ev.Kind == events.KindMmap && uint64(ev.Ret) == uint64(fileMap):
 			sawFile = true
+			changes = append(changes, ev.ChangeSeq)
 			if ev.Addr != hint || ev.Len != 3*4096 || ev.Prot != unix.PROT_READ || ev.Flags != unix.MAP_SHARED || ev.Offset != 4096 || ev.FD != int32(f.Fd()) {
 				t.Errorf("file mmap event %+v", ev)
 			}
@@ -96,11 +98,13 @@ func TestOwnSyscallsAreSeen(t *testing.T) {
 			}
 		case ev.Kind == events.KindMmap && uint64(ev.Ret) == uint64(anon):
 			sawAnon = true
+			changes = append(changes, ev.ChangeSeq)
 			if ev.Addr != 0 || ev.Len != 5*4096 || ev.FD != -1 || ev.Path != "" {
 				t.Errorf("anon mmap event %+v", ev)
 			}
 		case ev.Kind == events.KindMunmap && ev.Addr == uint64(anon):
 			sawMunmap = ev.Len == 5*4096 && ev.Ret == 0
+			changes = append(changes, ev.ChangeSeq)
 		case ev.Kind == events.KindBrk && ev.Addr == 0:
 			sawQuery = uint64(ev.Ret) == uint64(cur)
 		case ev.Kind == events.KindBrk && ev.Addr == marker:
@@ -116,5 +120,15 @@ func TestOwnSyscallsAreSeen(t *testing.T) {
 	})
 	if !sawFile || !sawAnon || !sawMunmap || !sawQuery {
 		t.Errorf("saw file mmap %v, anon mmap %v, munmap %v, brk query %v", sawFile, sawAnon, sawMunmap, sawQuery)
+	}
+	// The three changes were numbered in the order they took effect (the
+	// Go runtime's own mmaps may come between them).
+	t.Logf("change numbers %v", changes)
+	if tr.Features.ChangeOrder {
+		if len(changes) != 3 || changes[0] == 0 || changes[0] >= changes[1] || changes[1] >= changes[2] {
+			t.Errorf("change numbers of file mmap, anon mmap, munmap: %v, want increasing from 1", changes)
+		}
+	} else {
+		t.Logf("this kernel has no mmap_lock_released tracepoint: changes are not numbered")
 	}
 }

@@ -202,8 +202,13 @@ func eventCall(l *styled, ev *events.Event, ch layout.Change) {
 	case events.KindExit:
 		b = fmt.Appendf(b, "exit(%d)", ev.ExitCode)
 	case events.KindLost:
-		l.add(fmt.Sprintf("LOST %s (ring buffer full): verdicts of the images running now are uncertain",
-			plural(int(min(ev.Lost, 1<<62)), "event")), sgrBadRed)
+		why := "ring buffer full"
+		if ev.PID == 0 {
+			// Counted by program, not by process (see loader.NewMisses).
+			why = "the kernel skipped a busy syscall program"
+		}
+		l.add(fmt.Sprintf("LOST %s (%s): verdicts of the images running now are uncertain",
+			plural(int(min(ev.Lost, 1<<62)), "event"), why), sgrBadRed)
 		return
 	default:
 		b = fmt.Appendf(b, "%s", ev.Kind)

@@ -1,0 +1,126 @@
+package loader
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"golang.org/x/sys/unix"
+)
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// chooseBackups decides how many backup copies of each raw_syscalls
+// program to attach, and says why in a sentence.
+//
+// A kernel skips a BPF program on a CPU where another task is inside it.
+// Tasks are inside our syscall programs for a moment only, but on newer
+// kernels syscall tracepoints run them preemptibly, and a kernel that
+// preempts in kernel mode (preempt=full or lazy, the 7.x default in
+// Debian) then parks a task there now and then. Under preempt=none or
+// voluntary no task is preempted inside a program, so backups would only
+// cost time.
+func chooseBackups(cfg Config) (int, string) {
+	if cfg.NoIA32 || cfg.Backups == 0 {
+		return 0, ""
+	}
+	// The guarded programs keep each task's phase in task storage.
+	if err := features.HaveMapType(ebpf.TaskStorage); err != nil {
+		return 0, "this kernel has no task storage maps (Linux 5.11+): no backup syscall programs"
+	}
+	if cfg.Backups > 0 {
+		return cfg.Backups, fmt.Sprintf("each syscall program has %d backups (--syscall-backups) "+
+			"that run when the kernel skips it", cfg.Backups)
+	}
+	mode, source := preemptionModel()
+	switch mode {
+	case "none", "voluntary":
+		return 0, fmt.Sprintf("this kernel does not preempt in kernel mode (preempt=%s, from %s)", mode, source)
+	case "":
+		return autoBackups, fmt.Sprintf("this kernel's preemption model is unknown: each syscall program "+
+			"has %s in case a task is preempted inside one", plural(autoBackups, "backup"))
+	}
+	return autoBackups, fmt.Sprintf("this kernel preempts in kernel mode (preempt=%s, from %s): "+
+		"each syscall program has %s that runs when the kernel skips it", mode, source, plural(autoBackups, "backup"))
+}
+
+// preemptionModel is the running kernel's preemption model (none,
+// voluntary, full, lazy or rt) and where it was read, or "" if unknown.
+func preemptionModel() (mode, source string) {
+	// PREEMPT_DYNAMIC kernels say which model is in force.
+	if b, err := os.ReadFile("/sys/kernel/debug/sched/preempt"); err == nil {
+		if m := regexp.MustCompile(`\((\w+)\)`).FindSubmatch(b); m != nil {
+			return string(m[1]), "/sys/kernel/debug/sched/preempt"
+		}
+	}
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if v, ok := strings.CutPrefix(f, "preempt="); ok {
+				return v, "the kernel command line"
+			}
+		}
+	}
+	// The build's default.
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	release := unix.ByteSliceToString(uts.Release[:])
+	for _, path := range []string{"/proc/config.gz", "/boot/config-" + release} {
+		if mode := configPreemption(path); mode != "" {
+			return mode, path
+		}
+	}
+	return "", ""
+}
+
+// configPreemption reads the preemption model from a kernel config file,
+// gzipped or not; "" if the file or the setting is missing.
+func configPreemption(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return ""
+		}
+		r = zr
+	}
+	return preemptionFromConfig(r)
+}
+
+func preemptionFromConfig(r io.Reader) string {
+	models := map[string]string{
+		"CONFIG_PREEMPT_RT=y":        "rt",
+		"CONFIG_PREEMPT_LAZY=y":      "lazy",
+		"CONFIG_PREEMPT=y":           "full",
+		"CONFIG_PREEMPT_VOLUNTARY=y": "voluntary",
+		"CONFIG_PREEMPT_NONE=y":      "none",
+	}
+	found := ""
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if m, ok := models[string(line)]; ok {
+			// RT wins over the rest: PREEMPT_RT builds set PREEMPT too.
+			if found != "rt" {
+				found = m
+			}
+		}
+	}
+	return found
+}

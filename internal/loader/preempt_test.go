@@ -1,0 +1,35 @@
+package loader
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPreemptionFromConfig(t *testing.T) {
+	for _, c := range []struct{ config, want string }{
+		// Debian 7.3 (trixie-backports): lazy by default.
+		{"CONFIG_PREEMPT_BUILD=y\n# CONFIG_PREEMPT is not set\nCONFIG_PREEMPT_LAZY=y\nCONFIG_PREEMPT_DYNAMIC=y\n", "lazy"},
+		// Debian 6.12: voluntary.
+		{"CONFIG_PREEMPT_BUILD=y\n# CONFIG_PREEMPT_NONE is not set\nCONFIG_PREEMPT_VOLUNTARY=y\n# CONFIG_PREEMPT is not set\n", "voluntary"},
+		{"CONFIG_PREEMPT_NONE=y\n# CONFIG_PREEMPT_LAZY is not set\n", "none"},
+		{"CONFIG_PREEMPT=y\n", "full"},
+		// PREEMPT_RT builds set CONFIG_PREEMPT as well, in either order.
+		{"CONFIG_PREEMPT_RT=y\nCONFIG_PREEMPT=y\n", "rt"},
+		{"CONFIG_PREEMPT=y\nCONFIG_PREEMPT_RT=y\n", "rt"},
+		{"# CONFIG_PREEMPT_RT is not set\nCONFIG_HZ=250\n", ""},
+		{"", ""},
+	} {
+		if got := preemptionFromConfig(strings.NewReader(c.config)); got != c.want {
+			t.Errorf("%q: %q, want %q", c.config, got, c.want)
+		}
+	}
+}
+
+func TestChooseBackupsOnRequest(t *testing.T) {
+	if n, _ := chooseBackups(Config{Backups: 0}); n != 0 {
+		t.Errorf("--syscall-backups 0 gave %d backups", n)
+	}
+	if n, _ := chooseBackups(Config{NoIA32: true, Backups: 3}); n != 0 {
+		t.Errorf("--no-ia32 gave %d backups to programs it does not load", n)
+	}
+}
