@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -234,8 +235,12 @@ func TestPlacementsNamed(t *testing.T) {
 // MREMAP_DONTUNMAP, partial mprotect) all feed one model, which must equal
 // /proc/self/maps read while one more thread still runs. Four threads on
 // one CPU of a kernel that preempts inside syscall programs (7.3 in
-// make vmtest) make the kernel skip programs thousands of times: four
-// backups cover that (TestSkipsNeverSilent shows it without them).
+// make vmtest) make the kernel skip programs thousands of times, and
+// skip the backups too (each is skipped while some task is preempted
+// inside it): a call is lost only when every copy is held by a different
+// preempted task. With four backups that still happened about once in
+// six runs there, so this test asks for the most, eight.
+// TestSkipsNeverSilent shows what happens without them.
 func TestThreadsChurnMatchesProcMaps(t *testing.T) {
 	_, dir := binaries(t)
 	data := filepath.Join(dir, "data")
@@ -244,7 +249,7 @@ func TestThreadsChurnMatchesProcMaps(t *testing.T) {
 			name := "threads_churn" + abi
 			t.Run(name+"/seed"+seed, func(t *testing.T) {
 				maps := filepath.Join(t.TempDir(), "maps")
-				res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--syscall-backups", "4", "--",
+				res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--syscall-backups", "8", "--",
 					filepath.Join(dir, name), seed, "1500", data)
 				if res.code != 0 {
 					t.Fatalf("exit %d\n%s", res.code, res.stderr)
@@ -572,9 +577,20 @@ func TestLostEventsMakeReportsUncertain(t *testing.T) {
 					t.Fatalf("no record was lost in %d bursts of %d calls into a %d-byte ring", attempt, c.calls, c.ring)
 				}
 			}
+			// Ring buffer drops, and on kernels that preempt inside syscall
+			// programs perhaps a few calls the kernel skipped: stderr names
+			// them apart, and they add up to the summary's count.
 			lost := uint64(summary["lost_events"].(float64))
-			if !strings.Contains(res.stderr, fmt.Sprintf("%d records were lost", lost)) {
-				t.Errorf("stderr does not count the %d lost records:\n%s", lost, res.stderr)
+			var dropped, skipped uint64
+			if m := regexp.MustCompile(`(\d+) records were lost \(ring buffer full`).FindStringSubmatch(res.stderr); m != nil {
+				dropped, _ = strconv.ParseUint(m[1], 10, 64)
+			}
+			if m := regexp.MustCompile(`the kernel skipped (\d+) syscall records`).FindStringSubmatch(res.stderr); m != nil {
+				skipped, _ = strconv.ParseUint(m[1], 10, 64)
+			}
+			if dropped == 0 || dropped+skipped != lost {
+				t.Errorf("stderr counts %d dropped and %d skipped records, want %d in all, the drops first:\n%s",
+					dropped, skipped, lost, res.stderr)
 			}
 			rep := res.report(t, "burst")
 			if !rep.Uncertain || rep.LostEvents == 0 {
@@ -588,6 +604,10 @@ func TestLostEventsMakeReportsUncertain(t *testing.T) {
 			var before, during, after uint64
 			execed, ended := false, false
 			for _, l := range out.lines {
+				if l["pid"] == float64(0) && l["type"] == "lost" && execed && !ended {
+					during += uint64(l["lost"].(float64)) // skips: every live image
+					continue
+				}
 				if l["pid"] != float64(rep.PID) {
 					continue
 				}

@@ -121,6 +121,10 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		fmt.Fprintf(stderr, "mmtrace: note: this kernel has no mmap:vm_unmapped_area tracepoint: "+
 			"top-down and bottom-up placement are inferred from each image's layout\n")
 	}
+	if !tr.Features.ChangeOrder {
+		fmt.Fprintf(stderr, "mmtrace: note: this kernel has no mmap_lock:mmap_lock_released tracepoint (6.1+): "+
+			"memory calls of racing threads are taken in the order their records arrive\n")
+	}
 	if tr.Features.Backups > 0 {
 		fmt.Fprintf(stderr, "mmtrace: note: %s\n", tr.Features.BackupsReason)
 	}
@@ -149,6 +153,11 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	found, err := s.finish()
 	if err != nil {
 		return err
+	}
+	if opts.verbose {
+		for _, l := range tr.SkipStats() {
+			fmt.Fprintf(stderr, "mmtrace: %s\n", l)
+		}
 	}
 	if n, err := tr.SkipsCovered(); err != nil {
 		fmt.Fprintf(stderr, "mmtrace: %v\n", err)

@@ -560,6 +560,37 @@ func sumPerCPU(m *ebpf.Map, key uint32) (uint64, error) {
 	return sum, nil
 }
 
+// SkipStats says, for -v, how often the kernel skipped each syscall
+// program and what the backups made of it.
+func (t *Tracer) SkipStats() []string {
+	var lines []string
+	for _, g := range syscallGuards {
+		p := t.coll.Programs[g.primary]
+		if p == nil {
+			p = t.coll.Programs[g.plain]
+		}
+		if p == nil {
+			continue
+		}
+		misses, err := recursionMisses(p)
+		if err != nil {
+			return append(lines, err.Error())
+		}
+		line := fmt.Sprintf("%s: the kernel skipped the program %d times", g.tracepoint, misses)
+		if t.Features.Backups > 0 {
+			seen, _ := sumPerCPU(t.coll.Maps["backup_seen"], g.slot)
+			unknown, _ := sumPerCPU(t.coll.Maps["phase_unknown"], g.slot)
+			line += fmt.Sprintf("; backups did %d calls, %d without task storage; skips of the backups:", seen, unknown)
+			for i := range t.Features.Backups {
+				n, _ := recursionMisses(t.coll.Programs[backupName(g.backup, i)])
+				line += fmt.Sprintf(" %d", n)
+			}
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
 // SkipsCovered is how many syscall calls the backups did because the
 // kernel skipped the primary (for any task, traced or not).
 func (t *Tracer) SkipsCovered() (uint64, error) {
