@@ -131,13 +131,13 @@ func run(cfg config, out io.Writer) error {
 		untracedUnder("mmtrace --no-ia32 --comm other", "--no-ia32"),
 		// What a kernel that preempts inside syscall programs costs (one
 		// backup copy each, the default there; see the README).
-		untracedUnder("mmtrace --syscall-backups 1 --comm other", "--syscall-backups", "1"),
+		untracedUnder("mmtrace --backups 1 --comm other", "--backups", "1"),
 	}
 	noIA32 := tracer{"mmtrace --no-ia32", func(a []string) (runResult, error) {
 		return h.runMmtrace(mmtraceRun{extra: []string{"--no-ia32"}}, a)
 	}}
-	withBackups := tracer{"mmtrace --syscall-backups 1", func(a []string) (runResult, error) {
-		return h.runMmtrace(mmtraceRun{extra: []string{"--syscall-backups", "1"}}, a)
+	withBackups := tracer{"mmtrace --backups 1", func(a []string) (runResult, error) {
+		return h.runMmtrace(mmtraceRun{extra: []string{"--backups", "1"}}, a)
 	}}
 	var floor []tracer // the cheapest raw_syscalls attachment, on the mmap loop too
 	for i, p := range probeSets {

@@ -160,6 +160,7 @@ struct inflight {
 	__u32 searches;
 	__u32 seq; /* see event_header.seq */
 	__u32 _pad2;
+	__u64 search_info; /* the last search's vm_unmapped_area_info */
 };
 
 /* Scratch space too big for the 512-byte BPF stack. */
@@ -257,6 +258,14 @@ struct {
  */
 #define SLOT_ENTER 0
 #define SLOT_EXIT 1
+/* The other programs' backups know from the primary's own traces whether
+ * it ran: see each one. */
+#define SLOT_PROC_EXIT 2
+#define SLOT_FORK 3
+#define SLOT_EXEC 4
+#define SLOT_SEARCH 5
+#define SLOT_LOCK 6
+#define NR_SLOTS 8
 
 struct syscall_phase {
 	__u8 in_syscall;
@@ -271,10 +280,19 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, NR_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64); /* calls whose primary was skipped, done by a backup */
 } backup_seen SEC(".maps");
+
+/* The exec a traced process's exec program last reported, by its
+ * linux_binprm: how an exec backup knows the primary ran. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tgid */
+	__type(value, __u64);
+} exec_seen SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -570,12 +588,34 @@ extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struc
 extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym __weak;
 extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym __weak;
 
-/* Kernels with the VMA iterator kfuncs (6.7+): the image with its VMAs. */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec_vmas, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+static __always_inline void count_slot(void *map, __u32 slot)
+{
+	__u64 *n = bpf_map_lookup_elem(map, &slot);
+	if (n)
+		*n += 1;
+}
+
+/* Whether an exec program should report this exec: the image is traced
+ * and, for a backup, the primary did not report it already. */
+static __always_inline int exec_wanted(struct task_struct *p, __u32 tgid, struct linux_binprm *bprm, int backup)
+{
+	if (!want_exec(p, tgid))
+		return 0;
+	__u64 id = (__u64)bprm;
+	if (backup) {
+		__u64 *seen = bpf_map_lookup_elem(&exec_seen, &tgid);
+		if (seen && *seen == id)
+			return 0;
+		count_slot(&backup_seen, SLOT_EXEC);
+	}
+	bpf_map_update_elem(&exec_seen, &tgid, &id, BPF_ANY);
+	return 1;
+}
+
+static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int backup)
 {
 	__u32 tgid = BPF_CORE_READ(p, tgid);
-	if (!want_exec(p, tgid))
+	if (!exec_wanted(p, tgid, bprm, backup))
 		return 0;
 
 	struct bpf_iter_task_vma it;
@@ -602,24 +642,52 @@ int BPF_PROG(handle_exec_vmas, struct task_struct *p, int old_pid, struct linux_
 	return 0;
 }
 
-/* Kernels without them: the image without its VMAs (said in the output). */
+/* Kernels with the VMA iterator kfuncs (6.7+): the image with its VMAs. */
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+int BPF_PROG(handle_exec_vmas, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	return exec_with_vmas(p, old_pid, bprm, 0);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec_vmas_backup, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	return exec_with_vmas(p, old_pid, bprm, 1);
+}
+
+/* Kernels without them: the image without its VMAs (said in the output). */
+static __always_inline int exec_without_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int backup)
 {
 	__u32 tgid = BPF_CORE_READ(p, tgid);
-	if (!want_exec(p, tgid))
+	if (!exec_wanted(p, tgid, bprm, backup))
 		return 0;
 	emit_exec(p, old_pid, bprm, 0, 0);
 	return 0;
 }
 
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	return exec_without_vmas(p, old_pid, bprm, 0);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec_backup, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	return exec_without_vmas(p, old_pid, bprm, 1);
+}
+
+static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child, int backup)
 {
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	if (ptgid == ctgid || !is_traced(ptgid))
 		return 0; /* a new thread, or not ours */
+	if (backup) {
+		if (is_traced(ctgid))
+			return 0; /* the primary ran */
+		count_slot(&backup_seen, SLOT_FORK);
+	}
 	start_tracing(ctgid);
 	bpf_map_delete_elem(&change_seq, &ctgid);
 
@@ -635,8 +703,21 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(handle_exit, struct task_struct *p)
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+{
+	return on_fork(parent, child, 0);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork_backup, struct task_struct *parent, struct task_struct *child)
+{
+	return on_fork(parent, child, 1);
+}
+
+/* A backup finds the process still traced only if the primary did not
+ * run for its last thread (it stops tracing it). */
+static __always_inline int on_exit(struct task_struct *p, int backup)
 {
 	__u32 tgid = BPF_CORE_READ(p, tgid);
 	if (!is_traced(tgid))
@@ -646,8 +727,11 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	/* do_exit decrements signal->live before this tracepoint. */
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
+	if (backup)
+		count_slot(&backup_seen, SLOT_PROC_EXIT);
 	set_traced(tgid, 0);
 	bpf_map_delete_elem(&change_seq, &tgid);
+	bpf_map_delete_elem(&exec_seen, &tgid);
 
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_event *e = reserve(sizeof(*e), tgid);
@@ -664,6 +748,18 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
 	submit(e);
 	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *p)
+{
+	return on_exit(p, 0);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit_backup, struct task_struct *p)
+{
+	return on_exit(p, 1);
 }
 
 /* Syscall numbers: arch/x86/entry/syscalls/syscall_{64,32}.tbl */
@@ -822,13 +918,6 @@ static __always_inline int sys_enter(struct pt_regs *regs, long id)
 	return on_sys_enter(&in, pid_tgid);
 }
 
-static __always_inline void count_slot(void *map, __u32 slot)
-{
-	__u64 *n = bpf_map_lookup_elem(map, &slot);
-	if (n)
-		*n += 1;
-}
-
 /*
  * The guarded primary: flips the task's phase to want_in and does the
  * work. Without storage (none could be had) the work is still done, and
@@ -925,8 +1014,7 @@ int handle_enter64(struct syscall_enter_record *ctx)
 
 /* Each search for free space inside a traced mmap or mremap: the last
  * one decided the address. */
-SEC("tp_btf/vm_unmapped_area")
-int BPF_PROG(handle_unmapped_area, unsigned long addr, struct vm_unmapped_area_info *info)
+static __always_inline int on_search(unsigned long addr, struct vm_unmapped_area_info *info, int backup)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!is_traced(pid_tgid >> 32))
@@ -935,6 +1023,14 @@ int BPF_PROG(handle_unmapped_area, unsigned long addr, struct vm_unmapped_area_i
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
 	if (!in || (in->kind != KIND_MMAP && in->kind != KIND_MREMAP))
 		return 0;
+	/* A call's searches differ in their info (a fallback search reuses
+	 * it, but only after the first one failed). */
+	if (backup) {
+		if (in->searches && in->search_info == (__u64)info && in->search_result == addr)
+			return 0;
+		count_slot(&backup_seen, SLOT_SEARCH);
+	}
+	in->search_info = (__u64)info;
 	/* info is a BTF pointer here: direct (CO-RE relocated) loads are
 	 * cheaper than probe reads on this hot path. */
 	in->search_low = info->low_limit;
@@ -943,6 +1039,18 @@ int BPF_PROG(handle_unmapped_area, unsigned long addr, struct vm_unmapped_area_i
 	in->search_result = addr;
 	in->searches++;
 	return 0;
+}
+
+SEC("tp_btf/vm_unmapped_area")
+int BPF_PROG(handle_unmapped_area, unsigned long addr, struct vm_unmapped_area_info *info)
+{
+	return on_search(addr, info, 0);
+}
+
+SEC("tp_btf/vm_unmapped_area")
+int BPF_PROG(handle_unmapped_area_backup, unsigned long addr, struct vm_unmapped_area_info *info)
+{
+	return on_search(addr, info, 1);
 }
 
 /*
@@ -955,7 +1063,7 @@ int BPF_PROG(handle_unmapped_area, unsigned long addr, struct vm_unmapped_area_i
  * excluding other writers, numbers the change in change_seq. The
  * consumer applies numbered changes in that order.
  */
-static __always_inline int on_lock_released(struct mm_struct *mm, __u64 write)
+static __always_inline int on_lock_released(struct mm_struct *mm, __u64 write, int backup)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -994,20 +1102,34 @@ static __always_inline int on_lock_released(struct mm_struct *mm, __u64 write)
 	/* Writers of this mm are serialised by the lock we still hold. */
 	*n += 1;
 	in->seq = *n;
+	if (backup) /* the primary would have numbered it: in->seq was 0 */
+		count_slot(&backup_seen, SLOT_LOCK);
 	return 0;
 }
 
 SEC("tp_btf/mmap_lock_released")
 int BPF_PROG(handle_lock_released, struct mm_struct *mm, __u64 write)
 {
-	return on_lock_released(mm, write);
+	return on_lock_released(mm, write, 0);
+}
+
+SEC("tp_btf/mmap_lock_released")
+int BPF_PROG(handle_lock_released_backup, struct mm_struct *mm, __u64 write)
+{
+	return on_lock_released(mm, write, 1);
 }
 
 /* Before 6.13 (about) the tracepoint also passed the memcg path. */
 SEC("tp_btf/mmap_lock_released")
 int BPF_PROG(handle_lock_released_memcg, struct mm_struct *mm, const char *memcg_path, __u64 write)
 {
-	return on_lock_released(mm, write);
+	return on_lock_released(mm, write, 0);
+}
+
+SEC("tp_btf/mmap_lock_released")
+int BPF_PROG(handle_lock_released_memcg_backup, struct mm_struct *mm, const char *memcg_path, __u64 write)
+{
+	return on_lock_released(mm, write, 1);
 }
 
 #define MAP_ANONYMOUS 0x20

@@ -102,6 +102,7 @@ type MmtraceInflight struct {
 	Searches     uint32
 	Seq          uint32
 	Pad2         uint32
+	SearchInfo   uint64
 }
 
 type MmtraceLostEvent struct {
@@ -175,44 +176,52 @@ type MmtraceVmaEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	MmtraceMapBackupSeen               = "backup_seen"
-	MmtraceMapChangeSeq                = "change_seq"
-	MmtraceMapCommFilter               = "comm_filter"
-	MmtraceMapEvents                   = "events"
-	MmtraceMapInflight                 = "inflight"
-	MmtraceMapLostByPid                = "lost_by_pid"
-	MmtraceMapLostTotal                = "lost_total"
-	MmtraceMapPhaseUnknown             = "phase_unknown"
-	MmtraceMapPhases                   = "phases"
-	MmtraceMapScratchSpace             = "scratch_space"
-	MmtraceMapTraced                   = "traced"
-	MmtraceProgHandleEnter64           = "handle_enter64"
-	MmtraceProgHandleExec              = "handle_exec"
-	MmtraceProgHandleExecVmas          = "handle_exec_vmas"
-	MmtraceProgHandleExit              = "handle_exit"
-	MmtraceProgHandleExit64            = "handle_exit64"
-	MmtraceProgHandleFork              = "handle_fork"
-	MmtraceProgHandleLockReleased      = "handle_lock_released"
-	MmtraceProgHandleLockReleasedMemcg = "handle_lock_released_memcg"
-	MmtraceProgHandleSysEnter          = "handle_sys_enter"
-	MmtraceProgHandleSysEnterBackup    = "handle_sys_enter_backup"
-	MmtraceProgHandleSysEnterGuarded   = "handle_sys_enter_guarded"
-	MmtraceProgHandleSysExit           = "handle_sys_exit"
-	MmtraceProgHandleSysExitBackup     = "handle_sys_exit_backup"
-	MmtraceProgHandleSysExitGuarded    = "handle_sys_exit_guarded"
-	MmtraceProgHandleUnmappedArea      = "handle_unmapped_area"
-	MmtraceVarFilterComm               = "filter_comm"
-	MmtraceVarSelfTgid                 = "self_tgid"
-	MmtraceVarTraceAll                 = "trace_all"
-	MmtraceVarUnusedEventAbi           = "unused_event_abi"
-	MmtraceVarUnusedEventKind          = "unused_event_kind"
-	MmtraceVarUnusedExecEvent          = "unused_exec_event"
-	MmtraceVarUnusedExecveEvent        = "unused_execve_event"
-	MmtraceVarUnusedLostEvent          = "unused_lost_event"
-	MmtraceVarUnusedMemPathEvent       = "unused_mem_path_event"
-	MmtraceVarUnusedTaskEvent          = "unused_task_event"
-	MmtraceVarUnusedVmaEvent           = "unused_vma_event"
-	MmtraceVarWakeupBytes              = "wakeup_bytes"
+	MmtraceMapBackupSeen                     = "backup_seen"
+	MmtraceMapChangeSeq                      = "change_seq"
+	MmtraceMapCommFilter                     = "comm_filter"
+	MmtraceMapEvents                         = "events"
+	MmtraceMapExecSeen                       = "exec_seen"
+	MmtraceMapInflight                       = "inflight"
+	MmtraceMapLostByPid                      = "lost_by_pid"
+	MmtraceMapLostTotal                      = "lost_total"
+	MmtraceMapPhaseUnknown                   = "phase_unknown"
+	MmtraceMapPhases                         = "phases"
+	MmtraceMapScratchSpace                   = "scratch_space"
+	MmtraceMapTraced                         = "traced"
+	MmtraceProgHandleEnter64                 = "handle_enter64"
+	MmtraceProgHandleExec                    = "handle_exec"
+	MmtraceProgHandleExecBackup              = "handle_exec_backup"
+	MmtraceProgHandleExecVmas                = "handle_exec_vmas"
+	MmtraceProgHandleExecVmasBackup          = "handle_exec_vmas_backup"
+	MmtraceProgHandleExit                    = "handle_exit"
+	MmtraceProgHandleExit64                  = "handle_exit64"
+	MmtraceProgHandleExitBackup              = "handle_exit_backup"
+	MmtraceProgHandleFork                    = "handle_fork"
+	MmtraceProgHandleForkBackup              = "handle_fork_backup"
+	MmtraceProgHandleLockReleased            = "handle_lock_released"
+	MmtraceProgHandleLockReleasedBackup      = "handle_lock_released_backup"
+	MmtraceProgHandleLockReleasedMemcg       = "handle_lock_released_memcg"
+	MmtraceProgHandleLockReleasedMemcgBackup = "handle_lock_released_memcg_backup"
+	MmtraceProgHandleSysEnter                = "handle_sys_enter"
+	MmtraceProgHandleSysEnterBackup          = "handle_sys_enter_backup"
+	MmtraceProgHandleSysEnterGuarded         = "handle_sys_enter_guarded"
+	MmtraceProgHandleSysExit                 = "handle_sys_exit"
+	MmtraceProgHandleSysExitBackup           = "handle_sys_exit_backup"
+	MmtraceProgHandleSysExitGuarded          = "handle_sys_exit_guarded"
+	MmtraceProgHandleUnmappedArea            = "handle_unmapped_area"
+	MmtraceProgHandleUnmappedAreaBackup      = "handle_unmapped_area_backup"
+	MmtraceVarFilterComm                     = "filter_comm"
+	MmtraceVarSelfTgid                       = "self_tgid"
+	MmtraceVarTraceAll                       = "trace_all"
+	MmtraceVarUnusedEventAbi                 = "unused_event_abi"
+	MmtraceVarUnusedEventKind                = "unused_event_kind"
+	MmtraceVarUnusedExecEvent                = "unused_exec_event"
+	MmtraceVarUnusedExecveEvent              = "unused_execve_event"
+	MmtraceVarUnusedLostEvent                = "unused_lost_event"
+	MmtraceVarUnusedMemPathEvent             = "unused_mem_path_event"
+	MmtraceVarUnusedTaskEvent                = "unused_task_event"
+	MmtraceVarUnusedVmaEvent                 = "unused_vma_event"
+	MmtraceVarWakeupBytes                    = "wakeup_bytes"
 )
 
 // LoadMmtrace returns the embedded CollectionSpec for Mmtrace.
@@ -257,21 +266,28 @@ type MmtraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MmtraceProgramSpecs struct {
-	HandleEnter64           *ebpf.ProgramSpec `ebpf:"handle_enter64"`
-	HandleExec              *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExecVmas          *ebpf.ProgramSpec `ebpf:"handle_exec_vmas"`
-	HandleExit              *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleExit64            *ebpf.ProgramSpec `ebpf:"handle_exit64"`
-	HandleFork              *ebpf.ProgramSpec `ebpf:"handle_fork"`
-	HandleLockReleased      *ebpf.ProgramSpec `ebpf:"handle_lock_released"`
-	HandleLockReleasedMemcg *ebpf.ProgramSpec `ebpf:"handle_lock_released_memcg"`
-	HandleSysEnter          *ebpf.ProgramSpec `ebpf:"handle_sys_enter"`
-	HandleSysEnterBackup    *ebpf.ProgramSpec `ebpf:"handle_sys_enter_backup"`
-	HandleSysEnterGuarded   *ebpf.ProgramSpec `ebpf:"handle_sys_enter_guarded"`
-	HandleSysExit           *ebpf.ProgramSpec `ebpf:"handle_sys_exit"`
-	HandleSysExitBackup     *ebpf.ProgramSpec `ebpf:"handle_sys_exit_backup"`
-	HandleSysExitGuarded    *ebpf.ProgramSpec `ebpf:"handle_sys_exit_guarded"`
-	HandleUnmappedArea      *ebpf.ProgramSpec `ebpf:"handle_unmapped_area"`
+	HandleEnter64                 *ebpf.ProgramSpec `ebpf:"handle_enter64"`
+	HandleExec                    *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExecBackup              *ebpf.ProgramSpec `ebpf:"handle_exec_backup"`
+	HandleExecVmas                *ebpf.ProgramSpec `ebpf:"handle_exec_vmas"`
+	HandleExecVmasBackup          *ebpf.ProgramSpec `ebpf:"handle_exec_vmas_backup"`
+	HandleExit                    *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleExit64                  *ebpf.ProgramSpec `ebpf:"handle_exit64"`
+	HandleExitBackup              *ebpf.ProgramSpec `ebpf:"handle_exit_backup"`
+	HandleFork                    *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	HandleForkBackup              *ebpf.ProgramSpec `ebpf:"handle_fork_backup"`
+	HandleLockReleased            *ebpf.ProgramSpec `ebpf:"handle_lock_released"`
+	HandleLockReleasedBackup      *ebpf.ProgramSpec `ebpf:"handle_lock_released_backup"`
+	HandleLockReleasedMemcg       *ebpf.ProgramSpec `ebpf:"handle_lock_released_memcg"`
+	HandleLockReleasedMemcgBackup *ebpf.ProgramSpec `ebpf:"handle_lock_released_memcg_backup"`
+	HandleSysEnter                *ebpf.ProgramSpec `ebpf:"handle_sys_enter"`
+	HandleSysEnterBackup          *ebpf.ProgramSpec `ebpf:"handle_sys_enter_backup"`
+	HandleSysEnterGuarded         *ebpf.ProgramSpec `ebpf:"handle_sys_enter_guarded"`
+	HandleSysExit                 *ebpf.ProgramSpec `ebpf:"handle_sys_exit"`
+	HandleSysExitBackup           *ebpf.ProgramSpec `ebpf:"handle_sys_exit_backup"`
+	HandleSysExitGuarded          *ebpf.ProgramSpec `ebpf:"handle_sys_exit_guarded"`
+	HandleUnmappedArea            *ebpf.ProgramSpec `ebpf:"handle_unmapped_area"`
+	HandleUnmappedAreaBackup      *ebpf.ProgramSpec `ebpf:"handle_unmapped_area_backup"`
 }
 
 // MmtraceMapSpecs contains maps before they are loaded into the kernel.
@@ -282,6 +298,7 @@ type MmtraceMapSpecs struct {
 	ChangeSeq    *ebpf.MapSpec `ebpf:"change_seq"`
 	CommFilter   *ebpf.MapSpec `ebpf:"comm_filter"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	ExecSeen     *ebpf.MapSpec `ebpf:"exec_seen"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
 	LostByPid    *ebpf.MapSpec `ebpf:"lost_by_pid"`
 	LostTotal    *ebpf.MapSpec `ebpf:"lost_total"`
@@ -333,6 +350,7 @@ type MmtraceMaps struct {
 	ChangeSeq    *ebpf.Map `ebpf:"change_seq"`
 	CommFilter   *ebpf.Map `ebpf:"comm_filter"`
 	Events       *ebpf.Map `ebpf:"events"`
+	ExecSeen     *ebpf.Map `ebpf:"exec_seen"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
 	LostByPid    *ebpf.Map `ebpf:"lost_by_pid"`
 	LostTotal    *ebpf.Map `ebpf:"lost_total"`
@@ -348,6 +366,7 @@ func (m *MmtraceMaps) Close() error {
 		m.ChangeSeq,
 		m.CommFilter,
 		m.Events,
+		m.ExecSeen,
 		m.Inflight,
 		m.LostByPid,
 		m.LostTotal,
@@ -380,33 +399,46 @@ type MmtraceVariables struct {
 //
 // It can be passed to LoadMmtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MmtracePrograms struct {
-	HandleEnter64           *ebpf.Program `ebpf:"handle_enter64"`
-	HandleExec              *ebpf.Program `ebpf:"handle_exec"`
-	HandleExecVmas          *ebpf.Program `ebpf:"handle_exec_vmas"`
-	HandleExit              *ebpf.Program `ebpf:"handle_exit"`
-	HandleExit64            *ebpf.Program `ebpf:"handle_exit64"`
-	HandleFork              *ebpf.Program `ebpf:"handle_fork"`
-	HandleLockReleased      *ebpf.Program `ebpf:"handle_lock_released"`
-	HandleLockReleasedMemcg *ebpf.Program `ebpf:"handle_lock_released_memcg"`
-	HandleSysEnter          *ebpf.Program `ebpf:"handle_sys_enter"`
-	HandleSysEnterBackup    *ebpf.Program `ebpf:"handle_sys_enter_backup"`
-	HandleSysEnterGuarded   *ebpf.Program `ebpf:"handle_sys_enter_guarded"`
-	HandleSysExit           *ebpf.Program `ebpf:"handle_sys_exit"`
-	HandleSysExitBackup     *ebpf.Program `ebpf:"handle_sys_exit_backup"`
-	HandleSysExitGuarded    *ebpf.Program `ebpf:"handle_sys_exit_guarded"`
-	HandleUnmappedArea      *ebpf.Program `ebpf:"handle_unmapped_area"`
+	HandleEnter64                 *ebpf.Program `ebpf:"handle_enter64"`
+	HandleExec                    *ebpf.Program `ebpf:"handle_exec"`
+	HandleExecBackup              *ebpf.Program `ebpf:"handle_exec_backup"`
+	HandleExecVmas                *ebpf.Program `ebpf:"handle_exec_vmas"`
+	HandleExecVmasBackup          *ebpf.Program `ebpf:"handle_exec_vmas_backup"`
+	HandleExit                    *ebpf.Program `ebpf:"handle_exit"`
+	HandleExit64                  *ebpf.Program `ebpf:"handle_exit64"`
+	HandleExitBackup              *ebpf.Program `ebpf:"handle_exit_backup"`
+	HandleFork                    *ebpf.Program `ebpf:"handle_fork"`
+	HandleForkBackup              *ebpf.Program `ebpf:"handle_fork_backup"`
+	HandleLockReleased            *ebpf.Program `ebpf:"handle_lock_released"`
+	HandleLockReleasedBackup      *ebpf.Program `ebpf:"handle_lock_released_backup"`
+	HandleLockReleasedMemcg       *ebpf.Program `ebpf:"handle_lock_released_memcg"`
+	HandleLockReleasedMemcgBackup *ebpf.Program `ebpf:"handle_lock_released_memcg_backup"`
+	HandleSysEnter                *ebpf.Program `ebpf:"handle_sys_enter"`
+	HandleSysEnterBackup          *ebpf.Program `ebpf:"handle_sys_enter_backup"`
+	HandleSysEnterGuarded         *ebpf.Program `ebpf:"handle_sys_enter_guarded"`
+	HandleSysExit                 *ebpf.Program `ebpf:"handle_sys_exit"`
+	HandleSysExitBackup           *ebpf.Program `ebpf:"handle_sys_exit_backup"`
+	HandleSysExitGuarded          *ebpf.Program `ebpf:"handle_sys_exit_guarded"`
+	HandleUnmappedArea            *ebpf.Program `ebpf:"handle_unmapped_area"`
+	HandleUnmappedAreaBackup      *ebpf.Program `ebpf:"handle_unmapped_area_backup"`
 }
 
 func (p *MmtracePrograms) Close() error {
 	return _MmtraceClose(
 		p.HandleEnter64,
 		p.HandleExec,
+		p.HandleExecBackup,
 		p.HandleExecVmas,
+		p.HandleExecVmasBackup,
 		p.HandleExit,
 		p.HandleExit64,
+		p.HandleExitBackup,
 		p.HandleFork,
+		p.HandleForkBackup,
 		p.HandleLockReleased,
+		p.HandleLockReleasedBackup,
 		p.HandleLockReleasedMemcg,
+		p.HandleLockReleasedMemcgBackup,
 		p.HandleSysEnter,
 		p.HandleSysEnterBackup,
 		p.HandleSysEnterGuarded,
@@ -414,6 +446,7 @@ func (p *MmtracePrograms) Close() error {
 		p.HandleSysExitBackup,
 		p.HandleSysExitGuarded,
 		p.HandleUnmappedArea,
+		p.HandleUnmappedAreaBackup,
 	)
 }
 

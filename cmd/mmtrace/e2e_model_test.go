@@ -249,7 +249,7 @@ func TestThreadsChurnMatchesProcMaps(t *testing.T) {
 			name := "threads_churn" + abi
 			t.Run(name+"/seed"+seed, func(t *testing.T) {
 				maps := filepath.Join(t.TempDir(), "maps")
-				res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--syscall-backups", "8", "--",
+				res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--backups", "8", "--",
 					filepath.Join(dir, name), seed, "1500", data)
 				if res.code != 0 {
 					t.Fatalf("exit %d\n%s", res.code, res.stderr)
@@ -302,7 +302,7 @@ func TestSkipsNeverSilent(t *testing.T) {
 		name := "threads_churn" + abi
 		t.Run(name, func(t *testing.T) {
 			maps := filepath.Join(t.TempDir(), "maps")
-			res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--syscall-backups", "0", "--",
+			res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--backups", "0", "--",
 				filepath.Join(dir, name), "1", "1500", data)
 			if res.code != 0 {
 				t.Fatalf("exit %d\n%s", res.code, res.stderr)
@@ -316,6 +316,46 @@ func TestSkipsNeverSilent(t *testing.T) {
 				t.Fatalf("uncertain with %d lost events; stderr:\n%s", rep.LostEvents, res.stderr)
 			}
 			t.Logf("the kernel skipped calls: %d events lost, and the report says so", rep.LostEvents)
+		})
+	}
+}
+
+// The backup programs alone, as if the kernel skipped every primary,
+// must see everything the primaries see: exact layouts of a single- and a
+// multi-threaded churn, 64- and 32-bit (forks, execs and exits included).
+// Kernels without task storage (5.10) have no backups and must say so.
+func TestBackupsAloneSeeEverything(t *testing.T) {
+	_, dir := binaries(t)
+	data := filepath.Join(dir, "data")
+	for _, name := range []string{"churn", "churn32", "threads_churn", "threads_churn32"} {
+		t.Run(name, func(t *testing.T) {
+			maps := filepath.Join(t.TempDir(), "maps")
+			calls := "3000"
+			if strings.HasPrefix(name, "threads") {
+				calls = "1500"
+			}
+			// Through a shell that forks it: the fork backup must pass the
+			// tracing on to the child.
+			res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--backups", "1", "--backups-only", "--",
+				"sh", "-c", `"$0" 1 "$1" "$2"; true`, filepath.Join(dir, name), calls, data)
+			if res.code != 0 {
+				t.Fatalf("exit %d\n%s", res.code, res.stderr)
+			}
+			if strings.Contains(res.stderr, "no task storage maps") {
+				t.Logf("no backups on this kernel, as stderr says")
+				return
+			}
+			if !strings.Contains(res.stderr, "1 backup copy (--backups)") {
+				t.Fatalf("stderr does not name the backups:\n%s", res.stderr)
+			}
+			rep := res.report(t, name)
+			if rep.Uncertain || rep.LostEvents != 0 {
+				t.Fatalf("lost %d events: the backups missed calls", rep.LostEvents)
+			}
+			if rep.Ended != "exit" {
+				t.Errorf("the report ended %q, want exit: the exit backup missed it", rep.Ended)
+			}
+			sameLayout(t, rep, maps)
 		})
 	}
 }
@@ -585,7 +625,7 @@ func TestLostEventsMakeReportsUncertain(t *testing.T) {
 			if m := regexp.MustCompile(`(\d+) records were lost \(ring buffer full`).FindStringSubmatch(res.stderr); m != nil {
 				dropped, _ = strconv.ParseUint(m[1], 10, 64)
 			}
-			if m := regexp.MustCompile(`the kernel skipped (\d+) syscall records`).FindStringSubmatch(res.stderr); m != nil {
+			if m := regexp.MustCompile(`the kernel skipped (\d+) records`).FindStringSubmatch(res.stderr); m != nil {
 				skipped, _ = strconv.ParseUint(m[1], 10, 64)
 			}
 			if dropped == 0 || dropped+skipped != lost {

@@ -65,6 +65,7 @@ type jsonReport struct {
 	LostEvents        uint64           `json:"lost_events"`
 	Uncertain         bool             `json:"uncertain"`
 	FromProc          bool             `json:"from_proc"`
+	Ended             string           `json:"ended"`
 	Notes             []string         `json:"notes"`
 }
 

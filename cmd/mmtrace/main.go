@@ -19,7 +19,7 @@ import (
 	"github.com/mmtrace/mmtrace/internal/loader"
 )
 
-// maxBackups bounds --syscall-backups: each copy costs every syscall on
+// maxBackups bounds --backups: each copy costs every syscall on
 // the machine, and four already covered a four-thread churn on one CPU.
 const maxBackups = 8
 
@@ -35,26 +35,27 @@ const defaultThreshold = 64 << 20
 
 // options are the parsed command line.
 type options struct {
-	comms      []string
-	pids       []uint
-	format     string
-	output     string
-	write      string
-	read       string
-	svg        string
-	btf        string
-	threshold  uint64
-	check      bool
-	verbose    bool
-	ringSize   int
-	noExecVMAs bool
-	backups    int
-	backupsS   string
-	noIA32     bool
-	color      string
-	command    []string
-	args       []string // the whole command line, for recordings
-	thresholdS string
+	comms       []string
+	pids        []uint
+	format      string
+	output      string
+	write       string
+	read        string
+	svg         string
+	btf         string
+	threshold   uint64
+	check       bool
+	verbose     bool
+	ringSize    int
+	noExecVMAs  bool
+	backups     int
+	backupsS    string
+	backupsOnly bool
+	noIA32      bool
+	color       string
+	command     []string
+	args        []string // the whole command line, for recordings
+	thresholdS  string
 }
 
 // usageError is a mistake on the command line: exit 2 with a hint.
@@ -164,7 +165,9 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&opts.ringSize, "ring-size", 0, "ring buffer size in `BYTES`, a power of two (default 16 MiB)")
 	fs.BoolVar(&opts.noExecVMAs, "no-exec-vmas", false, "read exec-time mappings from /proc even where the kernel can walk them (for testing)")
 	_ = fs.MarkHidden("no-exec-vmas")
-	fs.StringVar(&opts.backupsS, "syscall-backups", "auto", "run `N` backup copies of each syscall program, for kernels that may preempt a task inside one (auto: 1 on such kernels, else 0); raise it if the kernel skipped records")
+	fs.BoolVar(&opts.backupsOnly, "backups-only", false, "attach the backup copies but not the programs they back up (for testing)")
+	_ = fs.MarkHidden("backups-only")
+	fs.StringVar(&opts.backupsS, "backups", "auto", "run `N` backup copies of each kernel program, for kernels that may preempt a task inside one (auto: 1 on such kernels, else 0); raise it if the kernel skipped records")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageHead)
 		fmt.Fprint(stderr, fs.FlagUsages())
@@ -223,7 +226,7 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	if opts.backupsS != "auto" {
 		n, err := strconv.Atoi(opts.backupsS)
 		if err != nil || n < 0 || n > maxBackups {
-			return nil, usageError{fmt.Sprintf("--syscall-backups must be auto or a number from 0 to %d, not %q", maxBackups, opts.backupsS)}
+			return nil, usageError{fmt.Sprintf("--backups must be auto or a number from 0 to %d, not %q", maxBackups, opts.backupsS)}
 		}
 		opts.backups = n
 	}

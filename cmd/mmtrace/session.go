@@ -247,11 +247,11 @@ func (s *session) finish() (bool, error) {
 			"affected reports say uncertain\n", n)
 	}
 	if s.skipped > 0 {
-		hint := "more --syscall-backups help"
+		hint := "more --backups help"
 		if s.noIA32 {
 			hint = "--no-ia32's tracepoints cannot have backups"
 		}
-		fmt.Fprintf(s.stderr, "mmtrace: the kernel skipped %d syscall records (a program was busy on that CPU); "+
+		fmt.Fprintf(s.stderr, "mmtrace: the kernel skipped %d records (one of our programs was busy on that CPU); "+
 			"every image live then says uncertain (%s)\n", s.skipped, hint)
 	}
 	return len(s.failing) > 0, errors.Join(errs...)

@@ -41,13 +41,14 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	}()
 
 	cfg := loader.Config{
-		Comms:      opts.comms,
-		RingSize:   opts.ringSize,
-		BTFPath:    opts.btf,
-		NoExecVMAs: opts.noExecVMAs,
-		Backups:    opts.backups,
-		NoIA32:     opts.noIA32,
-		TraceAll:   len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
+		Comms:       opts.comms,
+		RingSize:    opts.ringSize,
+		BTFPath:     opts.btf,
+		NoExecVMAs:  opts.noExecVMAs,
+		Backups:     opts.backups,
+		BackupsOnly: opts.backupsOnly,
+		NoIA32:      opts.noIA32,
+		TraceAll:    len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
 	}
 	for _, p := range opts.pids {
 		cfg.PIDs = append(cfg.PIDs, uint32(p))
@@ -162,7 +163,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	if n, err := tr.SkipsCovered(); err != nil {
 		fmt.Fprintf(stderr, "mmtrace: %v\n", err)
 	} else if n > 0 {
-		fmt.Fprintf(stderr, "mmtrace: note: the kernel skipped a syscall program %d times "+
+		fmt.Fprintf(stderr, "mmtrace: note: the kernel skipped our programs %d times "+
 			"(another task was preempted inside it on the same CPU); a backup copy did the work each time\n", n)
 	}
 	if opts.check && found {

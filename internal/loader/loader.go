@@ -43,22 +43,25 @@ type Config struct {
 	// WakeupBytes forces a consumer wakeup once this much data waits in
 	// the ring; 0: a quarter of the ring.
 	WakeupBytes uint64
-	// Backups is how many backup copies of each raw_syscalls program to
-	// attach (see Features.Backups): AutoBackups picks by the kernel's
-	// preemption model; 0 attaches none, which tests use to show what
-	// the backups cover.
+	// Backups is how many backup copies of each program to attach (see
+	// Features.Backups): AutoBackups picks by the kernel's preemption
+	// model; 0 attaches none, which tests use to show what they cover.
 	Backups int
+	// BackupsOnly attaches the backups but not the programs they back
+	// up, as if the kernel skipped every one: tests use it to check that
+	// the backups alone see everything, on any kernel.
+	BackupsOnly bool
 }
 
-// AutoBackups lets Open choose the number of backup syscall programs.
+// AutoBackups lets Open choose the number of backup programs.
 const AutoBackups = -1
 
 // autoBackups is how many backups Open attaches on a kernel that may
-// preempt a task inside a syscall program. One covered every skip of a
+// preempt a task inside a program. One covered every skip of a
 // single-threaded churn in a 1-vCPU VM on 7.3; with four threads hammering
 // one CPU, 388 of 3321 skips were lost with one backup, 22 with two, 1
 // with three. Each copy costs every syscall on the machine (~180 ns here,
-// README), so the default is one and --syscall-backups raises it.
+// README), so the default is one and --backups raises it.
 const autoBackups = 1
 
 // Features says what the running kernel lets mmtrace see.
@@ -77,9 +80,9 @@ type Features struct {
 	// numbers each memory call's change in the order it took effect, so
 	// the consumer can put exit records of racing threads back in order.
 	ChangeOrder bool
-	// Backups: each raw_syscalls program is followed by this many backup
-	// copies, which do its work for a call the kernel skipped it for
-	// because another task was preempted inside it on the same CPU.
+	// Backups: each program is followed on its tracepoint by this many
+	// backup copies, which do its work for a call the kernel skipped it
+	// for because another task was preempted inside it on the same CPU.
 	Backups int
 	// BackupsReason says why there are backups or none.
 	BackupsReason string
@@ -167,17 +170,12 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	points := append(attachPoints[:len(attachPoints):len(attachPoints)],
 		struct{ prog, tracepoint string }{execProg, "sched:sched_process_exec"})
 	if !cfg.NoIA32 {
-		// A tracepoint calls its programs in attach order: the backups
-		// run after their primary.
 		for _, g := range syscallGuards {
-			if t.Features.Backups == 0 {
-				points = append(points, struct{ prog, tracepoint string }{g.plain, g.tracepoint})
-				continue
+			prog := g.plain
+			if t.Features.Backups > 0 {
+				prog = g.primary
 			}
-			points = append(points, struct{ prog, tracepoint string }{g.primary, g.tracepoint})
-			for i := range t.Features.Backups {
-				points = append(points, struct{ prog, tracepoint string }{backupName(g.backup, i), g.tracepoint})
-			}
+			points = append(points, struct{ prog, tracepoint string }{prog, g.tracepoint})
 		}
 	}
 	if t.Features.ChangeOrder {
@@ -185,6 +183,23 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	}
 	if t.Features.Searches {
 		points = append(points, struct{ prog, tracepoint string }{"handle_unmapped_area", "mmap:vm_unmapped_area"})
+	}
+	// A tracepoint calls its programs in attach order: each backup runs
+	// after its primary (and the copies before it).
+	if t.Features.Backups > 0 {
+		var withBackups []struct{ prog, tracepoint string }
+		for _, p := range points {
+			b := backupOf(p.prog)
+			if b == "" || !cfg.BackupsOnly {
+				withBackups = append(withBackups, p)
+			}
+			if b != "" {
+				for i := range t.Features.Backups {
+					withBackups = append(withBackups, struct{ prog, tracepoint string }{backupName(b, i), p.tracepoint})
+				}
+			}
+		}
+		points = withBackups
 	}
 	for _, p := range points {
 		l, err := link.AttachTracing(link.TracingOptions{
@@ -261,28 +276,38 @@ func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg, lockProg
 		unused = []string{"handle_sys_enter", "handle_sys_exit"}
 	}
 	for _, g := range syscallGuards {
-		if feat.Backups == 0 {
-			unused = append(unused, g.primary, g.backup)
+		if cfg.NoIA32 || feat.Backups == 0 {
+			unused = append(unused, g.primary)
+		} else {
+			unused = append(unused, g.plain)
+		}
+	}
+	for _, name := range execPrograms {
+		if name != execProg {
+			unused = append(unused, name)
+		}
+	}
+	for _, name := range unused {
+		delete(spec.Programs, name)
+	}
+	// Each loaded primary's backup, as feat.Backups copies: distinct
+	// kernel programs, each with its own recursion guard.
+	for _, b := range backups {
+		bs := spec.Programs[b.backup]
+		if bs == nil {
 			continue
 		}
-		// Copies of one backup are distinct kernel programs, each with
-		// its own recursion guard.
-		unused = append(unused, g.plain, g.backup)
+		delete(spec.Programs, b.backup)
+		if spec.Programs[b.primary] == nil {
+			continue
+		}
 		for i := range feat.Backups {
-			spec.Programs[backupName(g.backup, i)] = spec.Programs[g.backup].Copy()
+			spec.Programs[backupName(b.backup, i)] = bs.Copy()
 		}
 	}
 	if feat.Backups == 0 {
 		// Task storage maps need 5.11+; only the guarded programs use it.
 		delete(spec.Maps, "phases")
-	}
-	for _, name := range unused {
-		delete(spec.Programs, name)
-	}
-	for _, name := range execPrograms {
-		if name != execProg {
-			delete(spec.Programs, name)
-		}
 	}
 
 	ring := cfg.RingSize
@@ -470,18 +495,23 @@ func (t *Tracer) NewLossesOf(pid uint32, upTo int64) (uint64, error) {
 	return d, nil
 }
 
-// NewMisses is how many syscall records, since the last call, the kernel
-// skipped with nobody seeing whom they belonged to. The kernel runs a
-// program at most once per CPU at a time, so a task preempted inside one
-// makes every other task on that CPU skip it, counted only in the
-// program's recursion misses. Where that can happen the syscall programs
-// have backups (see the BPF source) that do the skipped work and count
-// the calls they did; only skips beyond those are lost. They name no
-// process: every live image is affected.
+// NewMisses is how many records, since the last call, the kernel skipped
+// with nobody seeing whom they belonged to. The kernel runs a program at
+// most once per CPU at a time, so a task preempted inside one makes every
+// other task on that CPU skip it, counted only in the program's recursion
+// misses. Where that can happen the programs have backups (see the BPF
+// source) that do the skipped work and count the calls they did.
+//
+// For the syscall programs the count is exact: every skip is either done
+// by a backup or lost. A backup of another program knows only the calls
+// that matter to us (a traced process's), so a call is counted lost when
+// it may have been skipped by the primary and every copy: at most the
+// fewest skips of any of them. Neither names a process, so every live
+// image is affected.
 func (t *Tracer) NewMisses() (uint64, error) {
-	var unseen uint64
-	for _, g := range syscallGuards {
-		p := t.coll.Programs[g.primary]
+	var total uint64
+	for _, b := range backups {
+		p := t.coll.Programs[b.primary]
 		if p == nil {
 			continue
 		}
@@ -491,50 +521,93 @@ func (t *Tracer) NewMisses() (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		seen, err := sumPerCPU(t.coll.Maps["backup_seen"], g.slot)
+		if t.Features.Backups == 0 {
+			total += misses
+			continue
+		}
+		seen, err := sumPerCPU(t.coll.Maps["backup_seen"], b.slot)
 		if err != nil {
 			return 0, err
 		}
-		unknown, err := sumPerCPU(t.coll.Maps["phase_unknown"], g.slot)
-		if err != nil {
-			return 0, err
+		if b.exact {
+			unknown, err := sumPerCPU(t.coll.Maps["phase_unknown"], b.slot)
+			if err != nil {
+				return 0, err
+			}
+			if n := misses + unknown; n > seen {
+				total += n - seen
+			}
+			continue
 		}
-		if n := misses + unknown; n > seen {
-			unseen += n - seen
+		bound := uint64(0)
+		if misses > seen {
+			bound = misses - seen
 		}
+		for i := range t.Features.Backups {
+			n, err := recursionMisses(t.coll.Programs[backupName(b.backup, i)])
+			if err != nil {
+				return 0, err
+			}
+			bound = min(bound, n)
+		}
+		total += bound
 	}
-	var others uint64
-	for _, name := range []string{"handle_sys_enter", "handle_sys_exit", "handle_enter64", "handle_exit64",
-		"handle_unmapped_area", lockPrograms[0], lockPrograms[1]} {
+	for _, name := range []string{"handle_enter64", "handle_exit64"} {
 		if p := t.coll.Programs[name]; p != nil {
 			n, err := recursionMisses(p)
 			if err != nil {
 				return 0, err
 			}
-			others += n
+			total += n
 		}
 	}
-	var d uint64
-	if unseen > t.unseenSkips {
-		d += unseen - t.unseenSkips
-		t.unseenSkips = unseen
+	if total <= t.missesSeen {
+		return 0, nil
 	}
-	if others > t.missesSeen {
-		d += others - t.missesSeen
-		t.missesSeen = others
-	}
+	d := total - t.missesSeen
+	t.missesSeen = total
 	return d, nil
 }
 
-// syscallGuards names, for each raw_syscalls tracepoint, the plain program,
-// the guarded primary, its backup and their slot in the counter maps.
-var syscallGuards = []struct {
-	tracepoint, plain, primary, backup string
-	slot                               uint32
+// backups pairs each program with its backup and the slot of the counter
+// maps they share. Exact: the backup sees every skip (syscall guards).
+var backups = []struct {
+	primary, backup string
+	slot            uint32
+	exact           bool
 }{
-	{"raw_syscalls:sys_enter", "handle_sys_enter", "handle_sys_enter_guarded", "handle_sys_enter_backup", 0},
-	{"raw_syscalls:sys_exit", "handle_sys_exit", "handle_sys_exit_guarded", "handle_sys_exit_backup", 1},
+	{"handle_sys_enter_guarded", "handle_sys_enter_backup", 0, true},
+	{"handle_sys_exit_guarded", "handle_sys_exit_backup", 1, true},
+	{"handle_sys_enter", "", 0, false},
+	{"handle_sys_exit", "", 1, false},
+	{"handle_exit", "handle_exit_backup", 2, false},
+	{"handle_fork", "handle_fork_backup", 3, false},
+	{"handle_exec_vmas", "handle_exec_vmas_backup", 4, false},
+	{"handle_exec", "handle_exec_backup", 4, false},
+	{"handle_unmapped_area", "handle_unmapped_area_backup", 5, false},
+	{"handle_lock_released", "handle_lock_released_backup", 6, false},
+	{"handle_lock_released_memcg", "handle_lock_released_memcg_backup", 6, false},
 }
+
+// backupOf names prog's backup program, or "".
+func backupOf(prog string) string {
+	for _, b := range backups {
+		if b.primary == prog {
+			return b.backup
+		}
+	}
+	return ""
+}
+
+// syscallGuards names, for each raw_syscalls tracepoint, the plain program
+// and the guarded one loaded instead where there are backups.
+var syscallGuards = []struct{ tracepoint, plain, primary string }{
+	{"raw_syscalls:sys_enter", "handle_sys_enter", "handle_sys_enter_guarded"},
+	{"raw_syscalls:sys_exit", "handle_sys_exit", "handle_sys_exit_guarded"},
+}
+
+// backupSlots are the slots of backup_seen that SkipsCovered sums.
+const backupSlots = 7
 
 func backupName(backup string, i int) string {
 	return fmt.Sprintf("%s%d", backup, i+1)
@@ -543,7 +616,7 @@ func backupName(backup string, i int) string {
 func recursionMisses(p *ebpf.Program) (uint64, error) {
 	st, err := p.Stats()
 	if err != nil {
-		return 0, fmt.Errorf("read run statistics of a syscall program: %w", err)
+		return 0, fmt.Errorf("read run statistics of a kernel program: %w", err)
 	}
 	return st.RecursionMisses, nil
 }
@@ -560,15 +633,12 @@ func sumPerCPU(m *ebpf.Map, key uint32) (uint64, error) {
 	return sum, nil
 }
 
-// SkipStats says, for -v, how often the kernel skipped each syscall
-// program and what the backups made of it.
+// SkipStats says, for -v, how often the kernel skipped each program
+// and what the backups made of it.
 func (t *Tracer) SkipStats() []string {
 	var lines []string
-	for _, g := range syscallGuards {
-		p := t.coll.Programs[g.primary]
-		if p == nil {
-			p = t.coll.Programs[g.plain]
-		}
+	for _, b := range backups {
+		p := t.coll.Programs[b.primary]
 		if p == nil {
 			continue
 		}
@@ -576,13 +646,17 @@ func (t *Tracer) SkipStats() []string {
 		if err != nil {
 			return append(lines, err.Error())
 		}
-		line := fmt.Sprintf("%s: the kernel skipped the program %d times", g.tracepoint, misses)
-		if t.Features.Backups > 0 {
-			seen, _ := sumPerCPU(t.coll.Maps["backup_seen"], g.slot)
-			unknown, _ := sumPerCPU(t.coll.Maps["phase_unknown"], g.slot)
-			line += fmt.Sprintf("; backups did %d calls, %d without task storage; skips of the backups:", seen, unknown)
+		line := fmt.Sprintf("%s: the kernel skipped it %d times", b.primary, misses)
+		if t.coll.Programs[backupName(b.backup, 0)] != nil {
+			seen, _ := sumPerCPU(t.coll.Maps["backup_seen"], b.slot)
+			line += fmt.Sprintf("; backups did %d calls", seen)
+			if b.exact {
+				unknown, _ := sumPerCPU(t.coll.Maps["phase_unknown"], b.slot)
+				line += fmt.Sprintf(", %d without task storage", unknown)
+			}
+			line += "; skips of the backups:"
 			for i := range t.Features.Backups {
-				n, _ := recursionMisses(t.coll.Programs[backupName(g.backup, i)])
+				n, _ := recursionMisses(t.coll.Programs[backupName(b.backup, i)])
 				line += fmt.Sprintf(" %d", n)
 			}
 		}
@@ -591,15 +665,15 @@ func (t *Tracer) SkipStats() []string {
 	return lines
 }
 
-// SkipsCovered is how many syscall calls the backups did because the
-// kernel skipped the primary (for any task, traced or not).
+// SkipsCovered is how many calls the backups did because the kernel
+// skipped the primary program.
 func (t *Tracer) SkipsCovered() (uint64, error) {
 	if t.Features.Backups == 0 {
 		return 0, nil
 	}
 	var sum uint64
-	for _, g := range syscallGuards {
-		n, err := sumPerCPU(t.coll.Maps["backup_seen"], g.slot)
+	for slot := range uint32(backupSlots) {
+		n, err := sumPerCPU(t.coll.Maps["backup_seen"], slot)
 		if err != nil {
 			return 0, err
 		}

@@ -19,41 +19,49 @@ func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}
+	if strings.HasSuffix(what, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(what, "y"))
+	}
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-// chooseBackups decides how many backup copies of each raw_syscalls
-// program to attach, and says why in a sentence.
+// chooseBackups decides how many backup copies of each program to
+// attach, and says why in a sentence.
 //
 // A kernel skips a BPF program on a CPU where another task is inside it.
-// Tasks are inside our syscall programs for a moment only, but on newer
-// kernels syscall tracepoints run them preemptibly, and a kernel that
-// preempts in kernel mode (preempt=full or lazy, the 7.x default in
-// Debian) then parks a task there now and then. Under preempt=none or
+// Tasks are inside our programs for a moment only, but newer kernels run
+// tracepoint programs preemptibly (7.3 skipped syscall, exit and mmap_lock
+// programs), and a kernel that preempts in kernel mode (preempt=full or
+// lazy, the 7.x default in Debian) then parks a task there now and then. Under preempt=none or
 // voluntary no task is preempted inside a program, so backups would only
 // cost time.
 func chooseBackups(cfg Config) (int, string) {
-	if cfg.NoIA32 || cfg.Backups == 0 {
+	if cfg.Backups == 0 {
 		return 0, ""
+	}
+	if cfg.NoIA32 {
+		// The syscalls:* programs share one guard per CPU: no copy of
+		// them would run when one is skipped.
+		return 0, "--no-ia32: no backup programs"
 	}
 	// The guarded programs keep each task's phase in task storage.
 	if err := features.HaveMapType(ebpf.TaskStorage); err != nil {
-		return 0, "this kernel has no task storage maps (Linux 5.11+): no backup syscall programs"
+		return 0, "this kernel has no task storage maps (Linux 5.11+): no backup programs"
 	}
 	if cfg.Backups > 0 {
-		return cfg.Backups, fmt.Sprintf("each syscall program has %d backups (--syscall-backups) "+
-			"that run when the kernel skips it", cfg.Backups)
+		return cfg.Backups, fmt.Sprintf("each kernel program has %s (--backups), "+
+			"run when the kernel skips it", plural(cfg.Backups, "backup copy"))
 	}
 	mode, source := preemptionModel()
 	switch mode {
 	case "none", "voluntary":
 		return 0, fmt.Sprintf("this kernel does not preempt in kernel mode (preempt=%s, from %s)", mode, source)
 	case "":
-		return autoBackups, fmt.Sprintf("this kernel's preemption model is unknown: each syscall program "+
-			"has %s in case a task is preempted inside one", plural(autoBackups, "backup"))
+		return autoBackups, fmt.Sprintf("this kernel's preemption model is unknown: each kernel program "+
+			"has %s in case a task is preempted inside one", plural(autoBackups, "backup copy"))
 	}
 	return autoBackups, fmt.Sprintf("this kernel preempts in kernel mode (preempt=%s, from %s): "+
-		"each syscall program has %s that runs when the kernel skips it", mode, source, plural(autoBackups, "backup"))
+		"each kernel program has %s, run when the kernel skips it", mode, source, plural(autoBackups, "backup copy"))
 }
 
 // preemptionModel is the running kernel's preemption model (none,

@@ -27,7 +27,7 @@ func TestPreemptionFromConfig(t *testing.T) {
 
 func TestChooseBackupsOnRequest(t *testing.T) {
 	if n, _ := chooseBackups(Config{Backups: 0}); n != 0 {
-		t.Errorf("--syscall-backups 0 gave %d backups", n)
+		t.Errorf("--backups 0 gave %d backups", n)
 	}
 	if n, _ := chooseBackups(Config{NoIA32: true, Backups: 3}); n != 0 {
 		t.Errorf("--no-ia32 gave %d backups to programs it does not load", n)

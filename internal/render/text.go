@@ -205,7 +205,7 @@ func eventCall(l *styled, ev *events.Event, ch layout.Change) {
 		why := "ring buffer full"
 		if ev.PID == 0 {
 			// Counted by program, not by process (see loader.NewMisses).
-			why = "the kernel skipped a busy syscall program"
+			why = "the kernel skipped a busy program"
 		}
 		l.add(fmt.Sprintf("LOST %s (%s): verdicts of the images running now are uncertain",
 			plural(int(min(ev.Lost, 1<<62)), "event"), why), sgrBadRed)
