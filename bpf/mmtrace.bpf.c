@@ -83,9 +83,12 @@ struct mem_event {
 	/* The kernel's last search for free space during the call
 	 * (mmap:vm_unmapped_area): how the address was chosen. */
 	__u64 search_low, search_high, search_result;
-	__u32 search_flags; /* VM_UNMAPPED_AREA_TOPDOWN = 1 */
+	__u32 search_flags; /* VM_UNMAPPED_AREA_TOPDOWN = 1; SEARCH_ORDER_UNKNOWN */
 	__u32 searches;     /* 0: no search, the address came from the caller */
 };
+
+/* In mem_event.search_flags: the change's place in seq order is unknown. */
+#define SEARCH_ORDER_UNKNOWN 0x80000000
 
 /* An mmap of a file: a mem_event followed by the file's path. */
 struct mem_path_event {
@@ -160,7 +163,6 @@ struct inflight {
 	__u32 searches;
 	__u32 seq; /* see event_header.seq */
 	__u32 _pad2;
-	__u64 search_info; /* the last search's vm_unmapped_area_info */
 };
 
 /* Scratch space too big for the 512-byte BPF stack. */
@@ -241,25 +243,23 @@ struct {
 } scratch_space SEC(".maps");
 
 /*
- * Backups for preemptible syscall tracepoints. The kernel runs a program
- * at most once per CPU at a time: when a task is preempted inside one
- * (syscall tracepoints can be preempted on kernels that preempt in kernel
- * mode, e.g. 7.3's default lazy preemption) every other task on that CPU
- * skips it, counted only as a recursion miss. So where the loader sees
- * such a kernel it loads the "guarded" syscall programs, each followed on
- * its tracepoint by backups (copies of one program, each its own kernel
- * program with its own recursion guard). Every task's storage says whether
- * it is inside a syscall as far as our programs know: the first program
- * that runs at an entry or exit flips it and does the work; a backup that
- * finds it unflipped knows the primary was skipped for this very call,
- * does the work and counts it in backup_seen. The loader compares the
- * primaries' recursion misses with backup_seen: only calls that every copy
+ * Backups, for kernels that may preempt a task inside our programs. The
+ * kernel runs a program at most once per CPU at a time: when a task is
+ * preempted inside one (7.3 with its default lazy preemption skipped
+ * syscall, exit and mmap_lock programs) every other task on that CPU
+ * skips it, counted only as a recursion miss. There the loader loads the
+ * "guarded" form of each program (mode PRIMARY), followed on its
+ * tracepoint by backups (copies of the BACKUP form, each its own kernel
+ * program with its own recursion guard). The first program that runs for
+ * an event leaves a mark on the task (task_marks) and does the work; a
+ * backup that finds no mark for this event knows every program before it
+ * was skipped, does the work and counts it in backup_seen. Marks are left
+ * for every task, traced or not, so the loader can compare the primaries'
+ * recursion misses with backup_seen exactly: only events every copy
  * skipped are lost, for no one process.
  */
 #define SLOT_ENTER 0
 #define SLOT_EXIT 1
-/* The other programs' backups know from the primary's own traces whether
- * it ran: see each one. */
 #define SLOT_PROC_EXIT 2
 #define SLOT_FORK 3
 #define SLOT_EXEC 4
@@ -267,16 +267,28 @@ struct {
 #define SLOT_LOCK 6
 #define NR_SLOTS 8
 
-struct syscall_phase {
-	__u8 in_syscall;
+/* How a program body runs. */
+#define PLAIN 0   /* no backups on this kernel */
+#define PRIMARY 1 /* leaves marks on the task for its backups */
+#define BACKUP 2  /* does the work only where no mark says it is done */
+
+/* What the primaries and backups of each program leave on a task, for
+ * every task (the loader's accounting needs every skip): */
+struct task_marks {
+	__u8 in_syscall; /* raw_syscalls: flipped at each entry and exit */
+	__u8 exited;     /* sched_process_exit seen */
+	__u8 forked;     /* sched_process_fork seen, on the child */
+	__u8 _pad[5];
+	__u64 exec_bprm;   /* the last exec seen, by its linux_binprm */
+	__u64 search_id;   /* the last vm_unmapped_area seen: info ^ result */
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct syscall_phase);
-} phases SEC(".maps");
+	__type(value, struct task_marks);
+} marks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -285,20 +297,11 @@ struct {
 	__type(value, __u64); /* calls whose primary was skipped, done by a backup */
 } backup_seen SEC(".maps");
 
-/* The exec a traced process's exec program last reported, by its
- * linux_binprm: how an exec backup knows the primary ran. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32); /* tgid */
-	__type(value, __u64);
-} exec_seen SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, NR_SLOTS);
 	__type(key, __u32);
-	__type(value, __u64); /* primaries that found no task storage */
+	__type(value, __u64); /* programs that found no task storage */
 } phase_unknown SEC(".maps");
 
 /* Set by the loader before load. */
@@ -306,6 +309,7 @@ const volatile __u8 trace_all = 0;   /* trace every new image */
 const volatile __u8 filter_comm = 0; /* trace new images whose comm is in comm_filter */
 const volatile __u32 self_tgid = 0;  /* never trace mmtrace itself */
 const volatile __u64 wakeup_bytes = 1 << 20; /* force a wakeup past this backlog */
+const volatile __u8 change_order = 0; /* a mmap_lock_released program numbers changes */
 
 /* Make bpf2go emit Go types for the records. */
 const struct mem_path_event *unused_mem_path_event __attribute__((unused));
@@ -595,27 +599,61 @@ static __always_inline void count_slot(void *map, __u32 slot)
 		*n += 1;
 }
 
-/* Whether an exec program should report this exec: the image is traced
- * and, for a backup, the primary did not report it already. */
-static __always_inline int exec_wanted(struct task_struct *p, __u32 tgid, struct linux_binprm *bprm, int backup)
+/* A primary's marks on task; without them (none could be had) the work
+ * is still done, and the loader counts the call as unknown. */
+static __always_inline struct task_marks *primary_marks(struct task_struct *task, __u32 slot)
 {
-	if (!want_exec(p, tgid))
-		return 0;
-	__u64 id = (__u64)bprm;
-	if (backup) {
-		__u64 *seen = bpf_map_lookup_elem(&exec_seen, &tgid);
-		if (seen && *seen == id)
-			return 0;
-		count_slot(&backup_seen, SLOT_EXEC);
-	}
-	bpf_map_update_elem(&exec_seen, &tgid, &id, BPF_ANY);
-	return 1;
+	struct task_marks *m = bpf_task_storage_get(&marks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!m)
+		count_slot(&phase_unknown, slot);
+	return m;
 }
 
-static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int backup)
+/* A backup's view of task's marks. *fresh: the task had none, so the
+ * primary (which makes them whenever it runs) did not run. NULL: none
+ * could be had; the caller does the work and counts it as unknown. */
+static __always_inline struct task_marks *backup_marks(struct task_struct *task, __u32 slot, int *fresh)
 {
+	struct task_marks *m = bpf_task_storage_get(&marks, task, 0, 0);
+	*fresh = !m;
+	if (!m) {
+		m = bpf_task_storage_get(&marks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!m)
+			count_slot(&phase_unknown, slot);
+	}
+	return m;
+}
+
+/* The guard of a program with an event mark: for PRIMARY, set the mark;
+ * for BACKUP, return 0 if it is already set (someone did the work),
+ * else set it and count the skip. Returns 1 when the body should run. */
+#define GUARD(mode, task, slot, field, value)                                   \
+	({                                                                      \
+		int __run = 1;                                                  \
+		if (mode == PRIMARY) {                                          \
+			struct task_marks *__m = primary_marks(task, slot);     \
+			if (__m)                                                \
+				__m->field = value;                             \
+		} else if (mode == BACKUP) {                                    \
+			int __fresh;                                            \
+			struct task_marks *__m = backup_marks(task, slot, &__fresh); \
+			if (__m && !__fresh && __m->field == (value)) {         \
+				__run = 0;                                      \
+			} else {                                                \
+				if (__m)                                        \
+					__m->field = value;                     \
+				count_slot(&backup_seen, slot);                 \
+			}                                                       \
+		}                                                               \
+		__run;                                                          \
+	})
+
+static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int mode)
+{
+	if (!GUARD(mode, p, SLOT_EXEC, exec_bprm, (__u64)bprm))
+		return 0;
 	__u32 tgid = BPF_CORE_READ(p, tgid);
-	if (!exec_wanted(p, tgid, bprm, backup))
+	if (!want_exec(p, tgid))
 		return 0;
 
 	struct bpf_iter_task_vma it;
@@ -646,20 +684,28 @@ static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, st
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec_vmas, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
-	return exec_with_vmas(p, old_pid, bprm, 0);
+	return exec_with_vmas(p, old_pid, bprm, PLAIN);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec_vmas_guarded, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	return exec_with_vmas(p, old_pid, bprm, PRIMARY);
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec_vmas_backup, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
-	return exec_with_vmas(p, old_pid, bprm, 1);
+	return exec_with_vmas(p, old_pid, bprm, BACKUP);
 }
 
 /* Kernels without them: the image without its VMAs (said in the output). */
-static __always_inline int exec_without_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int backup)
+static __always_inline int exec_without_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int mode)
 {
+	if (!GUARD(mode, p, SLOT_EXEC, exec_bprm, (__u64)bprm))
+		return 0;
 	__u32 tgid = BPF_CORE_READ(p, tgid);
-	if (!exec_wanted(p, tgid, bprm, backup))
+	if (!want_exec(p, tgid))
 		return 0;
 	emit_exec(p, old_pid, bprm, 0, 0);
 	return 0;
@@ -668,26 +714,29 @@ static __always_inline int exec_without_vmas(struct task_struct *p, int old_pid,
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
-	return exec_without_vmas(p, old_pid, bprm, 0);
+	return exec_without_vmas(p, old_pid, bprm, PLAIN);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec_guarded, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	return exec_without_vmas(p, old_pid, bprm, PRIMARY);
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec_backup, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
-	return exec_without_vmas(p, old_pid, bprm, 1);
+	return exec_without_vmas(p, old_pid, bprm, BACKUP);
 }
 
-static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child, int backup)
+static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child, int mode)
 {
+	if (!GUARD(mode, child, SLOT_FORK, forked, 1))
+		return 0;
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	if (ptgid == ctgid || !is_traced(ptgid))
 		return 0; /* a new thread, or not ours */
-	if (backup) {
-		if (is_traced(ctgid))
-			return 0; /* the primary ran */
-		count_slot(&backup_seen, SLOT_FORK);
-	}
 	start_tracing(ctgid);
 	bpf_map_delete_elem(&change_seq, &ctgid);
 
@@ -706,19 +755,25 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 {
-	return on_fork(parent, child, 0);
+	return on_fork(parent, child, PLAIN);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork_guarded, struct task_struct *parent, struct task_struct *child)
+{
+	return on_fork(parent, child, PRIMARY);
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork_backup, struct task_struct *parent, struct task_struct *child)
 {
-	return on_fork(parent, child, 1);
+	return on_fork(parent, child, BACKUP);
 }
 
-/* A backup finds the process still traced only if the primary did not
- * run for its last thread (it stops tracing it). */
-static __always_inline int on_exit(struct task_struct *p, int backup)
+static __always_inline int on_exit(struct task_struct *p, int mode)
 {
+	if (!GUARD(mode, p, SLOT_PROC_EXIT, exited, 1))
+		return 0;
 	__u32 tgid = BPF_CORE_READ(p, tgid);
 	if (!is_traced(tgid))
 		return 0;
@@ -727,11 +782,8 @@ static __always_inline int on_exit(struct task_struct *p, int backup)
 	/* do_exit decrements signal->live before this tracepoint. */
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
-	if (backup)
-		count_slot(&backup_seen, SLOT_PROC_EXIT);
 	set_traced(tgid, 0);
 	bpf_map_delete_elem(&change_seq, &tgid);
-	bpf_map_delete_elem(&exec_seen, &tgid);
 
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_event *e = reserve(sizeof(*e), tgid);
@@ -753,13 +805,19 @@ static __always_inline int on_exit(struct task_struct *p, int backup)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit, struct task_struct *p)
 {
-	return on_exit(p, 0);
+	return on_exit(p, PLAIN);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit_guarded, struct task_struct *p)
+{
+	return on_exit(p, PRIMARY);
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit_backup, struct task_struct *p)
 {
-	return on_exit(p, 1);
+	return on_exit(p, BACKUP);
 }
 
 /* Syscall numbers: arch/x86/entry/syscalls/syscall_{64,32}.tbl */
@@ -918,39 +976,9 @@ static __always_inline int sys_enter(struct pt_regs *regs, long id)
 	return on_sys_enter(&in, pid_tgid);
 }
 
-/*
- * The guarded primary: flips the task's phase to want_in and does the
- * work. Without storage (none could be had) the work is still done, and
- * the loader counts the call as unknown: a backup may then do it again.
- */
-static __always_inline struct syscall_phase *guarded_phase(__u32 slot)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct syscall_phase *ph = bpf_task_storage_get(&phases, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!ph)
-		count_slot(&phase_unknown, slot);
-	return ph;
-}
-
-/* Whether the programs before this backup skipped the call: the task's
- * phase has not been flipped to want_in, or the task has no storage yet
- * (the primary creates it whenever it runs). Flips it, counts the skip. */
-static __always_inline int skipped_before(__u32 slot, __u8 want_in)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct syscall_phase *ph = bpf_task_storage_get(&phases, task, 0, 0);
-	if (!ph)
-		ph = bpf_task_storage_get(&phases, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	else if (ph->in_syscall == want_in)
-		return 0;
-	if (ph)
-		ph->in_syscall = want_in;
-	else
-		count_slot(&phase_unknown, slot); /* maybe not a skip: do not vouch */
-	count_slot(&backup_seen, slot);
-	return 1;
-}
-
+/* The syscall programs' guard: the task's in_syscall mark flips at each
+ * entry (to 1) and exit (to 0), so a backup knows whether anyone did
+ * this very call without telling calls apart. */
 /* Full coverage: every syscall of every task, both ABIs (syscalls:*
  * tracepoints miss ia32 calls). Costs untraced tasks more: see README. */
 SEC("tp_btf/sys_enter")
@@ -962,16 +990,14 @@ int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(handle_sys_enter_guarded, struct pt_regs *regs, long id)
 {
-	struct syscall_phase *ph = guarded_phase(SLOT_ENTER);
-	if (ph)
-		ph->in_syscall = 1;
+	GUARD(PRIMARY, bpf_get_current_task_btf(), SLOT_ENTER, in_syscall, 1);
 	return sys_enter(regs, id);
 }
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(handle_sys_enter_backup, struct pt_regs *regs, long id)
 {
-	if (skipped_before(SLOT_ENTER, 1))
+	if (GUARD(BACKUP, bpf_get_current_task_btf(), SLOT_ENTER, in_syscall, 1))
 		sys_enter(regs, id);
 	return 0;
 }
@@ -1014,8 +1040,16 @@ int handle_enter64(struct syscall_enter_record *ctx)
 
 /* Each search for free space inside a traced mmap or mremap: the last
  * one decided the address. */
-static __always_inline int on_search(unsigned long addr, struct vm_unmapped_area_info *info, int backup)
+static __always_inline int on_search(unsigned long addr, struct vm_unmapped_area_info *info, int mode)
 {
+	/* A search is known by its window and result: a call's searches
+	 * differ (a fallback changes the window after a failure). Two calls
+	 * in a row with both equal make a skip of the second unseen, which
+	 * the loader then counts as a loss. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 id = addr ^ (info->low_limit << 1) ^ (info->high_limit << 2) ^ info->length ^ info->flags;
+	if (!GUARD(mode, task, SLOT_SEARCH, search_id, id))
+		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!is_traced(pid_tgid >> 32))
 		return 0;
@@ -1023,14 +1057,6 @@ static __always_inline int on_search(unsigned long addr, struct vm_unmapped_area
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
 	if (!in || (in->kind != KIND_MMAP && in->kind != KIND_MREMAP))
 		return 0;
-	/* A call's searches differ in their info (a fallback search reuses
-	 * it, but only after the first one failed). */
-	if (backup) {
-		if (in->searches && in->search_info == (__u64)info && in->search_result == addr)
-			return 0;
-		count_slot(&backup_seen, SLOT_SEARCH);
-	}
-	in->search_info = (__u64)info;
 	/* info is a BTF pointer here: direct (CO-RE relocated) loads are
 	 * cheaper than probe reads on this hot path. */
 	in->search_low = info->low_limit;
@@ -1044,13 +1070,19 @@ static __always_inline int on_search(unsigned long addr, struct vm_unmapped_area
 SEC("tp_btf/vm_unmapped_area")
 int BPF_PROG(handle_unmapped_area, unsigned long addr, struct vm_unmapped_area_info *info)
 {
-	return on_search(addr, info, 0);
+	return on_search(addr, info, PLAIN);
+}
+
+SEC("tp_btf/vm_unmapped_area")
+int BPF_PROG(handle_unmapped_area_guarded, unsigned long addr, struct vm_unmapped_area_info *info)
+{
+	return on_search(addr, info, PRIMARY);
 }
 
 SEC("tp_btf/vm_unmapped_area")
 int BPF_PROG(handle_unmapped_area_backup, unsigned long addr, struct vm_unmapped_area_info *info)
 {
-	return on_search(addr, info, 1);
+	return on_search(addr, info, BACKUP);
 }
 
 /*
@@ -1219,6 +1251,12 @@ static __always_inline int on_sys_exit(long ret, long nr)
 	m->search_flags = a.search_flags;
 	m->searches = a.searches;
 	m->h.seq = a.seq;
+	/* A change that took the mmap lock but was not numbered: every lock
+	 * program was skipped, so its order among the process's changes is
+	 * not known. (mprotect of 0 bytes succeeds without the lock.) */
+	if (change_order && !a.seq && ret >= 0 && a.kind != KIND_PERSONALITY &&
+	    !(a.kind == KIND_MPROTECT && a.args[1] == 0))
+		m->search_flags |= SEARCH_ORDER_UNKNOWN;
 	switch (a.kind) {
 	case KIND_MMAP:
 		m->len = a.args[1];
@@ -1254,16 +1292,14 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit_guarded, struct pt_regs *regs, long ret)
 {
-	struct syscall_phase *ph = guarded_phase(SLOT_EXIT);
-	if (ph)
-		ph->in_syscall = 0;
+	GUARD(PRIMARY, bpf_get_current_task_btf(), SLOT_EXIT, in_syscall, 0);
 	return on_sys_exit(ret, regs->orig_ax);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit_backup, struct pt_regs *regs, long ret)
 {
-	if (skipped_before(SLOT_EXIT, 0))
+	if (GUARD(BACKUP, bpf_get_current_task_btf(), SLOT_EXIT, in_syscall, 0))
 		on_sys_exit(ret, regs->orig_ax);
 	return 0;
 }

@@ -102,7 +102,6 @@ type MmtraceInflight struct {
 	Searches     uint32
 	Seq          uint32
 	Pad2         uint32
-	SearchInfo   uint64
 }
 
 type MmtraceLostEvent struct {
@@ -142,17 +141,22 @@ type MmtraceScratch struct {
 	Path [512]int8
 }
 
-type MmtraceSyscallPhase struct {
-	_         structs.HostLayout
-	InSyscall uint8
-}
-
 type MmtraceTaskEvent struct {
 	_        structs.HostLayout
 	H        MmtraceEventHeader
 	Child    uint32
 	ExitCode int32
 	Comm     [16]int8
+}
+
+type MmtraceTaskMarks struct {
+	_         structs.HostLayout
+	InSyscall uint8
+	Exited    uint8
+	Forked    uint8
+	Pad       [5]uint8
+	ExecBprm  uint64
+	SearchId  uint64
 }
 
 type MmtraceTracedBlock struct {
@@ -180,24 +184,27 @@ const (
 	MmtraceMapChangeSeq                      = "change_seq"
 	MmtraceMapCommFilter                     = "comm_filter"
 	MmtraceMapEvents                         = "events"
-	MmtraceMapExecSeen                       = "exec_seen"
 	MmtraceMapInflight                       = "inflight"
 	MmtraceMapLostByPid                      = "lost_by_pid"
 	MmtraceMapLostTotal                      = "lost_total"
+	MmtraceMapMarks                          = "marks"
 	MmtraceMapPhaseUnknown                   = "phase_unknown"
-	MmtraceMapPhases                         = "phases"
 	MmtraceMapScratchSpace                   = "scratch_space"
 	MmtraceMapTraced                         = "traced"
 	MmtraceProgHandleEnter64                 = "handle_enter64"
 	MmtraceProgHandleExec                    = "handle_exec"
 	MmtraceProgHandleExecBackup              = "handle_exec_backup"
+	MmtraceProgHandleExecGuarded             = "handle_exec_guarded"
 	MmtraceProgHandleExecVmas                = "handle_exec_vmas"
 	MmtraceProgHandleExecVmasBackup          = "handle_exec_vmas_backup"
+	MmtraceProgHandleExecVmasGuarded         = "handle_exec_vmas_guarded"
 	MmtraceProgHandleExit                    = "handle_exit"
 	MmtraceProgHandleExit64                  = "handle_exit64"
 	MmtraceProgHandleExitBackup              = "handle_exit_backup"
+	MmtraceProgHandleExitGuarded             = "handle_exit_guarded"
 	MmtraceProgHandleFork                    = "handle_fork"
 	MmtraceProgHandleForkBackup              = "handle_fork_backup"
+	MmtraceProgHandleForkGuarded             = "handle_fork_guarded"
 	MmtraceProgHandleLockReleased            = "handle_lock_released"
 	MmtraceProgHandleLockReleasedBackup      = "handle_lock_released_backup"
 	MmtraceProgHandleLockReleasedMemcg       = "handle_lock_released_memcg"
@@ -210,6 +217,8 @@ const (
 	MmtraceProgHandleSysExitGuarded          = "handle_sys_exit_guarded"
 	MmtraceProgHandleUnmappedArea            = "handle_unmapped_area"
 	MmtraceProgHandleUnmappedAreaBackup      = "handle_unmapped_area_backup"
+	MmtraceProgHandleUnmappedAreaGuarded     = "handle_unmapped_area_guarded"
+	MmtraceVarChangeOrder                    = "change_order"
 	MmtraceVarFilterComm                     = "filter_comm"
 	MmtraceVarSelfTgid                       = "self_tgid"
 	MmtraceVarTraceAll                       = "trace_all"
@@ -269,13 +278,17 @@ type MmtraceProgramSpecs struct {
 	HandleEnter64                 *ebpf.ProgramSpec `ebpf:"handle_enter64"`
 	HandleExec                    *ebpf.ProgramSpec `ebpf:"handle_exec"`
 	HandleExecBackup              *ebpf.ProgramSpec `ebpf:"handle_exec_backup"`
+	HandleExecGuarded             *ebpf.ProgramSpec `ebpf:"handle_exec_guarded"`
 	HandleExecVmas                *ebpf.ProgramSpec `ebpf:"handle_exec_vmas"`
 	HandleExecVmasBackup          *ebpf.ProgramSpec `ebpf:"handle_exec_vmas_backup"`
+	HandleExecVmasGuarded         *ebpf.ProgramSpec `ebpf:"handle_exec_vmas_guarded"`
 	HandleExit                    *ebpf.ProgramSpec `ebpf:"handle_exit"`
 	HandleExit64                  *ebpf.ProgramSpec `ebpf:"handle_exit64"`
 	HandleExitBackup              *ebpf.ProgramSpec `ebpf:"handle_exit_backup"`
+	HandleExitGuarded             *ebpf.ProgramSpec `ebpf:"handle_exit_guarded"`
 	HandleFork                    *ebpf.ProgramSpec `ebpf:"handle_fork"`
 	HandleForkBackup              *ebpf.ProgramSpec `ebpf:"handle_fork_backup"`
+	HandleForkGuarded             *ebpf.ProgramSpec `ebpf:"handle_fork_guarded"`
 	HandleLockReleased            *ebpf.ProgramSpec `ebpf:"handle_lock_released"`
 	HandleLockReleasedBackup      *ebpf.ProgramSpec `ebpf:"handle_lock_released_backup"`
 	HandleLockReleasedMemcg       *ebpf.ProgramSpec `ebpf:"handle_lock_released_memcg"`
@@ -288,6 +301,7 @@ type MmtraceProgramSpecs struct {
 	HandleSysExitGuarded          *ebpf.ProgramSpec `ebpf:"handle_sys_exit_guarded"`
 	HandleUnmappedArea            *ebpf.ProgramSpec `ebpf:"handle_unmapped_area"`
 	HandleUnmappedAreaBackup      *ebpf.ProgramSpec `ebpf:"handle_unmapped_area_backup"`
+	HandleUnmappedAreaGuarded     *ebpf.ProgramSpec `ebpf:"handle_unmapped_area_guarded"`
 }
 
 // MmtraceMapSpecs contains maps before they are loaded into the kernel.
@@ -298,12 +312,11 @@ type MmtraceMapSpecs struct {
 	ChangeSeq    *ebpf.MapSpec `ebpf:"change_seq"`
 	CommFilter   *ebpf.MapSpec `ebpf:"comm_filter"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
-	ExecSeen     *ebpf.MapSpec `ebpf:"exec_seen"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
 	LostByPid    *ebpf.MapSpec `ebpf:"lost_by_pid"`
 	LostTotal    *ebpf.MapSpec `ebpf:"lost_total"`
+	Marks        *ebpf.MapSpec `ebpf:"marks"`
 	PhaseUnknown *ebpf.MapSpec `ebpf:"phase_unknown"`
-	Phases       *ebpf.MapSpec `ebpf:"phases"`
 	ScratchSpace *ebpf.MapSpec `ebpf:"scratch_space"`
 	Traced       *ebpf.MapSpec `ebpf:"traced"`
 }
@@ -312,6 +325,7 @@ type MmtraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MmtraceVariableSpecs struct {
+	ChangeOrder        *ebpf.VariableSpec `ebpf:"change_order"`
 	FilterComm         *ebpf.VariableSpec `ebpf:"filter_comm"`
 	SelfTgid           *ebpf.VariableSpec `ebpf:"self_tgid"`
 	TraceAll           *ebpf.VariableSpec `ebpf:"trace_all"`
@@ -350,12 +364,11 @@ type MmtraceMaps struct {
 	ChangeSeq    *ebpf.Map `ebpf:"change_seq"`
 	CommFilter   *ebpf.Map `ebpf:"comm_filter"`
 	Events       *ebpf.Map `ebpf:"events"`
-	ExecSeen     *ebpf.Map `ebpf:"exec_seen"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
 	LostByPid    *ebpf.Map `ebpf:"lost_by_pid"`
 	LostTotal    *ebpf.Map `ebpf:"lost_total"`
+	Marks        *ebpf.Map `ebpf:"marks"`
 	PhaseUnknown *ebpf.Map `ebpf:"phase_unknown"`
-	Phases       *ebpf.Map `ebpf:"phases"`
 	ScratchSpace *ebpf.Map `ebpf:"scratch_space"`
 	Traced       *ebpf.Map `ebpf:"traced"`
 }
@@ -366,12 +379,11 @@ func (m *MmtraceMaps) Close() error {
 		m.ChangeSeq,
 		m.CommFilter,
 		m.Events,
-		m.ExecSeen,
 		m.Inflight,
 		m.LostByPid,
 		m.LostTotal,
+		m.Marks,
 		m.PhaseUnknown,
-		m.Phases,
 		m.ScratchSpace,
 		m.Traced,
 	)
@@ -381,6 +393,7 @@ func (m *MmtraceMaps) Close() error {
 //
 // It can be passed to LoadMmtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MmtraceVariables struct {
+	ChangeOrder        *ebpf.Variable `ebpf:"change_order"`
 	FilterComm         *ebpf.Variable `ebpf:"filter_comm"`
 	SelfTgid           *ebpf.Variable `ebpf:"self_tgid"`
 	TraceAll           *ebpf.Variable `ebpf:"trace_all"`
@@ -402,13 +415,17 @@ type MmtracePrograms struct {
 	HandleEnter64                 *ebpf.Program `ebpf:"handle_enter64"`
 	HandleExec                    *ebpf.Program `ebpf:"handle_exec"`
 	HandleExecBackup              *ebpf.Program `ebpf:"handle_exec_backup"`
+	HandleExecGuarded             *ebpf.Program `ebpf:"handle_exec_guarded"`
 	HandleExecVmas                *ebpf.Program `ebpf:"handle_exec_vmas"`
 	HandleExecVmasBackup          *ebpf.Program `ebpf:"handle_exec_vmas_backup"`
+	HandleExecVmasGuarded         *ebpf.Program `ebpf:"handle_exec_vmas_guarded"`
 	HandleExit                    *ebpf.Program `ebpf:"handle_exit"`
 	HandleExit64                  *ebpf.Program `ebpf:"handle_exit64"`
 	HandleExitBackup              *ebpf.Program `ebpf:"handle_exit_backup"`
+	HandleExitGuarded             *ebpf.Program `ebpf:"handle_exit_guarded"`
 	HandleFork                    *ebpf.Program `ebpf:"handle_fork"`
 	HandleForkBackup              *ebpf.Program `ebpf:"handle_fork_backup"`
+	HandleForkGuarded             *ebpf.Program `ebpf:"handle_fork_guarded"`
 	HandleLockReleased            *ebpf.Program `ebpf:"handle_lock_released"`
 	HandleLockReleasedBackup      *ebpf.Program `ebpf:"handle_lock_released_backup"`
 	HandleLockReleasedMemcg       *ebpf.Program `ebpf:"handle_lock_released_memcg"`
@@ -421,6 +438,7 @@ type MmtracePrograms struct {
 	HandleSysExitGuarded          *ebpf.Program `ebpf:"handle_sys_exit_guarded"`
 	HandleUnmappedArea            *ebpf.Program `ebpf:"handle_unmapped_area"`
 	HandleUnmappedAreaBackup      *ebpf.Program `ebpf:"handle_unmapped_area_backup"`
+	HandleUnmappedAreaGuarded     *ebpf.Program `ebpf:"handle_unmapped_area_guarded"`
 }
 
 func (p *MmtracePrograms) Close() error {
@@ -428,13 +446,17 @@ func (p *MmtracePrograms) Close() error {
 		p.HandleEnter64,
 		p.HandleExec,
 		p.HandleExecBackup,
+		p.HandleExecGuarded,
 		p.HandleExecVmas,
 		p.HandleExecVmasBackup,
+		p.HandleExecVmasGuarded,
 		p.HandleExit,
 		p.HandleExit64,
 		p.HandleExitBackup,
+		p.HandleExitGuarded,
 		p.HandleFork,
 		p.HandleForkBackup,
+		p.HandleForkGuarded,
 		p.HandleLockReleased,
 		p.HandleLockReleasedBackup,
 		p.HandleLockReleasedMemcg,
@@ -447,6 +469,7 @@ func (p *MmtracePrograms) Close() error {
 		p.HandleSysExitGuarded,
 		p.HandleUnmappedArea,
 		p.HandleUnmappedAreaBackup,
+		p.HandleUnmappedAreaGuarded,
 	)
 }
 

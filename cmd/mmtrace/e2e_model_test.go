@@ -323,7 +323,10 @@ func TestSkipsNeverSilent(t *testing.T) {
 // The backup programs alone, as if the kernel skipped every primary,
 // must see everything the primaries see: exact layouts of a single- and a
 // multi-threaded churn, 64- and 32-bit (forks, execs and exits included).
-// Kernels without task storage (5.10) have no backups and must say so.
+// Where the kernel preempts inside programs (7.3) it skips the copies too:
+// the first copy then stands in for the primary and the others cover it,
+// and a call every copy missed must make the report say so. Kernels
+// without task storage (5.10) have no backups and must say so.
 func TestBackupsAloneSeeEverything(t *testing.T) {
 	_, dir := binaries(t)
 	data := filepath.Join(dir, "data")
@@ -336,7 +339,7 @@ func TestBackupsAloneSeeEverything(t *testing.T) {
 			}
 			// Through a shell that forks it: the fork backup must pass the
 			// tracing on to the child.
-			res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--backups", "1", "--backups-only", "--",
+			res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--backups", "8", "--backups-only", "--",
 				"sh", "-c", `"$0" 1 "$1" "$2"; true`, filepath.Join(dir, name), calls, data)
 			if res.code != 0 {
 				t.Fatalf("exit %d\n%s", res.code, res.stderr)
@@ -345,12 +348,17 @@ func TestBackupsAloneSeeEverything(t *testing.T) {
 				t.Logf("no backups on this kernel, as stderr says")
 				return
 			}
-			if !strings.Contains(res.stderr, "1 backup copy (--backups)") {
+			if !strings.Contains(res.stderr, "8 backup copies (--backups)") {
 				t.Fatalf("stderr does not name the backups:\n%s", res.stderr)
 			}
 			rep := res.report(t, name)
-			if rep.Uncertain || rep.LostEvents != 0 {
-				t.Fatalf("lost %d events: the backups missed calls", rep.LostEvents)
+			if rep.Uncertain {
+				if rep.LostEvents == 0 || !strings.Contains(res.stderr, "the kernel skipped") {
+					t.Fatalf("uncertain with %d lost events and no skips said; notes %q; stderr:\n%s",
+						rep.LostEvents, rep.Notes, res.stderr)
+				}
+				t.Logf("the kernel skipped every copy for %d calls, and the report says so", rep.LostEvents)
+				return
 			}
 			if rep.Ended != "exit" {
 				t.Errorf("the report ended %q, want exit: the exit backup missed it", rep.Ended)

@@ -76,11 +76,15 @@ func newSession(opts *options, out io.Writer, stderr io.Writer, legacyVA bool, c
 	}
 	s.order = events.NewSequencer(s.apply)
 	s.order.Unordered = func(pid uint32, _ int) {
-		s.tracker.Note(pid, "some memory calls could not be put in the order they took effect "+
-			"(an earlier one was lost)", true)
+		s.tracker.Note(pid, orderUnknownNote, true)
 	}
 	return s
 }
+
+// orderUnknownNote marks an image some of whose memory calls could not be
+// put in the order they took effect: the layout may be wrong.
+const orderUnknownNote = "some memory calls could not be put in the order they took effect " +
+	"(a record, or the kernel's numbering of it, was lost)"
 
 func colorWanted(mode string, f *os.File) bool {
 	switch mode {
@@ -134,6 +138,9 @@ func (s *session) apply(raw []byte) {
 			fmt.Fprintf(s.stderr, "mmtrace: skipping a bad record: %v\n", err)
 		}
 		return
+	}
+	if ev.OrderUnknown {
+		s.tracker.Note(ev.PID, orderUnknownNote, true)
 	}
 	if ev.Kind == events.KindLost {
 		s.lost += ev.Lost

@@ -90,7 +90,8 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		ev.Flags = m.Flags
 		ev.Ret = m.Ret
 		ev.Searches = m.Searches
-		ev.SearchFlags = m.SearchFlags
+		ev.SearchFlags = m.SearchFlags &^ orderUnknownFlag
+		ev.OrderUnknown = m.SearchFlags&orderUnknownFlag != 0
 		ev.SearchLow = m.SearchLow
 		ev.SearchHigh = m.SearchHigh
 		ev.SearchResult = m.SearchResult
@@ -313,6 +314,9 @@ func EncodeProcVMAs(execRaw []byte, vmas []VMA) ([][]byte, error) {
 func bytesOfStruct[T any](v *T) []byte {
 	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))...)
 }
+
+// orderUnknownFlag is SEARCH_ORDER_UNKNOWN in mem_event.search_flags.
+const orderUnknownFlag = 0x80000000
 
 // EncodeLost builds a lost record in the kernel's record layout, so that
 // drops counted in the kernel travel (and are recorded) like any record.

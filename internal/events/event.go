@@ -90,6 +90,9 @@ type Event struct {
 	// within the process, from 1 at exec or fork; 0 if unknown (older
 	// kernels, recordings) or the call changed nothing. See Sequencer.
 	ChangeSeq uint32
+	// OrderUnknown: the call changed the layout but the kernel skipped
+	// every program that would have numbered it (ChangeSeq 0).
+	OrderUnknown bool
 
 	// mmap and mremap: the kernel's last search for free space during the
 	// call (mmap:vm_unmapped_area). Searches 0 means the address came

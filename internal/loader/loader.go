@@ -4,6 +4,7 @@
 package loader
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -102,8 +103,10 @@ type Tracer struct {
 	unseenSkips uint64
 }
 
+type attachPoint struct{ prog, tracepoint string }
+
 // Tracepoints the programs attach to, by program name.
-var attachPoints = []struct{ prog, tracepoint string }{
+var attachPoints = []attachPoint{
 	{"handle_fork", "sched:sched_process_fork"},
 	{"handle_exit", "sched:sched_process_exit"},
 	// The exec program is chosen at load time, see Open; the search
@@ -157,7 +160,29 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	lockProg := lockReleasedProgram(kernelTypes)
 	t.Features.ChangeOrder = lockProg != ""
 	t.Features.Backups, t.Features.BackupsReason = chooseBackups(cfg)
-	t.coll, err = loadCollection(cfg, &opts, execProg, lockProg, t.Features)
+
+	// The tracepoints and their programs, by the programs' plain names.
+	points := append(attachPoints[:len(attachPoints):len(attachPoints)],
+		attachPoint{execProg, "sched:sched_process_exec"})
+	if !cfg.NoIA32 {
+		points = append(points,
+			attachPoint{"handle_sys_enter", "raw_syscalls:sys_enter"},
+			attachPoint{"handle_sys_exit", "raw_syscalls:sys_exit"})
+	}
+	if t.Features.ChangeOrder {
+		points = append(points, attachPoint{lockProg, "mmap_lock:mmap_lock_released"})
+	}
+	if t.Features.Searches {
+		points = append(points, attachPoint{"handle_unmapped_area", "mmap:vm_unmapped_area"})
+	}
+	wanted := map[string]bool{}
+	for _, p := range points {
+		wanted[p.prog] = true
+	}
+	if cfg.NoIA32 {
+		wanted["handle_enter64"], wanted["handle_exit64"] = true, true
+	}
+	t.coll, err = loadCollection(cfg, &opts, wanted, t.Features)
 	if err != nil {
 		return nil, explainLoadError(err)
 	}
@@ -167,49 +192,31 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		return nil, err
 	}
 
-	points := append(attachPoints[:len(attachPoints):len(attachPoints)],
-		struct{ prog, tracepoint string }{execProg, "sched:sched_process_exec"})
-	if !cfg.NoIA32 {
-		for _, g := range syscallGuards {
-			prog := g.plain
-			if t.Features.Backups > 0 {
-				prog = g.primary
-			}
-			points = append(points, struct{ prog, tracepoint string }{prog, g.tracepoint})
-		}
-	}
-	if t.Features.ChangeOrder {
-		points = append(points, struct{ prog, tracepoint string }{lockProg, "mmap_lock:mmap_lock_released"})
-	}
-	if t.Features.Searches {
-		points = append(points, struct{ prog, tracepoint string }{"handle_unmapped_area", "mmap:vm_unmapped_area"})
-	}
-	// A tracepoint calls its programs in attach order: each backup runs
-	// after its primary (and the copies before it).
-	if t.Features.Backups > 0 {
-		var withBackups []struct{ prog, tracepoint string }
-		for _, p := range points {
-			b := backupOf(p.prog)
-			if b == "" || !cfg.BackupsOnly {
-				withBackups = append(withBackups, p)
-			}
-			if b != "" {
-				for i := range t.Features.Backups {
-					withBackups = append(withBackups, struct{ prog, tracepoint string }{backupName(b, i), p.tracepoint})
-				}
-			}
-		}
-		points = withBackups
-	}
+	// With backups: each program's guarded form, then the copies of its
+	// backup (a tracepoint calls its programs in attach order).
 	for _, p := range points {
-		l, err := link.AttachTracing(link.TracingOptions{
-			Program:    t.coll.Programs[p.prog],
-			AttachType: ebpf.AttachTraceRawTp,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("attach to tracepoint %s: %w", p.tracepoint, err)
+		prog := programOf(p.prog)
+		var names []string
+		if t.Features.Backups == 0 || prog.guarded == "" && prog.backup == "" {
+			names = []string{p.prog}
+		} else {
+			if !cfg.BackupsOnly {
+				names = append(names, cmp.Or(prog.guarded, p.prog))
+			}
+			for i := range t.Features.Backups {
+				names = append(names, backupName(prog.backup, i))
+			}
 		}
-		t.links = append(t.links, l)
+		for _, name := range names {
+			l, err := link.AttachTracing(link.TracingOptions{
+				Program:    t.coll.Programs[name],
+				AttachType: ebpf.AttachTraceRawTp,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("attach %s to tracepoint %s: %w", name, p.tracepoint, err)
+			}
+			t.links = append(t.links, l)
+		}
 	}
 
 	if cfg.NoIA32 {
@@ -255,59 +262,35 @@ func ensureTracefs() error {
 // syscalls64 are the calls the 64-bit-only programs attach to.
 var syscalls64 = []string{"mmap", "munmap", "mremap", "mprotect", "brk", "personality", "execve", "execveat"}
 
-// execPrograms are the variants of the sched_process_exec program; one is loaded.
-var execPrograms = []string{"handle_exec_vmas", "handle_exec"}
-
-func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg, lockProg string, feat Features) (*ebpf.Collection, error) {
+// loadCollection loads the wanted programs (by plain name) in the forms
+// feat.Backups asks for, and the maps they use.
+func loadCollection(cfg Config, opts *ebpf.CollectionOptions, wanted map[string]bool, feat Features) (*ebpf.Collection, error) {
 	spec, err := bpf.LoadMmtrace()
 	if err != nil {
 		return nil, fmt.Errorf("read embedded BPF object: %w", err)
 	}
-	for _, name := range lockPrograms {
-		if name != lockProg {
-			delete(spec.Programs, name)
-		}
-	}
-	if !feat.Searches {
-		delete(spec.Programs, "handle_unmapped_area")
-	}
-	unused := []string{"handle_enter64", "handle_exit64"}
-	if cfg.NoIA32 {
-		unused = []string{"handle_sys_enter", "handle_sys_exit"}
-	}
-	for _, g := range syscallGuards {
-		if cfg.NoIA32 || feat.Backups == 0 {
-			unused = append(unused, g.primary)
-		} else {
-			unused = append(unused, g.plain)
-		}
-	}
-	for _, name := range execPrograms {
-		if name != execProg {
-			unused = append(unused, name)
-		}
-	}
-	for _, name := range unused {
-		delete(spec.Programs, name)
-	}
-	// Each loaded primary's backup, as feat.Backups copies: distinct
-	// kernel programs, each with its own recursion guard.
-	for _, b := range backups {
-		bs := spec.Programs[b.backup]
-		if bs == nil {
+	keep := map[string]*ebpf.ProgramSpec{}
+	for _, p := range programs {
+		if !wanted[p.plain] {
 			continue
 		}
-		delete(spec.Programs, b.backup)
-		if spec.Programs[b.primary] == nil {
+		if feat.Backups == 0 || p.guarded == "" && p.backup == "" {
+			keep[p.plain] = spec.Programs[p.plain]
 			continue
 		}
+		if !cfg.BackupsOnly {
+			keep[cmp.Or(p.guarded, p.plain)] = spec.Programs[cmp.Or(p.guarded, p.plain)]
+		}
+		// Copies of one backup are distinct kernel programs, each with
+		// its own recursion guard.
 		for i := range feat.Backups {
-			spec.Programs[backupName(b.backup, i)] = bs.Copy()
+			keep[backupName(p.backup, i)] = spec.Programs[p.backup].Copy()
 		}
 	}
+	spec.Programs = keep
 	if feat.Backups == 0 {
 		// Task storage maps need 5.11+; only the guarded programs use it.
-		delete(spec.Maps, "phases")
+		delete(spec.Maps, "marks")
 	}
 
 	ring := cfg.RingSize
@@ -324,6 +307,7 @@ func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg, lockProg
 		"filter_comm":  boolByte(len(cfg.Comms) > 0),
 		"self_tgid":    uint32(os.Getpid()),
 		"wakeup_bytes": wakeup,
+		"change_order": boolByte(feat.ChangeOrder),
 	}
 	for name, v := range set {
 		if err := spec.Variables[name].Set(v); err != nil {
@@ -339,7 +323,7 @@ func loadCollection(cfg Config, opts *ebpf.CollectionOptions, execProg, lockProg
 
 // lockPrograms are the variants of the mmap_lock_released program: the
 // tracepoint lost its memcg path argument in 6.13 or so.
-var lockPrograms = []string{"handle_lock_released", "handle_lock_released_memcg"}
+var lockPrograms = [2]string{"handle_lock_released", "handle_lock_released_memcg"}
 
 // lockReleasedProgram picks the mmap_lock_released program for the
 // kernel's form of the tracepoint, or "" where it has none.
@@ -500,65 +484,61 @@ func (t *Tracer) NewLossesOf(pid uint32, upTo int64) (uint64, error) {
 // most once per CPU at a time, so a task preempted inside one makes every
 // other task on that CPU skip it, counted only in the program's recursion
 // misses. Where that can happen the programs have backups (see the BPF
-// source) that do the skipped work and count the calls they did.
-//
-// For the syscall programs the count is exact: every skip is either done
-// by a backup or lost. A backup of another program knows only the calls
-// that matter to us (a traced process's), so a call is counted lost when
-// it may have been skipped by the primary and every copy: at most the
-// fewest skips of any of them. Neither names a process, so every live
-// image is affected.
+// source) that do the skipped work and count what they did, for every
+// task: only skips beyond those are lost. They name no process, so every
+// live image is affected. (A skipped mmap_lock_released program is not a
+// lost record: the record it would have numbered says so itself.)
 func (t *Tracer) NewMisses() (uint64, error) {
 	var total uint64
-	for _, b := range backups {
-		p := t.coll.Programs[b.primary]
-		if p == nil {
+	for _, p := range programs {
+		if !p.counted {
 			continue
 		}
-		// The kernel counts a skip before the backups run, so misses are
-		// read first: a skip read here has been done by then, or never.
-		misses, err := recursionMisses(p)
-		if err != nil {
-			return 0, err
-		}
-		if t.Features.Backups == 0 {
-			total += misses
-			continue
-		}
-		seen, err := sumPerCPU(t.coll.Maps["backup_seen"], b.slot)
-		if err != nil {
-			return 0, err
-		}
-		if b.exact {
-			unknown, err := sumPerCPU(t.coll.Maps["phase_unknown"], b.slot)
-			if err != nil {
-				return 0, err
-			}
-			if n := misses + unknown; n > seen {
-				total += n - seen
-			}
-			continue
-		}
-		bound := uint64(0)
-		if misses > seen {
-			bound = misses - seen
-		}
-		for i := range t.Features.Backups {
-			n, err := recursionMisses(t.coll.Programs[backupName(b.backup, i)])
-			if err != nil {
-				return 0, err
-			}
-			bound = min(bound, n)
-		}
-		total += bound
-	}
-	for _, name := range []string{"handle_enter64", "handle_exit64"} {
-		if p := t.coll.Programs[name]; p != nil {
-			n, err := recursionMisses(p)
+		if prog := t.coll.Programs[p.plain]; prog != nil {
+			n, err := recursionMisses(prog)
 			if err != nil {
 				return 0, err
 			}
 			total += n
+			continue
+		}
+		guarded := t.coll.Programs[p.guarded]
+		if guarded == nil && t.coll.Programs[backupName(p.backup, 0)] == nil {
+			continue
+		}
+		// The kernel counts a skip before the backups run, so misses are
+		// read first: a skip read here has been done by then, or never.
+		var misses uint64
+		if guarded != nil {
+			n, err := recursionMisses(guarded)
+			if err != nil {
+				return 0, err
+			}
+			misses = n
+		} else {
+			// --backups-only (tests): the first copy stands in for the
+			// primary, and its own skips are what the others cover.
+			n, err := recursionMisses(t.coll.Programs[backupName(p.backup, 0)])
+			if err != nil {
+				return 0, err
+			}
+			misses = n
+		}
+		seen, err := sumPerCPU(t.coll.Maps["backup_seen"], p.slot)
+		if err != nil {
+			return 0, err
+		}
+		unknown, err := sumPerCPU(t.coll.Maps["phase_unknown"], p.slot)
+		if err != nil {
+			return 0, err
+		}
+		if guarded == nil {
+			// Every event was "skipped" by the absent primary and seen by
+			// some copy; the first copy's own skips are the ones to cover.
+			seen = 0
+		}
+		if n := misses + unknown; n > seen {
+			total += n - seen
 		}
 	}
 	if total <= t.missesSeen {
@@ -569,45 +549,39 @@ func (t *Tracer) NewMisses() (uint64, error) {
 	return d, nil
 }
 
-// backups pairs each program with its backup and the slot of the counter
-// maps they share. Exact: the backup sees every skip (syscall guards).
-var backups = []struct {
-	primary, backup string
-	slot            uint32
-	exact           bool
-}{
-	{"handle_sys_enter_guarded", "handle_sys_enter_backup", 0, true},
-	{"handle_sys_exit_guarded", "handle_sys_exit_backup", 1, true},
-	{"handle_sys_enter", "", 0, false},
-	{"handle_sys_exit", "", 1, false},
-	{"handle_exit", "handle_exit_backup", 2, false},
-	{"handle_fork", "handle_fork_backup", 3, false},
-	{"handle_exec_vmas", "handle_exec_vmas_backup", 4, false},
-	{"handle_exec", "handle_exec_backup", 4, false},
-	{"handle_unmapped_area", "handle_unmapped_area_backup", 5, false},
-	{"handle_lock_released", "handle_lock_released_backup", 6, false},
-	{"handle_lock_released_memcg", "handle_lock_released_memcg_backup", 6, false},
+// programs lists each kernel program in its three forms: plain (no
+// backups), guarded (the primary where there are backups) and backup,
+// with the slot of the counter maps its backups use. Counted: its skips
+// are lost records.
+type kernelProgram struct {
+	plain, guarded, backup string
+	slot                   uint32
+	counted                bool
 }
 
-// backupOf names prog's backup program, or "".
-func backupOf(prog string) string {
-	for _, b := range backups {
-		if b.primary == prog {
-			return b.backup
+var programs = []kernelProgram{
+	{"handle_sys_enter", "handle_sys_enter_guarded", "handle_sys_enter_backup", 0, true},
+	{"handle_sys_exit", "handle_sys_exit_guarded", "handle_sys_exit_backup", 1, true},
+	{"handle_exit", "handle_exit_guarded", "handle_exit_backup", 2, true},
+	{"handle_fork", "handle_fork_guarded", "handle_fork_backup", 3, true},
+	{"handle_exec_vmas", "handle_exec_vmas_guarded", "handle_exec_vmas_backup", 4, true},
+	{"handle_exec", "handle_exec_guarded", "handle_exec_backup", 4, true},
+	{"handle_unmapped_area", "handle_unmapped_area_guarded", "handle_unmapped_area_backup", 5, true},
+	{"handle_lock_released", "", "handle_lock_released_backup", 6, false},
+	{"handle_lock_released_memcg", "", "handle_lock_released_memcg_backup", 6, false},
+	{"handle_enter64", "", "", 0, true},
+	{"handle_exit64", "", "", 0, true},
+}
+
+// programOf is the programs entry of a plain name.
+func programOf(plain string) kernelProgram {
+	for _, p := range programs {
+		if p.plain == plain {
+			return p
 		}
 	}
-	return ""
+	return kernelProgram{plain: plain}
 }
-
-// syscallGuards names, for each raw_syscalls tracepoint, the plain program
-// and the guarded one loaded instead where there are backups.
-var syscallGuards = []struct{ tracepoint, plain, primary string }{
-	{"raw_syscalls:sys_enter", "handle_sys_enter", "handle_sys_enter_guarded"},
-	{"raw_syscalls:sys_exit", "handle_sys_exit", "handle_sys_exit_guarded"},
-}
-
-// backupSlots are the slots of backup_seen that SkipsCovered sums.
-const backupSlots = 7
 
 func backupName(backup string, i int) string {
 	return fmt.Sprintf("%s%d", backup, i+1)
@@ -637,26 +611,26 @@ func sumPerCPU(m *ebpf.Map, key uint32) (uint64, error) {
 // and what the backups made of it.
 func (t *Tracer) SkipStats() []string {
 	var lines []string
-	for _, b := range backups {
-		p := t.coll.Programs[b.primary]
-		if p == nil {
+	for _, p := range programs {
+		name := p.plain
+		if t.coll.Programs[name] == nil {
+			name = p.guarded
+		}
+		prog := t.coll.Programs[name]
+		if prog == nil {
 			continue
 		}
-		misses, err := recursionMisses(p)
+		misses, err := recursionMisses(prog)
 		if err != nil {
 			return append(lines, err.Error())
 		}
-		line := fmt.Sprintf("%s: the kernel skipped it %d times", b.primary, misses)
-		if t.coll.Programs[backupName(b.backup, 0)] != nil {
-			seen, _ := sumPerCPU(t.coll.Maps["backup_seen"], b.slot)
-			line += fmt.Sprintf("; backups did %d calls", seen)
-			if b.exact {
-				unknown, _ := sumPerCPU(t.coll.Maps["phase_unknown"], b.slot)
-				line += fmt.Sprintf(", %d without task storage", unknown)
-			}
-			line += "; skips of the backups:"
+		line := fmt.Sprintf("%s: the kernel skipped it %d times", name, misses)
+		if t.coll.Programs[backupName(p.backup, 0)] != nil {
+			seen, _ := sumPerCPU(t.coll.Maps["backup_seen"], p.slot)
+			unknown, _ := sumPerCPU(t.coll.Maps["phase_unknown"], p.slot)
+			line += fmt.Sprintf("; backups did %d, %d without task storage; skips of the backups:", seen, unknown)
 			for i := range t.Features.Backups {
-				n, _ := recursionMisses(t.coll.Programs[backupName(b.backup, i)])
+				n, _ := recursionMisses(t.coll.Programs[backupName(p.backup, i)])
 				line += fmt.Sprintf(" %d", n)
 			}
 		}
@@ -672,7 +646,7 @@ func (t *Tracer) SkipsCovered() (uint64, error) {
 		return 0, nil
 	}
 	var sum uint64
-	for slot := range uint32(backupSlots) {
+	for slot := range uint32(7) { // SLOT_ENTER .. SLOT_LOCK
 		n, err := sumPerCPU(t.coll.Maps["backup_seen"], slot)
 		if err != nil {
 			return 0, err
