@@ -249,14 +249,14 @@ func TestThreadsChurnMatchesProcMaps(t *testing.T) {
 			name := "threads_churn" + abi
 			t.Run(name+"/seed"+seed, func(t *testing.T) {
 				maps := filepath.Join(t.TempDir(), "maps")
-				res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--backups", "8", "--",
+				res := run(t, []string{"MAPS_OUT=" + maps}, "-v", "--format", "json", "--backups", "8", "--",
 					filepath.Join(dir, name), seed, "1500", data)
 				if res.code != 0 {
 					t.Fatalf("exit %d\n%s", res.code, res.stderr)
 				}
 				rep := res.report(t, name)
 				if rep.Uncertain || rep.LostEvents != 0 {
-					t.Fatalf("lost %d events: this test needs them all", rep.LostEvents)
+					t.Fatalf("lost %d events (notes %q): this test needs them all; stderr:\n%s", rep.LostEvents, rep.Notes, res.stderr)
 				}
 				out := modelOutputOf(t, res)
 				tids := map[any]bool{}

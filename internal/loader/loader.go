@@ -489,57 +489,33 @@ func (t *Tracer) NewLossesOf(pid uint32, upTo int64) (uint64, error) {
 // live image is affected. (A skipped mmap_lock_released program is not a
 // lost record: the record it would have numbered says so itself.)
 func (t *Tracer) NewMisses() (uint64, error) {
-	var total uint64
-	for _, p := range programs {
-		if !p.counted {
-			continue
+	// The kernel counts a skip before the backups run, so the misses are
+	// read first and the backups' counts after: a skip read here has
+	// been done by a backup by then, or never, unless the task that was
+	// skipped is itself preempted before its backups ran. That does not
+	// last: a count that looks like a loss is read again for a while.
+	misses := make([]uint64, len(programs))
+	for i, p := range programs {
+		n, err := t.missesOf(p)
+		if err != nil {
+			return 0, err
 		}
-		if prog := t.coll.Programs[p.plain]; prog != nil {
-			n, err := recursionMisses(prog)
+		misses[i] = n
+	}
+	var total uint64
+	for try := 0; ; try++ {
+		total = 0
+		for i, p := range programs {
+			n, err := t.unseen(p, misses[i])
 			if err != nil {
 				return 0, err
 			}
 			total += n
-			continue
 		}
-		guarded := t.coll.Programs[p.guarded]
-		if guarded == nil && t.coll.Programs[backupName(p.backup, 0)] == nil {
-			continue
+		if total <= t.missesSeen || try == missesRereads || t.Features.Backups == 0 {
+			break
 		}
-		// The kernel counts a skip before the backups run, so misses are
-		// read first: a skip read here has been done by then, or never.
-		var misses uint64
-		if guarded != nil {
-			n, err := recursionMisses(guarded)
-			if err != nil {
-				return 0, err
-			}
-			misses = n
-		} else {
-			// --backups-only (tests): the first copy stands in for the
-			// primary, and its own skips are what the others cover.
-			n, err := recursionMisses(t.coll.Programs[backupName(p.backup, 0)])
-			if err != nil {
-				return 0, err
-			}
-			misses = n
-		}
-		seen, err := sumPerCPU(t.coll.Maps["backup_seen"], p.slot)
-		if err != nil {
-			return 0, err
-		}
-		unknown, err := sumPerCPU(t.coll.Maps["phase_unknown"], p.slot)
-		if err != nil {
-			return 0, err
-		}
-		if guarded == nil {
-			// Every event was "skipped" by the absent primary and seen by
-			// some copy; the first copy's own skips are the ones to cover.
-			seen = 0
-		}
-		if n := misses + unknown; n > seen {
-			total += n - seen
-		}
+		time.Sleep(missesRereadDelay)
 	}
 	if total <= t.missesSeen {
 		return 0, nil
@@ -547,6 +523,54 @@ func (t *Tracer) NewMisses() (uint64, error) {
 	d := total - t.missesSeen
 	t.missesSeen = total
 	return d, nil
+}
+
+// A skipped task parked before its backups waits for the CPU: with a few
+// busy tasks on one (the 1-vCPU test VMs), tens of milliseconds.
+const (
+	missesRereads     = 5
+	missesRereadDelay = 10 * time.Millisecond
+)
+
+// missesOf is how often the kernel skipped p's primary (for
+// --backups-only, its first backup copy, which stands in for it).
+func (t *Tracer) missesOf(p kernelProgram) (uint64, error) {
+	if !p.counted {
+		return 0, nil
+	}
+	for _, name := range []string{p.plain, p.guarded, backupName(p.backup, 0)} {
+		if prog := t.coll.Programs[name]; name != "" && prog != nil {
+			return recursionMisses(prog)
+		}
+	}
+	return 0, nil
+}
+
+// unseen is how many of p's skips no backup did.
+func (t *Tracer) unseen(p kernelProgram, misses uint64) (uint64, error) {
+	if !p.counted {
+		return 0, nil
+	}
+	if t.coll.Programs[p.plain] != nil || t.coll.Programs[backupName(p.backup, 0)] == nil {
+		return misses, nil // no backups
+	}
+	seen, err := sumPerCPU(t.coll.Maps["backup_seen"], p.slot)
+	if err != nil {
+		return 0, err
+	}
+	unknown, err := sumPerCPU(t.coll.Maps["phase_unknown"], p.slot)
+	if err != nil {
+		return 0, err
+	}
+	if t.coll.Programs[p.guarded] == nil {
+		// --backups-only: every event looked skipped to the copies, so
+		// their count says nothing about the first copy's own skips.
+		seen = 0
+	}
+	if n := misses + unknown; n > seen {
+		return n - seen, nil
+	}
+	return 0, nil
 }
 
 // programs lists each kernel program in its three forms: plain (no
