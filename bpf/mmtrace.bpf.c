@@ -624,6 +624,19 @@ static __always_inline struct task_marks *backup_marks(struct task_struct *task,
 	return m;
 }
 
+/* A task made or exec'd is inside a syscall as far as the syscall
+ * programs' marks go: its first event there is a sys_exit (from clone,
+ * or from execve, kernel_execve too). Marks made for it by the fork or
+ * exec programs must say so, or a skipped first exit looks done. */
+static __always_inline void mark_in_syscall(struct task_struct *task, int mode)
+{
+	if (mode == PLAIN)
+		return;
+	struct task_marks *m = bpf_task_storage_get(&marks, task, 0, 0);
+	if (m)
+		m->in_syscall = 1;
+}
+
 /* The guard of a program with an event mark: for PRIMARY, set the mark;
  * for BACKUP, return 0 if it is already set (someone did the work),
  * else set it and count the skip. Returns 1 when the body should run. */
@@ -652,6 +665,7 @@ static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, st
 {
 	if (!GUARD(mode, p, SLOT_EXEC, exec_bprm, (__u64)bprm))
 		return 0;
+	mark_in_syscall(p, mode);
 	__u32 tgid = BPF_CORE_READ(p, tgid);
 	if (!want_exec(p, tgid))
 		return 0;
@@ -704,6 +718,7 @@ static __always_inline int exec_without_vmas(struct task_struct *p, int old_pid,
 {
 	if (!GUARD(mode, p, SLOT_EXEC, exec_bprm, (__u64)bprm))
 		return 0;
+	mark_in_syscall(p, mode);
 	__u32 tgid = BPF_CORE_READ(p, tgid);
 	if (!want_exec(p, tgid))
 		return 0;
@@ -733,6 +748,7 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 {
 	if (!GUARD(mode, child, SLOT_FORK, forked, 1))
 		return 0;
+	mark_in_syscall(child, mode);
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	if (ptgid == ctgid || !is_traced(ptgid))
