@@ -129,15 +129,15 @@ func run(cfg config, out io.Writer) error {
 	untraced := []tracer{
 		untracedUnder("mmtrace --comm other"),
 		untracedUnder("mmtrace --no-ia32 --comm other", "--no-ia32"),
-		// What a kernel that preempts inside syscall programs costs (one
-		// backup copy each, the default there; see the README).
-		untracedUnder("mmtrace --backups 1 --comm other", "--backups", "1"),
+		// What a kernel that preempts inside syscall programs costs (two
+		// backup copies each, the default there; see the README).
+		untracedUnder("mmtrace --backups 2 --comm other", "--backups", "2"),
 	}
 	noIA32 := tracer{"mmtrace --no-ia32", func(a []string) (runResult, error) {
 		return h.runMmtrace(mmtraceRun{extra: []string{"--no-ia32"}}, a)
 	}}
-	withBackups := tracer{"mmtrace --backups 1", func(a []string) (runResult, error) {
-		return h.runMmtrace(mmtraceRun{extra: []string{"--backups", "1"}}, a)
+	withBackups := tracer{"mmtrace --backups 2", func(a []string) (runResult, error) {
+		return h.runMmtrace(mmtraceRun{extra: []string{"--backups", "2"}}, a)
 	}}
 	var floor []tracer // the cheapest raw_syscalls attachment, on the mmap loop too
 	for i, p := range probeSets {

@@ -401,7 +401,7 @@ func TestChurnMatchesProcMaps(t *testing.T) {
 		for _, seed := range []string{"1", "2", "3"} {
 			t.Run("churn"+abi+"/seed"+seed, func(t *testing.T) {
 				maps := filepath.Join(t.TempDir(), "maps")
-				res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--",
+				res := run(t, []string{"MAPS_OUT=" + maps}, "-v", "--format", "json", "--",
 					filepath.Join(dir, "churn"+abi), seed, "3000", filepath.Join(dir, "data"))
 				if res.code != 0 {
 					t.Fatalf("exit %d\n%s", res.code, res.stderr)
@@ -412,7 +412,7 @@ func TestChurnMatchesProcMaps(t *testing.T) {
 					t.Errorf("abi %s, want %s", rep.ABI, wantABI)
 				}
 				if rep.Uncertain || rep.LostEvents != 0 {
-					t.Errorf("lost %d events", rep.LostEvents)
+					t.Errorf("lost %d events (notes %q); stderr:\n%s", rep.LostEvents, rep.Notes, res.stderr)
 				}
 				sameLayout(t, rep, maps)
 			})

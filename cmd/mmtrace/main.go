@@ -167,7 +167,7 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	_ = fs.MarkHidden("no-exec-vmas")
 	fs.BoolVar(&opts.backupsOnly, "backups-only", false, "attach the backup copies but not the programs they back up (for testing)")
 	_ = fs.MarkHidden("backups-only")
-	fs.StringVar(&opts.backupsS, "backups", "auto", "run `N` backup copies of each kernel program, for kernels that may preempt a task inside one (auto: 1 on such kernels, else 0); raise it if the kernel skipped records")
+	fs.StringVar(&opts.backupsS, "backups", "auto", "run `N` backup copies of each kernel program, for kernels that may preempt a task inside one (auto: 2 on such kernels, else 0); raise it if the kernel skipped records")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageHead)
 		fmt.Fprint(stderr, fs.FlagUsages())

@@ -58,12 +58,12 @@ type Config struct {
 const AutoBackups = -1
 
 // autoBackups is how many backups Open attaches on a kernel that may
-// preempt a task inside a program. One covered every skip of a
-// single-threaded churn in a 1-vCPU VM on 7.3; with four threads hammering
-// one CPU, 388 of 3321 skips were lost with one backup, 22 with two, 1
-// with three. Each copy costs every syscall on the machine (~180 ns here,
-// README), so the default is one and --backups raises it.
-const autoBackups = 1
+// preempt a task inside a program. In a 1-vCPU VM on 7.3 one backup left
+// a call uncovered in 1 of 12 single-threaded churns (3000 calls each);
+// with four threads hammering the CPU 388 of 3321 skips were lost with
+// one, 22 with two, 1 with three. Each copy costs every syscall on the
+// machine (README), so the default is two and --backups raises it.
+const autoBackups = 2
 
 // Features says what the running kernel lets mmtrace see.
 type Features struct {
