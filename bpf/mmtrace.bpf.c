@@ -235,12 +235,32 @@ struct {
 	__type(value, __u64);
 } lost_by_pid SEC(".maps");
 
+/*
+ * Path scratch buffers, per CPU. Slot 0 serves kernels that never preempt
+ * inside our programs. Where they may (programs with backups), two
+ * programs can be building paths on one CPU at once, so each claims a
+ * free slot of SCRATCH_SLOTS first (atomically) and gives up on the path
+ * if none is free, rather than share one.
+ */
+#define SCRATCH_SLOTS 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1 + SCRATCH_SLOTS);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_space SEC(".maps");
+
+struct scratch_claims {
+	__u64 busy[SCRATCH_SLOTS];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct scratch);
-} scratch_space SEC(".maps");
+	__type(value, struct scratch_claims);
+} scratch_busy SEC(".maps");
 
 /*
  * Backups, for kernels that may preempt a task inside our programs. The
@@ -404,10 +424,9 @@ static __always_inline __u8 mm_abi(struct mm_struct *mm)
  * Pointers are passed as integers because global functions cannot take
  * kernel pointers on older kernels; they are read with probe reads anyway.
  */
-__noinline int path_to_scratch(__u64 dentry_ptr, __u64 vfsmnt_ptr)
+__noinline int path_to_scratch(__u64 dentry_ptr, __u64 vfsmnt_ptr, __u32 slot)
 {
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_space, &zero);
+	struct scratch *s = bpf_map_lookup_elem(&scratch_space, &slot);
 	struct dentry *dentry = (struct dentry *)dentry_ptr;
 	struct vfsmount *vfsmnt = (struct vfsmount *)vfsmnt_ptr;
 	if (!s || !dentry)
@@ -460,21 +479,46 @@ __noinline int path_to_scratch(__u64 dentry_ptr, __u64 vfsmnt_ptr)
 	return pos;
 }
 
+/* A scratch slot for this program run (see scratch_space), or -1. */
+static __always_inline int claim_scratch(int mode)
+{
+	if (mode == PLAIN)
+		return 0;
+	__u32 zero = 0;
+	struct scratch_claims *c = bpf_map_lookup_elem(&scratch_busy, &zero);
+	if (!c)
+		return -1;
+	for (int i = 0; i < SCRATCH_SLOTS; i++)
+		if (__sync_val_compare_and_swap(&c->busy[i], 0, 1) == 0)
+			return 1 + i;
+	return -1;
+}
+
+static __always_inline void release_scratch(int slot)
+{
+	__u32 zero = 0;
+	struct scratch_claims *c = bpf_map_lookup_elem(&scratch_busy, &zero);
+	if (c && slot >= 1 && slot <= SCRATCH_SLOTS)
+		__sync_lock_test_and_set(&c->busy[(slot - 1) & (SCRATCH_SLOTS - 1)], 0);
+}
+
 /* Copy the path of file into out[PATH_LEN]; out is "" if unknown. */
-static __always_inline void file_path(struct file *file, char *out)
+static __always_inline void file_path(struct file *file, char *out, int mode)
 {
 	out[0] = 0;
 	if (!file)
 		return;
+	int slot = claim_scratch(mode);
+	if (slot < 0)
+		return;
+	__u32 key = slot;
 	int pos = path_to_scratch((__u64)BPF_CORE_READ(file, f_path.dentry),
-				  (__u64)BPF_CORE_READ(file, f_path.mnt));
-	if (pos < 0 || pos >= PATH_LEN)
-		return;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_space, &zero);
-	if (!s)
-		return;
-	bpf_probe_read_kernel(out, (PATH_LEN - pos) & (PATH_LEN - 1), &s->path[pos & (PATH_LEN - 1)]);
+				  (__u64)BPF_CORE_READ(file, f_path.mnt), key);
+	struct scratch *s = bpf_map_lookup_elem(&scratch_space, &key);
+	if (s && pos >= 0 && pos < PATH_LEN)
+		bpf_probe_read_kernel(out, (PATH_LEN - pos) & (PATH_LEN - 1), &s->path[pos & (PATH_LEN - 1)]);
+	if (mode != PLAIN)
+		release_scratch(slot);
 }
 
 static __always_inline void set_traced(__u32 tgid, __u8 on)
@@ -562,7 +606,7 @@ static __always_inline struct exec_event *emit_exec(struct task_struct *p, int o
 /* vm_special_mapping names ("[vdso]", "[vvar]") for anonymous special VMAs. */
 #define VM_DONTEXPAND 0x00040000UL
 
-static __always_inline void emit_vma(struct vm_area_struct *vma, __u32 index, __u32 total)
+static __always_inline void emit_vma(struct vm_area_struct *vma, __u32 index, __u32 total, int mode)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct vma_event *e = reserve(sizeof(*e), pid_tgid >> 32);
@@ -578,7 +622,7 @@ static __always_inline void emit_vma(struct vm_area_struct *vma, __u32 index, __
 	e->path[0] = 0;
 	struct file *file = BPF_CORE_READ(vma, vm_file);
 	if (file) {
-		file_path(file, e->path);
+		file_path(file, e->path, mode);
 	} else if (e->flags & VM_DONTEXPAND) {
 		struct vm_special_mapping *sm = BPF_CORE_READ(vma, vm_private_data);
 		if (sm)
@@ -687,7 +731,7 @@ static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, st
 	__u32 index = 0;
 	bpf_iter_task_vma_new(&it, p, 0);
 	while ((vma = bpf_iter_task_vma_next(&it))) {
-		emit_vma(vma, index, total);
+		emit_vma(vma, index, total, mode);
 		index++;
 	}
 	bpf_iter_task_vma_destroy(&it);
@@ -1194,7 +1238,7 @@ static __always_inline struct file *fd_file(struct task_struct *task, int fd)
 }
 
 /* nr: the call's number as the exit sees it (compat numbers for i386). */
-static __always_inline int on_sys_exit(long ret, long nr)
+static __always_inline int on_sys_exit(long ret, long nr, int mode)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -1243,7 +1287,7 @@ static __always_inline int on_sys_exit(long ret, long nr)
 		struct mem_path_event *pe = reserve(sizeof(*pe), tgid);
 		if (!pe)
 			return 0;
-		file_path(file, pe->path);
+		file_path(file, pe->path, mode);
 		m = &pe->m;
 	} else {
 		m = reserve(sizeof(*m), tgid);
@@ -1302,26 +1346,26 @@ static __always_inline int on_sys_exit(long ret, long nr)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 {
-	return on_sys_exit(ret, regs->orig_ax);
+	return on_sys_exit(ret, regs->orig_ax, PLAIN);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit_guarded, struct pt_regs *regs, long ret)
 {
 	GUARD(PRIMARY, bpf_get_current_task_btf(), SLOT_EXIT, in_syscall, 0);
-	return on_sys_exit(ret, regs->orig_ax);
+	return on_sys_exit(ret, regs->orig_ax, PRIMARY);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(handle_sys_exit_backup, struct pt_regs *regs, long ret)
 {
 	if (GUARD(BACKUP, bpf_get_current_task_btf(), SLOT_EXIT, in_syscall, 0))
-		on_sys_exit(ret, regs->orig_ax);
+		on_sys_exit(ret, regs->orig_ax, BACKUP);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_mmap")
 int handle_exit64(struct syscall_exit_record *ctx)
 {
-	return on_sys_exit(ctx->ret, ctx->nr);
+	return on_sys_exit(ctx->ret, ctx->nr, PLAIN);
 }

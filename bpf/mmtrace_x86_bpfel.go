@@ -141,6 +141,11 @@ type MmtraceScratch struct {
 	Path [512]int8
 }
 
+type MmtraceScratchClaims struct {
+	_    structs.HostLayout
+	Busy [4]uint64
+}
+
 type MmtraceTaskEvent struct {
 	_        structs.HostLayout
 	H        MmtraceEventHeader
@@ -189,6 +194,7 @@ const (
 	MmtraceMapLostTotal                      = "lost_total"
 	MmtraceMapMarks                          = "marks"
 	MmtraceMapPhaseUnknown                   = "phase_unknown"
+	MmtraceMapScratchBusy                    = "scratch_busy"
 	MmtraceMapScratchSpace                   = "scratch_space"
 	MmtraceMapTraced                         = "traced"
 	MmtraceProgHandleEnter64                 = "handle_enter64"
@@ -317,6 +323,7 @@ type MmtraceMapSpecs struct {
 	LostTotal    *ebpf.MapSpec `ebpf:"lost_total"`
 	Marks        *ebpf.MapSpec `ebpf:"marks"`
 	PhaseUnknown *ebpf.MapSpec `ebpf:"phase_unknown"`
+	ScratchBusy  *ebpf.MapSpec `ebpf:"scratch_busy"`
 	ScratchSpace *ebpf.MapSpec `ebpf:"scratch_space"`
 	Traced       *ebpf.MapSpec `ebpf:"traced"`
 }
@@ -369,6 +376,7 @@ type MmtraceMaps struct {
 	LostTotal    *ebpf.Map `ebpf:"lost_total"`
 	Marks        *ebpf.Map `ebpf:"marks"`
 	PhaseUnknown *ebpf.Map `ebpf:"phase_unknown"`
+	ScratchBusy  *ebpf.Map `ebpf:"scratch_busy"`
 	ScratchSpace *ebpf.Map `ebpf:"scratch_space"`
 	Traced       *ebpf.Map `ebpf:"traced"`
 }
@@ -384,6 +392,7 @@ func (m *MmtraceMaps) Close() error {
 		m.LostTotal,
 		m.Marks,
 		m.PhaseUnknown,
+		m.ScratchBusy,
 		m.ScratchSpace,
 		m.Traced,
 	)

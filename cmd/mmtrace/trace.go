@@ -126,7 +126,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		fmt.Fprintf(stderr, "mmtrace: note: this kernel has no mmap_lock:mmap_lock_released tracepoint (6.1+): "+
 			"memory calls of racing threads are taken in the order their records arrive\n")
 	}
-	if tr.Features.Backups > 0 {
+	if tr.Features.Backups > 0 || opts.backups > 0 {
 		fmt.Fprintf(stderr, "mmtrace: note: %s\n", tr.Features.BackupsReason)
 	}
 	s.missesBefore = func() { s.pollMisses(tr, monotonicNow()) }

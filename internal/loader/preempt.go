@@ -15,6 +15,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// kernelAtLeast reports whether the running kernel's release is at least
+// major.minor (true if it cannot be read: the load then says what fails).
+func kernelAtLeast(major, minor int) bool {
+	var uts unix.Utsname
+	if unix.Uname(&uts) != nil {
+		return true
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(uts.Release[:]), "%d.%d", &ma, &mi); err != nil {
+		return true
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
 func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
@@ -44,9 +58,10 @@ func chooseBackups(cfg Config) (int, string) {
 		// them would run when one is skipped.
 		return 0, "--no-ia32: no backup programs"
 	}
-	// The guarded programs keep each task's phase in task storage.
-	if err := features.HaveMapType(ebpf.TaskStorage); err != nil {
-		return 0, "this kernel has no task storage maps (Linux 5.11+): no backup programs"
+	// The guarded programs keep their marks in task storage (5.11+) and
+	// claim path scratch with BPF compare-and-exchange (5.12+).
+	if err := features.HaveMapType(ebpf.TaskStorage); err != nil || !kernelAtLeast(5, 12) {
+		return 0, "this kernel has no task storage maps or BPF compare-and-exchange (Linux 5.12+): no backup programs"
 	}
 	if cfg.Backups > 0 {
 		return cfg.Backups, fmt.Sprintf("each kernel program has %s (--backups), "+
