@@ -1106,9 +1106,8 @@ static __always_inline int on_search(unsigned long addr, struct vm_unmapped_area
 	 * differ (a fallback changes the window after a failure). Two calls
 	 * in a row with both equal make a skip of the second unseen, which
 	 * the loader then counts as a loss. */
-	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 id = addr ^ (info->low_limit << 1) ^ (info->high_limit << 2) ^ info->length ^ info->flags;
-	if (!GUARD(mode, task, SLOT_SEARCH, search_id, id))
+	if (!GUARD(mode, bpf_get_current_task_btf(), SLOT_SEARCH, search_id, id))
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!is_traced(pid_tgid >> 32))
