@@ -360,8 +360,8 @@ static __always_inline void count_lost(__u32 tgid)
 {
 	__u32 zero = 0;
 	__u64 *total = bpf_map_lookup_elem(&lost_total, &zero);
-	if (total)
-		*total += 1;
+	if (total) /* atomic: another task may be preempted mid-update here */
+		__sync_fetch_and_add(total, 1);
 	__u64 *n = bpf_map_lookup_elem(&lost_by_pid, &tgid);
 	if (n) {
 		__sync_fetch_and_add(n, 1);
@@ -639,8 +639,8 @@ extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym __wea
 static __always_inline void count_slot(void *map, __u32 slot)
 {
 	__u64 *n = bpf_map_lookup_elem(map, &slot);
-	if (n)
-		*n += 1;
+	if (n) /* atomic: another task may be preempted mid-update here */
+		__sync_fetch_and_add(n, 1);
 }
 
 /* A primary's marks on task; without them (none could be had) the work
