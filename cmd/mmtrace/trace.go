@@ -163,8 +163,8 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	if n, err := tr.SkipsCovered(); err != nil {
 		fmt.Fprintf(stderr, "mmtrace: %v\n", err)
 	} else if n > 0 {
-		fmt.Fprintf(stderr, "mmtrace: note: the kernel skipped our programs %d times "+
-			"(another task was preempted inside it on the same CPU); a backup copy did the work each time\n", n)
+		fmt.Fprintf(stderr, "mmtrace: note: backup copies did %d events the kernel skipped our programs for "+
+			"(another task was preempted inside one on the same CPU)\n", n)
 	}
 	if opts.check && found {
 		return exitStatus{exitSqueezed}
