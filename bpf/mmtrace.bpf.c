@@ -668,6 +668,13 @@ static __always_inline struct task_marks *backup_marks(struct task_struct *task,
 	return m;
 }
 
+/* A program in its three forms (see "Backups"): name, name_guarded and
+ * name_backup, on tracepoint tp. body runs with mode set to the form's. */
+#define THREE_FORMS(tp, name, body, args...)                                     \
+	SEC("tp_btf/" tp) int BPF_PROG(name, args) { const int mode = PLAIN; body; }  \
+	SEC("tp_btf/" tp) int BPF_PROG(name##_guarded, args) { const int mode = PRIMARY; body; } \
+	SEC("tp_btf/" tp) int BPF_PROG(name##_backup, args) { const int mode = BACKUP; body; }
+
 /* A task made or exec'd is inside a syscall as far as the syscall
  * programs' marks go: its first event there is a sys_exit (from clone,
  * or from execve, kernel_execve too). Marks made for it by the fork or
@@ -739,26 +746,12 @@ static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, st
 }
 
 /* Kernels with the VMA iterator kfuncs (6.7+): the image with its VMAs. */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec_vmas, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
-{
-	return exec_with_vmas(p, old_pid, bprm, PLAIN);
-}
-
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec_vmas_guarded, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
-{
-	return exec_with_vmas(p, old_pid, bprm, PRIMARY);
-}
-
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec_vmas_backup, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
-{
-	return exec_with_vmas(p, old_pid, bprm, BACKUP);
-}
+THREE_FORMS("sched_process_exec", handle_exec_vmas, return exec_with_vmas(p, old_pid, bprm, mode),
+	    struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 
 /* Kernels without them: the image without its VMAs (said in the output). */
 static __always_inline int exec_without_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int mode)
+
 {
 	if (!GUARD(mode, p, SLOT_EXEC, exec_bprm, (__u64)bprm))
 		return 0;
@@ -770,23 +763,8 @@ static __always_inline int exec_without_vmas(struct task_struct *p, int old_pid,
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
-{
-	return exec_without_vmas(p, old_pid, bprm, PLAIN);
-}
-
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec_guarded, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
-{
-	return exec_without_vmas(p, old_pid, bprm, PRIMARY);
-}
-
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec_backup, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
-{
-	return exec_without_vmas(p, old_pid, bprm, BACKUP);
-}
+THREE_FORMS("sched_process_exec", handle_exec, return exec_without_vmas(p, old_pid, bprm, mode),
+	    struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 
 static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child, int mode)
 {
@@ -812,23 +790,8 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 	return 0;
 }
 
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
-{
-	return on_fork(parent, child, PLAIN);
-}
-
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(handle_fork_guarded, struct task_struct *parent, struct task_struct *child)
-{
-	return on_fork(parent, child, PRIMARY);
-}
-
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(handle_fork_backup, struct task_struct *parent, struct task_struct *child)
-{
-	return on_fork(parent, child, BACKUP);
-}
+THREE_FORMS("sched_process_fork", handle_fork, return on_fork(parent, child, mode),
+	    struct task_struct *parent, struct task_struct *child)
 
 static __always_inline int on_exit(struct task_struct *p, int mode)
 {
@@ -862,23 +825,7 @@ static __always_inline int on_exit(struct task_struct *p, int mode)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(handle_exit, struct task_struct *p)
-{
-	return on_exit(p, PLAIN);
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(handle_exit_guarded, struct task_struct *p)
-{
-	return on_exit(p, PRIMARY);
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(handle_exit_backup, struct task_struct *p)
-{
-	return on_exit(p, BACKUP);
-}
+THREE_FORMS("sched_process_exit", handle_exit, return on_exit(p, mode), struct task_struct *p)
 
 /* Syscall numbers: arch/x86/entry/syscalls/syscall_{64,32}.tbl */
 #define NR64_MMAP 9
@@ -1039,28 +986,16 @@ static __always_inline int sys_enter(struct pt_regs *regs, long id)
 /* The syscall programs' guard: the task's in_syscall mark flips at each
  * entry (to 1) and exit (to 0), so a backup knows whether anyone did
  * this very call without telling calls apart. */
+static __always_inline int guarded_sys_enter(struct pt_regs *regs, long id, int mode)
+{
+	if (!GUARD(mode, bpf_get_current_task_btf(), SLOT_ENTER, in_syscall, 1))
+		return 0;
+	return sys_enter(regs, id);
+}
+
 /* Full coverage: every syscall of every task, both ABIs (syscalls:*
  * tracepoints miss ia32 calls). Costs untraced tasks more: see README. */
-SEC("tp_btf/sys_enter")
-int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long id)
-{
-	return sys_enter(regs, id);
-}
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(handle_sys_enter_guarded, struct pt_regs *regs, long id)
-{
-	GUARD(PRIMARY, bpf_get_current_task_btf(), SLOT_ENTER, in_syscall, 1);
-	return sys_enter(regs, id);
-}
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(handle_sys_enter_backup, struct pt_regs *regs, long id)
-{
-	if (GUARD(BACKUP, bpf_get_current_task_btf(), SLOT_ENTER, in_syscall, 1))
-		sys_enter(regs, id);
-	return 0;
-}
+THREE_FORMS("sys_enter", handle_sys_enter, return guarded_sys_enter(regs, id, mode), struct pt_regs *regs, long id)
 
 /* The syscalls:sys_enter_* / sys_exit_* records (their format files). */
 struct syscall_enter_record {
@@ -1126,23 +1061,8 @@ static __always_inline int on_search(unsigned long addr, struct vm_unmapped_area
 	return 0;
 }
 
-SEC("tp_btf/vm_unmapped_area")
-int BPF_PROG(handle_unmapped_area, unsigned long addr, struct vm_unmapped_area_info *info)
-{
-	return on_search(addr, info, PLAIN);
-}
-
-SEC("tp_btf/vm_unmapped_area")
-int BPF_PROG(handle_unmapped_area_guarded, unsigned long addr, struct vm_unmapped_area_info *info)
-{
-	return on_search(addr, info, PRIMARY);
-}
-
-SEC("tp_btf/vm_unmapped_area")
-int BPF_PROG(handle_unmapped_area_backup, unsigned long addr, struct vm_unmapped_area_info *info)
-{
-	return on_search(addr, info, BACKUP);
-}
+THREE_FORMS("vm_unmapped_area", handle_unmapped_area, return on_search(addr, info, mode),
+	    unsigned long addr, struct vm_unmapped_area_info *info)
 
 /*
  * The order in which a traced process's memory calls took effect. Exit
@@ -1342,26 +1262,14 @@ static __always_inline int on_sys_exit(long ret, long nr, int mode)
 	return 0;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
+static __always_inline int guarded_sys_exit(struct pt_regs *regs, long ret, int mode)
 {
-	return on_sys_exit(ret, regs->orig_ax, PLAIN);
+	if (!GUARD(mode, bpf_get_current_task_btf(), SLOT_EXIT, in_syscall, 0))
+		return 0;
+	return on_sys_exit(ret, regs->orig_ax, mode);
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(handle_sys_exit_guarded, struct pt_regs *regs, long ret)
-{
-	GUARD(PRIMARY, bpf_get_current_task_btf(), SLOT_EXIT, in_syscall, 0);
-	return on_sys_exit(ret, regs->orig_ax, PRIMARY);
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(handle_sys_exit_backup, struct pt_regs *regs, long ret)
-{
-	if (GUARD(BACKUP, bpf_get_current_task_btf(), SLOT_EXIT, in_syscall, 0))
-		on_sys_exit(ret, regs->orig_ax, BACKUP);
-	return 0;
-}
+THREE_FORMS("sys_exit", handle_sys_exit, return guarded_sys_exit(regs, ret, mode), struct pt_regs *regs, long ret)
 
 SEC("tracepoint/syscalls/sys_exit_mmap")
 int handle_exit64(struct syscall_exit_record *ctx)
