@@ -608,11 +608,14 @@ func TestLostEventsMakeReportsUncertain(t *testing.T) {
 				summary map[string]any
 				rec     string
 			)
-			// Loss depends on timing: try a few bursts until one overflows.
+			// Loss depends on timing: try a few bursts, each twice as
+			// long as the last, until one overflows (a fast consumer kept
+			// up with 20000 calls five times in a row once).
 			for attempt := 1; ; attempt++ {
 				rec = filepath.Join(t.TempDir(), "rec.mmt")
+				calls := c.calls << (attempt - 1)
 				res = run(t, nil, "--ring-size", strconv.Itoa(c.ring), "-w", rec, "--format", "json", "--",
-					filepath.Join(dir, "burst"), strconv.Itoa(c.calls))
+					filepath.Join(dir, "burst"), strconv.Itoa(calls))
 				if res.code != 0 {
 					t.Fatalf("exit %d\n%s", res.code, res.stderr)
 				}
@@ -622,7 +625,7 @@ func TestLostEventsMakeReportsUncertain(t *testing.T) {
 					break
 				}
 				if attempt == 5 {
-					t.Fatalf("no record was lost in %d bursts of %d calls into a %d-byte ring", attempt, c.calls, c.ring)
+					t.Fatalf("no record was lost in %d bursts of %d to %d calls into a %d-byte ring", attempt, c.calls, calls, c.ring)
 				}
 			}
 			// Ring buffer drops, and on kernels that preempt inside syscall
