@@ -13,7 +13,7 @@ export BPF2GO_CC BPF2GO_CFLAGS BPF_OUT
 FUZZTIME ?= 10s
 KERNELS ?= 5.10 6.1 6.12 7.3
 
-.PHONY: all build generate check-generated deps test test-go fuzz bench vmtest clean
+.PHONY: all build generate check-generated deps test test-go fuzz bench vmtest clean mutate
 
 all: build
 
@@ -58,3 +58,10 @@ vmtest: build
 
 clean:
 	rm -rf mmtrace .build
+
+# Mutation testing of one package (minutes; not part of make test):
+#   make mutate PKG=./internal/layout
+# Survivors that cannot change behaviour are listed in the package's MUTANTS.md.
+PKG ?= ./internal/layout
+mutate:
+	$(GO) run github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0 unleash --timeout-coefficient 30 $(PKG)
