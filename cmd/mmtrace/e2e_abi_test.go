@@ -152,6 +152,7 @@ func personalitySource(t *testing.T, res runResult, pid uint32) (uint64, string)
 // its break, and a 4 MiB sbrk then fails.
 func TestLegacySqueezeIncident(t *testing.T) {
 	_, dir := binaries(t)
+	need32(t, "32")
 	sa := setarch(t)
 	bin := filepath.Join(dir, "legacy_squeeze32")
 	maps := filepath.Join(t.TempDir(), "maps")
@@ -219,6 +220,7 @@ func TestLegacySqueezeIncident(t *testing.T) {
 func TestLegacySqueezeIncidentText(t *testing.T) {
 	_, dir := binaries(t)
 	out := filepath.Join(t.TempDir(), "out.txt")
+	need32(t, "32")
 	res := run(t, nil, "--output", out, "--", setarch(t), "i386", "-L", filepath.Join(dir, "legacy_squeeze32"))
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
@@ -266,6 +268,7 @@ func TestNoReplaceSqueeze(t *testing.T) {
 	_, dir := binaries(t)
 	for _, abi := range []struct{ suffix, name string }{{"32", "i386"}, {"", "x86_64"}} {
 		t.Run(abi.name, func(t *testing.T) {
+			need32(t, abi.suffix)
 			bin := filepath.Join(dir, "noreplace_squeeze"+abi.suffix)
 			maps := filepath.Join(t.TempDir(), "maps")
 			res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--", bin)
@@ -307,6 +310,7 @@ func TestNoReplaceSqueeze(t *testing.T) {
 // layout, with the base its own ABI uses.
 func TestExecAcrossABIs(t *testing.T) {
 	_, dir := binaries(t)
+	need32(t, "32")
 	sa := setarch(t)
 	bin32, bin64 := filepath.Join(dir, "exec_other_abi32"), filepath.Join(dir, "exec_other_abi")
 	const heap = "65536"
@@ -452,6 +456,7 @@ func TestOldMmapMatches(t *testing.T) {
 	_, dir := binaries(t)
 	for _, abi := range []struct{ suffix, name string }{{"32", "i386"}, {"", "x86_64"}} {
 		t.Run(abi.name, func(t *testing.T) {
+			need32(t, abi.suffix)
 			bin := filepath.Join(dir, "old_mmap"+abi.suffix)
 			maps := filepath.Join(t.TempDir(), "maps")
 			res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--", bin, filepath.Join(dir, "data"))

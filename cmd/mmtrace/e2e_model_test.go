@@ -137,6 +137,7 @@ func TestPlacementsNamed(t *testing.T) {
 	} {
 		name := "placements" + c.abi
 		t.Run(name+"/"+c.layout, func(t *testing.T) {
+			need32(t, c.abi)
 			tmp := t.TempDir()
 			maps, places := filepath.Join(tmp, "maps"), filepath.Join(tmp, "places")
 			fixture := filepath.Join(dir, name)
@@ -248,6 +249,7 @@ func TestThreadsChurnMatchesProcMaps(t *testing.T) {
 		for _, seed := range []string{"1", "2", "3"} {
 			name := "threads_churn" + abi
 			t.Run(name+"/seed"+seed, func(t *testing.T) {
+				need32(t, abi)
 				maps := filepath.Join(t.TempDir(), "maps")
 				res := run(t, []string{"MAPS_OUT=" + maps}, "-v", "--format", "json", "--backups", "8", "--",
 					filepath.Join(dir, name), seed, "1500", data)
@@ -301,6 +303,7 @@ func TestSkipsNeverSilent(t *testing.T) {
 	for _, abi := range []string{"", "32"} {
 		name := "threads_churn" + abi
 		t.Run(name, func(t *testing.T) {
+			need32(t, abi)
 			maps := filepath.Join(t.TempDir(), "maps")
 			res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--backups", "0", "--",
 				filepath.Join(dir, name), "1", "1500", data)
@@ -332,6 +335,9 @@ func TestBackupsAloneSeeEverything(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	for _, name := range []string{"churn", "churn32", "threads_churn", "threads_churn32"} {
 		t.Run(name, func(t *testing.T) {
+			if strings.HasSuffix(name, "32") {
+				need32(t, "32")
+			}
 			maps := filepath.Join(t.TempDir(), "maps")
 			calls := "3000"
 			if strings.HasPrefix(name, "threads") {
@@ -376,6 +382,7 @@ func TestPIDAttachSqueezeAndFailure(t *testing.T) {
 	bin, dir := binaries(t)
 	for _, abi := range []string{"", "32"} {
 		t.Run("pid_target"+abi, func(t *testing.T) {
+			need32(t, abi)
 			tmp := t.TempDir()
 			maps, outPath, rec := filepath.Join(tmp, "maps"), filepath.Join(tmp, "out.json"), filepath.Join(tmp, "rec.mmt")
 
@@ -542,6 +549,7 @@ func TestBrkLimitBlockedByNothing(t *testing.T) {
 	for _, abi := range []string{"", "32"} {
 		name := "brk_limit" + abi
 		t.Run(name, func(t *testing.T) {
+			need32(t, abi)
 			tmp := t.TempDir()
 			maps, rec := filepath.Join(tmp, "maps"), filepath.Join(tmp, "rec.mmt")
 			res := run(t, []string{"MAPS_OUT=" + maps}, "-w", rec, "--format", "json", "--",

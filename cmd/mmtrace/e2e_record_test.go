@@ -74,10 +74,14 @@ func TestRecordReplaySameLines(t *testing.T) {
 		preMode os.FileMode
 	}{
 		{"hint_squeeze32", []string{filepath.Join(dir, "hint_squeeze32"), "/etc/passwd"}, "hint_squeeze32", 0},
+		{"hint_squeeze", []string{filepath.Join(dir, "hint_squeeze"), "/etc/passwd"}, "hint_squeeze", 0},
 		// An existing, world-readable file: -w makes it private.
 		{"bash", []string{"bash", "-c", "echo hi"}, "bash", 0o644},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if strings.HasSuffix(c.name, "32") {
+				need32(t, "32")
+			}
 			tmp := t.TempDir()
 			rec, live, replayed := filepath.Join(tmp, "rec.mmt"), filepath.Join(tmp, "live.jsonl"), filepath.Join(tmp, "replay.jsonl")
 			if c.preMode != 0 {
@@ -137,7 +141,7 @@ func TestRecordReplaySameLines(t *testing.T) {
 func TestRecordDamage(t *testing.T) {
 	_, dir := binaries(t)
 	rec := filepath.Join(t.TempDir(), "rec.mmt")
-	code, _, stderr := runBin(t, "-w", rec, "--format", "json", "--output", os.DevNull, "--", filepath.Join(dir, "hint_squeeze32"), "/etc/passwd")
+	code, _, stderr := runBin(t, "-w", rec, "--format", "json", "--output", os.DevNull, "--", filepath.Join(dir, "hint_squeeze"), "/etc/passwd")
 	if code != 0 {
 		t.Fatalf("live run: exit %d\n%s", code, stderr)
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mmtrace/mmtrace/internal/events"
+	"github.com/mmtrace/mmtrace/internal/hostabi"
 	"github.com/mmtrace/mmtrace/internal/layout"
 	"github.com/mmtrace/mmtrace/internal/loader"
 	"github.com/mmtrace/mmtrace/internal/record"
@@ -40,6 +41,16 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		}
 	}()
 
+	// A kernel that runs no 32-bit programs needs no 32-bit coverage, and
+	// the 64-bit-only tracepoints cost every other process far less.
+	noIA32 := opts.noIA32
+	if !noIA32 {
+		if ok, why := hostabi.CanRunIA32(); !ok {
+			noIA32 = true
+			fmt.Fprintf(stderr, "mmtrace: note: %v, so no 32-bit process can exist: tracing 64-bit syscalls only, as --no-ia32 does\n", why)
+		}
+	}
+
 	cfg := loader.Config{
 		Comms:       opts.comms,
 		RingSize:    opts.ringSize,
@@ -47,7 +58,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		NoExecVMAs:  opts.noExecVMAs,
 		Backups:     opts.backups,
 		BackupsOnly: opts.backupsOnly,
-		NoIA32:      opts.noIA32,
+		NoIA32:      noIA32,
 		TraceAll:    len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
 	}
 	for _, p := range opts.pids {
@@ -88,7 +99,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 
 	legacyVA := readSysctl("/proc/sys/vm/legacy_va_layout") == "1"
 	s := newSession(opts, out, stderr, legacyVA, colorFile)
-	s.noIA32 = opts.noIA32
+	s.noIA32 = noIA32
 	if opts.write != "" {
 		h := record.NewHeader()
 		h.Args = opts.args
@@ -96,7 +107,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 			"legacy_va_layout":  boolString(legacyVA),
 			"squeeze_threshold": strconv.FormatUint(opts.threshold, 10),
 			"exec_vmas":         boolString(tr.Features.ExecVMAs),
-			"ia32":              boolString(!opts.noIA32),
+			"ia32":              boolString(!noIA32),
 		}
 		if len(procImages) > 0 {
 			b, err := json.Marshal(procImages)
