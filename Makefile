@@ -13,7 +13,7 @@ export BPF2GO_CC BPF2GO_CFLAGS BPF_OUT
 FUZZTIME ?= 10s
 KERNELS ?= 5.10 6.1 6.12 7.3
 
-.PHONY: all build generate check-generated deps test test-go fuzz bench vmtest clean mutate
+.PHONY: all build generate check-generated deps test test-go test-scripts fuzz bench vmtest clean mutate
 
 all: build
 
@@ -34,11 +34,15 @@ check-generated:
 deps:
 	@bash scripts/install-deps.sh
 
-test: deps check-generated test-go fuzz
+test: deps check-generated test-go test-scripts fuzz
 
 test-go:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+
+# The VM harness's package unpacking, on synthetic trees of each layout.
+test-scripts:
+	bash vmtest/kernel-tree_test.sh
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash internal/record/fuzz.sh

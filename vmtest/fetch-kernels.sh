@@ -125,20 +125,9 @@ fetch_package() {
   for p in "${pkgs[@]}"; do
     dpkg-deb -x "$CACHE/debs/${p}"_*.deb "$tmp" || { rm -rf "$tmp"; return 1; }
   done
-  rel=$( (ls "$tmp"/boot/vmlinuz-* "$tmp"/usr/lib/modules/*/vmlinuz 2>/dev/null || true) | head -1)
-  case $rel in
-    "") say "$pkg holds no vmlinuz"; rm -rf "$tmp"; return 1 ;;
-    */boot/vmlinuz-*) rel=${rel##*/vmlinuz-} ;;
-    *) rel=$(basename "$(dirname "$rel")") ;;
-  esac
-  # usr-merged packages keep everything under usr/lib/modules/<rel>/; give
-  # them the classic layout the other scripts expect.
-  if [ ! -e "$tmp/boot/vmlinuz-$rel" ]; then
-    mkdir -p "$tmp/boot"
-    ln -s "../usr/lib/modules/$rel/vmlinuz" "$tmp/boot/vmlinuz-$rel"
-    ln -s "../usr/lib/modules/$rel/config" "$tmp/boot/config-$rel"
-    [ -e "$tmp/lib" ] || ln -s usr/lib "$tmp/lib"
-  fi
+  # Debian moves files between layouts; kernel-tree.sh (tested on each)
+  # gives every one of them the classic layout the other scripts read.
+  rel=$("$HERE/kernel-tree.sh" "$tmp") || { say "$pkg: unexpected package layout"; rm -rf "$tmp"; return 1; }
   rm -rf "${CACHE:?}/$rel"
   mv "$tmp" "$CACHE/$rel"
   rm -f "$CACHE"/debs/*.deb
@@ -184,8 +173,18 @@ fetch_one() {
   dir=$(cat "$CACHE/.pkg/$pkg" 2>/dev/null || true)
   if [ -n "$dir" ] && prepared "$dir"; then
     say "$want -> $pkg (cached)"
+  elif dir=$(fetch_package "$pkg"); then
+    say "$want -> $pkg"
   else
-    dir=$(fetch_package "$pkg") || { say "could not fetch $pkg"; return 1; }
+    # The archive moved under us (a new package in a new layout, or a
+    # package gone): the last kernel of the series that worked still
+    # tests the series.
+    dir=$(cat "$CACHE/.series/$want" 2>/dev/null || true)
+    if [ -z "$dir" ] || [ "$want" = "$pkg" ] || ! prepared "$dir"; then
+      say "could not fetch $pkg, and no earlier kernel of '$want' is cached"
+      return 1
+    fi
+    say "warning: could not fetch $pkg; using the last kernel of '$want' that could be: $(basename "$dir")"
   fi
   case $want in linux-image-*) ;; *) mkdir -p "$CACHE/.series" && echo "$dir" > "$CACHE/.series/$want" ;; esac
   echo "$dir"
