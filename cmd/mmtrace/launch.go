@@ -1,10 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
+	"strconv"
 	"syscall"
 )
 
@@ -14,7 +18,83 @@ import (
 // exec, and everything after it, is seen.
 const launcherEnv = "MMTRACE_LAUNCHER"
 
+// launcherUserEnv hands the launcher the -u credential (JSON). The
+// launcher drops to it after the go-ahead and before the exec: it stays
+// the same traced process, and the command's exec is traced from its
+// first mapping. (Starting the launcher itself as the user would need
+// the user to be able to execute mmtrace's own binary.)
+const launcherUserEnv = "MMTRACE_LAUNCHER_USER"
+
 func isLauncher() bool { return os.Getenv(launcherEnv) == "1" }
+
+// credential is who -u runs the command as.
+type credential struct {
+	Name   string   `json:"name"`
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups"`
+	Home   string   `json:"home,omitempty"`
+}
+
+// lookupCredential resolves -u USER: a name, or a uid. A uid with no
+// passwd entry gets the same number as its gid and no groups.
+func lookupCredential(name string) (*credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if _, numErr := strconv.ParseUint(name, 10, 32); numErr != nil {
+			return nil, fmt.Errorf("-u: there is no user %q on this system", name)
+		}
+		if u, err = user.LookupId(name); err != nil {
+			n, _ := strconv.ParseUint(name, 10, 32)
+			return &credential{Name: name, UID: uint32(n), GID: uint32(n), Groups: []uint32{}}, nil
+		}
+	}
+	c := &credential{Name: u.Username, Home: u.HomeDir, Groups: []uint32{}}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("-u: user %q has a uid or gid that is not a number", name)
+	}
+	c.UID, c.GID = uint32(uid), uint32(gid)
+	ids, err := u.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("-u: read the groups of user %q: %v", name, err)
+	}
+	for _, id := range ids {
+		if g, err := strconv.ParseUint(id, 10, 32); err == nil {
+			c.Groups = append(c.Groups, uint32(g))
+		}
+	}
+	return c, nil
+}
+
+// env is the environment the command gets as this user: mmtrace's own,
+// with HOME, USER and LOGNAME set to the user's (as sudo -u sets them).
+func (c *credential) env(base []string) []string {
+	env := append([]string(nil), base...)
+	if c.Home != "" {
+		env = append(env, "HOME="+c.Home)
+	}
+	return append(env, "USER="+c.Name, "LOGNAME="+c.Name)
+}
+
+// become makes the calling process (every thread) the user, groups first.
+func (c *credential) become() error {
+	groups := make([]int, len(c.Groups))
+	for i, g := range c.Groups {
+		groups[i] = int(g)
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("set groups: %w", err)
+	}
+	if err := syscall.Setgid(int(c.GID)); err != nil {
+		return fmt.Errorf("set gid %d: %w", c.GID, err)
+	}
+	if err := syscall.Setuid(int(c.UID)); err != nil {
+		return fmt.Errorf("set uid %d: %w", c.UID, err)
+	}
+	return nil
+}
 
 // runLauncher is the launcher's whole life: wait for the go-ahead on fd 3,
 // then become the command.
@@ -26,14 +106,45 @@ func runLauncher() {
 	}
 	gate.Close()
 	os.Unsetenv(launcherEnv)
-	path, err := exec.LookPath(os.Args[1])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mmtrace: %v\n", err)
-		os.Exit(127)
+	if v, ok := os.LookupEnv(launcherUserEnv); ok {
+		os.Unsetenv(launcherUserEnv)
+		var c credential
+		if err := json.Unmarshal([]byte(v), &c); err != nil {
+			fmt.Fprintf(os.Stderr, "mmtrace: -u: %v\n", err)
+			os.Exit(exitNotExecutable)
+		}
+		if err := c.become(); err != nil {
+			fmt.Fprintf(os.Stderr, "mmtrace: cannot run %s as user %s: %v\n", os.Args[1], c.Name, err)
+			os.Exit(exitNotExecutable)
+		}
 	}
-	err = syscall.Exec(path, os.Args[1:], os.Environ())
-	fmt.Fprintf(os.Stderr, "mmtrace: exec %s: %v\n", path, err)
-	os.Exit(126)
+	// Looked up again as the user the command runs as.
+	path, err := exec.LookPath(os.Args[1])
+	if err == nil {
+		err = syscall.Exec(path, os.Args[1:], os.Environ())
+	}
+	se := commandError(os.Args[1], err)
+	fmt.Fprintf(os.Stderr, "mmtrace: %v\n", se)
+	os.Exit(se.code)
+}
+
+// commandError says why a command cannot be run, with the status a shell
+// gives: 127 when it is not found, 126 when it cannot be executed.
+func commandError(name string, err error) statusError {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		return statusError{exitNotFound, fmt.Errorf("cannot run %s: command not found", name)}
+	case errors.Is(err, fs.ErrNotExist):
+		return statusError{exitNotFound, fmt.Errorf("cannot run %s: no such file or directory", name)}
+	case errors.As(err, &errno):
+		return statusError{exitNotExecutable, fmt.Errorf("cannot run %s: %v", name, errno)}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return statusError{exitNotExecutable, fmt.Errorf("cannot run %s: %v", name, err)}
 }
 
 // launched is a command held by the launcher.
@@ -44,9 +155,10 @@ type launched struct {
 	code int
 }
 
-func launch(command []string) (*launched, error) {
+// launch starts the launcher for command, to run as runAs if not nil.
+func launch(command []string, runAs *credential) (*launched, error) {
 	if _, err := exec.LookPath(command[0]); err != nil {
-		return nil, fmt.Errorf("cannot run %s: %w", command[0], err)
+		return nil, commandError(command[0], err)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -58,6 +170,13 @@ func launch(command []string) (*launched, error) {
 	}
 	cmd := exec.Command(self, command...)
 	cmd.Env = append(os.Environ(), launcherEnv+"=1")
+	if runAs != nil {
+		b, err := json.Marshal(runAs)
+		if err != nil {
+			return nil, fmt.Errorf("launch %s: %w", command[0], err)
+		}
+		cmd.Env = append(runAs.env(cmd.Env), launcherUserEnv+"="+string(b))
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{r}
 	if err := cmd.Start(); err != nil {

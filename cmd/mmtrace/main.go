@@ -4,12 +4,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,7 +33,19 @@ const (
 	exitOK       = 0
 	exitError    = 1
 	exitUsage    = 2
-	exitSqueezed = 3 // --check found a squeezed image or a failed brk
+	exitSqueezed = 3 // --check found a squeezed image or a failed brk (--check-status changes it)
+	// A command that cannot be run, as shells say it.
+	exitNotExecutable = 126
+	exitNotFound      = 127
+)
+
+// Ring buffer sizes: the kernel takes a power of two of at least a page
+// that fits its 32-bit max_entries; beyond hugeRing we warn, as the ring
+// is locked kernel memory for the whole run.
+const (
+	minRing  = 4096
+	maxRing  = 1 << 31
+	hugeRing = 1 << 30
 )
 
 const defaultThreshold = 64 << 20
@@ -47,6 +64,12 @@ type options struct {
 	check       bool
 	verbose     bool
 	ringSize    int
+	ringSizeS   string
+	user        string
+	runAs       *credential // -u, resolved
+	checkStatus int
+	version     bool
+	probeKernel bool
 	noExecVMAs  bool
 	backups     int
 	backupsS    string
@@ -68,6 +91,16 @@ type exitStatus struct{ code int }
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// statusError is an error printed as usual but with its own exit status,
+// such as 127 for a command that is not found.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e statusError) Error() string { return e.err.Error() }
+func (e statusError) Unwrap() error { return e.err }
+
 func main() {
 	if isLauncher() {
 		runLauncher() // never returns
@@ -85,6 +118,11 @@ func mainStatus(argv []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	if opts.version {
+		fmt.Fprint(stdout, versionText())
+		return exitOK
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -94,9 +132,13 @@ func mainStatus(argv []string, stdout, stderr io.Writer) int {
 		err = trace(ctx, opts, stdout, stderr)
 	}
 	var st exitStatus
+	var se statusError
 	switch {
 	case errors.As(err, &st):
 		return st.code
+	case errors.As(err, &se):
+		fmt.Fprintf(stderr, "mmtrace: %v\n", err)
+		return se.code
 	case err != nil:
 		fmt.Fprintf(stderr, "mmtrace: %v\n", err)
 		return exitError
@@ -116,6 +158,7 @@ address, and which mapping blocked each failed brk.
 Usage:
   mmtrace [flags] [-- CMD [ARGS...]]
   mmtrace -r FILE [--format text|json] [--output FILE] [--comm NAME] [--pid PID]
+  mmtrace --version
 
 Examples:
   During an incident: trace every new bash and its children
@@ -123,11 +166,12 @@ Examples:
 
   Run one command under tracing from its first exec; exit with its status
     sudo mmtrace -- ./myprog --flag
+    sudo mmtrace -u alice -- ./myprog            # as alice, as she runs it
 
   Record now, analyse later (the file is created mode 0600)
     sudo mmtrace -w incident.mmt --comm sshd --comm bash
     mmtrace -r incident.mmt                      # no root needed
-    mmtrace -r incident.mmt --pid 4242           # one process, with its picture
+    mmtrace -r incident.mmt -p 4242              # one process, with its picture
 
   In CI on a kernel test VM: exit 3 if any process was squeezed or had a
   failed brk, otherwise with the command's status; JSON for the logs
@@ -138,46 +182,71 @@ Flags:
 
 const usageTail = `
 Output goes to stdout (or --output); logs and the line "mmtrace: tracing
-..." go to stderr. Exit status: the command's in run mode, 0 otherwise,
-3 with --check when something was squeezed, 2 for usage errors, 1 for
-other errors. Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with
-BTF (5.8+) to trace; replay needs neither.
+..." go to stderr.
+
+Exit status: in run mode the command's own (126 if it cannot be executed,
+127 if it is not found); otherwise 0. With --check, 3 (or --check-status N)
+when something was squeezed or a brk failed, which wins over the command's
+status: a command that itself exits 3 looks the same, so give the check its
+own status with --check-status. 2 for usage errors, 1 for other errors.
+
+-u USER runs the command with USER's uid, gid and supplementary groups
+(from /etc/passwd and /etc/group; a numeric uid with no entry gets the same
+number as gid and no groups). HOME, USER and LOGNAME are set to the user's,
+as sudo -u does; the rest of the environment, the working directory and
+the resource limits are mmtrace's own, as with strace -u.
+
+Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF (5.8+) to
+trace; replay needs neither.
 `
 
-func parseArgs(argv []string, stderr io.Writer) (*options, error) {
-	opts := &options{args: append([]string{"mmtrace"}, argv...)}
+// newFlagSet defines every flag into opts. The man page and the shell
+// completions are tested against it (man_test.go).
+func newFlagSet(opts *options, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("mmtrace", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
 	fs.StringArrayVar(&opts.comms, "comm", nil, "trace new processes whose name after exec is `NAME` (repeatable)")
-	fs.UintSliceVar(&opts.pids, "pid", nil, "trace running process `PID` from its current layout, and its children (repeatable)")
+	fs.UintSliceVarP(&opts.pids, "pid", "p", nil, "trace running process `PID` from its current layout, and its children (repeatable)")
+	fs.StringVarP(&opts.user, "user", "u", "", "run the command after -- as `USER` (name or uid): its uid, gid and groups, and HOME, USER, LOGNAME")
 	fs.StringVar(&opts.format, "format", "text", "output format: text or json (one object per line)")
 	fs.StringVarP(&opts.output, "output", "o", "", "write output to `FILE` instead of stdout")
 	fs.StringVarP(&opts.write, "write", "w", "", "record the raw event stream to `FILE` for replay with -r")
 	fs.StringVarP(&opts.read, "read", "r", "", "replay a recording from `FILE` instead of tracing")
 	fs.StringVar(&opts.thresholdS, "squeeze-threshold", "64MiB", "headroom below `SIZE` counts as squeezed (e.g. 64MiB, 1G, 4096)")
 	fs.BoolVar(&opts.check, "check", false, "exit 3 if any traced image was squeezed or had a failed brk")
+	fs.IntVar(&opts.checkStatus, "check-status", exitSqueezed, "with --check, exit with `N` (1-255) instead of 3; implies --check")
 	fs.StringVar(&opts.svg, "svg", "", "also draw each image's address space over time as SVG to `FILE`")
 	fs.StringVar(&opts.color, "color", "auto", "colour the text output: auto, always or never (NO_COLOR is honoured)")
 	fs.BoolVarP(&opts.verbose, "verbose", "v", false, "also print the exec-time VMA snapshot records")
 	fs.BoolVar(&opts.noIA32, "no-ia32", false, "trace 64-bit syscalls only: cheaper for every other process on the machine, but 32-bit processes are then reported as uncertain")
 	fs.StringVar(&opts.btf, "btf", "", "BTF `FILE` for the running kernel when /sys/kernel/btf/vmlinux is missing")
-	fs.IntVar(&opts.ringSize, "ring-size", 0, "ring buffer size in `BYTES`, a power of two (default 16 MiB)")
+	fs.StringVar(&opts.ringSizeS, "ring-size", "16MiB", "ring buffer `SIZE`, a power of two from 4KiB to 2GiB (e.g. 64MiB)")
+	fs.StringVar(&opts.backupsS, "backups", "auto", "run `N` backup copies of each kernel program, for kernels that may preempt a task inside one (auto: 2 on such kernels, else 0); raise it if the kernel skipped records")
+	fs.BoolVar(&opts.version, "version", false, "print mmtrace's version and the Go version it was built with, and exit")
 	fs.BoolVar(&opts.noExecVMAs, "no-exec-vmas", false, "read exec-time mappings from /proc even where the kernel can walk them (for testing)")
 	_ = fs.MarkHidden("no-exec-vmas")
 	fs.BoolVar(&opts.backupsOnly, "backups-only", false, "attach the backup copies but not the programs they back up (for testing)")
 	_ = fs.MarkHidden("backups-only")
-	fs.StringVar(&opts.backupsS, "backups", "auto", "run `N` backup copies of each kernel program, for kernels that may preempt a task inside one (auto: 2 on such kernels, else 0); raise it if the kernel skipped records")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageHead)
 		fmt.Fprint(stderr, fs.FlagUsages())
 		fmt.Fprint(stderr, usageTail)
 	}
+	return fs
+}
+
+func parseArgs(argv []string, stderr io.Writer) (*options, error) {
+	opts := &options{args: append([]string{"mmtrace"}, argv...)}
+	fs := newFlagSet(opts, stderr)
 	if err := fs.Parse(argv); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil, err
 		}
 		return nil, usageError{err.Error()}
+	}
+	if opts.version {
+		return opts, nil
 	}
 	if dash := fs.ArgsLenAtDash(); dash >= 0 {
 		if dash > 0 {
@@ -219,8 +288,19 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 			return nil, usageError{fmt.Sprintf("--pid %d is not a process id", p)}
 		}
 	}
-	if opts.ringSize != 0 && (opts.ringSize < 4096 || opts.ringSize&(opts.ringSize-1) != 0) {
-		return nil, usageError{fmt.Sprintf("--ring-size %d must be a power of two of at least 4096", opts.ringSize)}
+	ring, err := parseSize(opts.ringSizeS)
+	switch {
+	case err != nil:
+		return nil, usageError{fmt.Sprintf("--ring-size: %v", err)}
+	case ring > maxRing:
+		return nil, usageError{fmt.Sprintf("--ring-size %s is too large: a BPF ring buffer holds at most 2 GiB", opts.ringSizeS)}
+	case ring < minRing || ring&(ring-1) != 0:
+		return nil, usageError{fmt.Sprintf("--ring-size %s must be a power of two from 4KiB to 2GiB", opts.ringSizeS)}
+	}
+	opts.ringSize = int(ring)
+	if ring > hugeRing && opts.read == "" && !opts.probeKernel {
+		fmt.Fprintf(stderr, "mmtrace: warning: --ring-size %s locks %d MiB of kernel memory for the whole run\n",
+			opts.ringSizeS, ring>>20)
 	}
 	opts.backups = loader.AutoBackups
 	if opts.backupsS != "auto" {
@@ -230,6 +310,23 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 		}
 		opts.backups = n
 	}
+	if fs.Changed("check-status") {
+		if opts.checkStatus < 1 || opts.checkStatus > 255 {
+			return nil, usageError{fmt.Sprintf("--check-status must be an exit status from 1 to 255, not %d", opts.checkStatus)}
+		}
+		opts.check = true
+	}
+	if opts.btf != "" {
+		if err := loader.CheckBTFFile(opts.btf); err != nil {
+			return nil, usageError{err.Error()}
+		}
+	}
+	if opts.probeKernel {
+		if opts.read != "" || opts.write != "" || len(opts.command) > 0 || opts.user != "" {
+			return nil, usageError{"--probe-kernel reports on the running kernel: it cannot be combined with -r, -w, -u or a command"}
+		}
+		return opts, nil
+	}
 	if opts.read != "" {
 		if opts.write != "" || len(opts.command) > 0 || opts.btf != "" {
 			return nil, usageError{"-r replays a recording: it cannot be combined with -w, --btf or a command"}
@@ -238,10 +335,19 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	if len(opts.command) > 0 && len(opts.pids) > 0 {
 		return nil, usageError{"use either --pid or a command after --, not both"}
 	}
+	if opts.user != "" {
+		if len(opts.command) == 0 {
+			return nil, usageError{"-u runs the command after -- as another user: give one (mmtrace -u USER -- CMD)"}
+		}
+		if opts.runAs, err = lookupCredential(opts.user); err != nil {
+			return nil, usageError{err.Error()}
+		}
+	}
 	return opts, nil
 }
 
 // parseSize reads sizes like 4096, 64K, 64KiB, 1.5G, 64MB (powers of 1024).
+// Sizes that do not fit in 64 bits are refused, never wrapped.
 func parseSize(s string) (uint64, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
@@ -252,19 +358,74 @@ func parseSize(s string) (uint64, error) {
 		i--
 	}
 	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
-	mult := map[string]float64{
+	mult, ok := map[string]uint64{
 		"": 1, "b": 1,
 		"k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
 		"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
 		"g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
 		"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
 	}[unit]
-	if mult == 0 {
+	if !ok {
 		return 0, fmt.Errorf("unknown unit %q in %q (use K, M, G or T)", unit, s)
 	}
+	tooLarge := fmt.Errorf("%q is too large (more than 64 bits)", s)
+	// Whole numbers exactly; fractions through float64.
+	if n, err := strconv.ParseUint(num, 10, 64); err == nil {
+		hi, lo := bits.Mul64(n, mult)
+		if hi != 0 {
+			return 0, tooLarge
+		}
+		return lo, nil
+	} else if errors.Is(err, strconv.ErrRange) {
+		return 0, tooLarge
+	}
 	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 {
+	if err != nil || f < 0 || math.IsNaN(f) {
 		return 0, fmt.Errorf("%q is not a size", s)
 	}
-	return uint64(f * mult), nil
+	if f*float64(mult) >= 1<<64 {
+		return 0, tooLarge
+	}
+	return uint64(f * float64(mult)), nil
+}
+
+// versionText is what --version prints: the module version (a tag or a
+// pseudo-version with go install, "(devel)" in a checkout), the VCS
+// revision where the build recorded one, and the Go version.
+func versionText() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		bi = &debug.BuildInfo{GoVersion: runtime.Version()}
+	}
+	return formatVersion(bi)
+}
+
+func formatVersion(bi *debug.BuildInfo) string {
+	version := cmp.Or(bi.Main.Version, "(devel)")
+	var b strings.Builder
+	fmt.Fprintf(&b, "mmtrace %s\n", version)
+	set := map[string]string{}
+	for _, s := range bi.Settings {
+		set[s.Key] = s.Value
+	}
+	if rev := set["vcs.revision"]; rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		var extra []string
+		if t := set["vcs.time"]; t != "" {
+			extra = append(extra, t)
+		}
+		if set["vcs.modified"] == "true" {
+			extra = append(extra, "modified")
+		}
+		fmt.Fprintf(&b, "  revision %s", rev)
+		if len(extra) > 0 {
+			fmt.Fprintf(&b, " (%s)", strings.Join(extra, ", "))
+		}
+		b.WriteString("\n")
+	}
+	goos, goarch := cmp.Or(set["GOOS"], runtime.GOOS), cmp.Or(set["GOARCH"], runtime.GOARCH)
+	fmt.Fprintf(&b, "  built with %s for %s/%s\n", cmp.Or(bi.GoVersion, runtime.Version()), goos, goarch)
+	return b.String()
 }

@@ -2,8 +2,19 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mmtrace/mmtrace/internal/loader"
 )
 
 // Mistakes on the command line: one sentence, a pointer to --help, exit 2.
@@ -27,6 +38,22 @@ func TestUsageErrors(t *testing.T) {
 		{"-r", "x.mmt", "-w", "y.mmt"},
 		{"-r", "x.mmt", "--", "true"},
 		{"--pid", "1", "--", "true"},
+		{"-p", "1", "--", "true"},
+		{"--ring-size", "4GiB"},
+		{"--ring-size", "4294967296"},
+		{"--ring-size", "8589934592"},
+		{"--ring-size", "3M"},
+		{"--ring-size", "lots"},
+		{"--squeeze-threshold", "99999999999999999999"},
+		{"--squeeze-threshold", "20000000T"},
+		{"--squeeze-threshold", "1e30"},
+		{"--check-status", "0"},
+		{"--check-status", "256"},
+		{"--btf", "/dev/zero"},
+		{"--btf", "/"},
+		{"--btf", "/nonexistent/vmlinux"},
+		{"-u", "nobody"},
+		{"-u", "no-such-user-here", "--", "true"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := mainStatus(args, &stdout, &stderr)
@@ -67,13 +94,15 @@ func TestParseSize(t *testing.T) {
 	for in, want := range map[string]uint64{
 		"4096": 4096, "64K": 64 << 10, "64KiB": 64 << 10, "64MiB": 64 << 20, "1.5G": 3 << 29,
 		"2 GB": 2 << 30, "1t": 1 << 40, "0": 0,
+		"18446744073709551615": 1<<64 - 1, "16777215T": 16777215 << 40,
 	} {
 		got, err := parseSize(in)
 		if err != nil || got != want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "K", "-1", "1..2M", "12 parsecs"} {
+	for _, in := range []string{"", "K", "-1", "1..2M", "12 parsecs",
+		"99999999999999999999", "18446744073709551616", "16777216T", "1e20", "17179869184G"} {
 		if _, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) accepted", in)
 		}
@@ -86,5 +115,147 @@ func TestReplayMissingFile(t *testing.T) {
 	code := mainStatus([]string{"-r", "/nonexistent/trace.mmt"}, &stdout, &stderr)
 	if code != exitError || !strings.Contains(stderr.String(), "/nonexistent/trace.mmt") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// The sentences for sizes and files say what is wrong, not what broke.
+func TestUsageSentences(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ring-size", "4GiB"}, "at most 2 GiB"},
+		{[]string{"--squeeze-threshold", "99999999999999999999"}, "too large"},
+		{[]string{"--btf", "/dev/zero"}, "not a regular file (a character device)"},
+		{[]string{"-u", "nobody"}, "-u runs the command after --"},
+		{[]string{"-u", "no-such-user-here", "--", "true"}, `no user "no-such-user-here"`},
+		{[]string{"--check-status", "0"}, "from 1 to 255"},
+	} {
+		var stdout, stderr bytes.Buffer
+		mainStatus(c.args, &stdout, &stderr)
+		if first := strings.SplitN(stderr.String(), "\n", 2)[0]; !strings.Contains(first, c.want) {
+			t.Errorf("%q: stderr %q, want %q in its first line", c.args, stderr.String(), c.want)
+		}
+	}
+}
+
+// A BTF file larger than any kernel's is refused before it is read.
+func TestBTFTooLarge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "huge.btf")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(300 << 20); err != nil { // sparse
+		t.Fatal(err)
+	}
+	f.Close()
+	var stdout, stderr bytes.Buffer
+	if code := mainStatus([]string{"--btf", path}, &stdout, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "300 MiB") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// Flags that take sizes and short forms parse to what they say.
+func TestParseFlags(t *testing.T) {
+	opts, err := parseArgs([]string{"-p", "12", "-p", "34", "--ring-size", "64MiB", "--check-status", "99"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(opts.pids, []uint{12, 34}) || opts.ringSize != 64<<20 || !opts.check || opts.checkStatus != 99 {
+		t.Errorf("pids %v ring %d check %v status %d", opts.pids, opts.ringSize, opts.check, opts.checkStatus)
+	}
+	opts, err = parseArgs(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.ringSize != loader.DefaultRingSize || opts.check || opts.checkStatus != exitSqueezed {
+		t.Errorf("defaults: ring %d check %v status %d", opts.ringSize, opts.check, opts.checkStatus)
+	}
+	var stderr bytes.Buffer
+	if opts, err = parseArgs([]string{"--ring-size", "2G"}, &stderr); err != nil || opts.ringSize != 1<<31 ||
+		!strings.Contains(stderr.String(), "warning: --ring-size 2G locks 2048 MiB") {
+		t.Errorf("--ring-size 2G: %v, stderr %q", err, stderr.String())
+	}
+	opts, err = parseArgs([]string{"-u", "nobody", "--", "id", "-u"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody here")
+	}
+	if strconv.FormatUint(uint64(opts.runAs.UID), 10) != nobody.Uid || strconv.FormatUint(uint64(opts.runAs.GID), 10) != nobody.Gid ||
+		opts.runAs.Name != "nobody" {
+		t.Errorf("-u nobody: %+v, passwd says %+v", opts.runAs, nobody)
+	}
+	opts, err = parseArgs([]string{"-u", "4000000", "--", "id"}, io.Discard)
+	if err != nil || opts.runAs.UID != 4000000 || opts.runAs.GID != 4000000 {
+		t.Errorf("-u 4000000: %+v, %v", opts.runAs, err)
+	}
+}
+
+// HOME, USER and LOGNAME become the user's; the rest stays.
+func TestCredentialEnv(t *testing.T) {
+	c := &credential{Name: "alice", UID: 1000, GID: 1000, Home: "/home/alice"}
+	env := c.env([]string{"HOME=/root", "USER=root", "PATH=/bin", "TERM=xterm"})
+	cmd := exec.Command("/bin/true")
+	cmd.Env = env
+	got := strings.Join(cmd.Environ(), " ")
+	for _, want := range []string{"HOME=/home/alice", "USER=alice", "LOGNAME=alice", "PATH=/bin", "TERM=xterm"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("environment %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "HOME=/root") || strings.Contains(got, "USER=root") {
+		t.Errorf("environment %q keeps root's", got)
+	}
+}
+
+// A command that cannot be run exits as a shell's would: 127 when it is
+// not found, 126 when it is not executable.
+func TestCommandNotRunnable(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("not a program"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cmd  string
+		code int
+		want string
+	}{
+		{"/nonexistent", 127, "no such file or directory"},
+		{"no-such-command-anywhere", 127, "command not found"},
+		{plain, 126, "permission denied"},
+		{dir, 126, "is a directory"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := mainStatus([]string{"--", c.cmd}, &stdout, &stderr)
+		if code != c.code || !strings.Contains(stderr.String(), "mmtrace: cannot run "+c.cmd+": "+c.want+"\n") {
+			t.Errorf("-- %s: exit %d, stderr %q; want %d and %q", c.cmd, code, stderr.String(), c.code, c.want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := mainStatus([]string{"--version"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "mmtrace ") || !strings.Contains(stdout.String(), runtime.Version()) {
+		t.Errorf("--version printed %q", stdout.String())
+	}
+	bi := &debug.BuildInfo{GoVersion: "go1.99.1", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-12-02T04:00:00Z"},
+		{Key: "vcs.modified", Value: "true"}, {Key: "GOOS", Value: "linux"}, {Key: "GOARCH", Value: "amd64"},
+	}}
+	want := "mmtrace v1.2.3\n  revision 0123456789ab (2026-12-02T04:00:00Z, modified)\n  built with go1.99.1 for linux/amd64\n"
+	if got := formatVersion(bi); got != want {
+		t.Errorf("formatVersion:\n%s\nwant\n%s", got, want)
+	}
+	if got := formatVersion(&debug.BuildInfo{GoVersion: "go1.99.1"}); !strings.HasPrefix(got, "mmtrace (devel)\n  built with go1.99.1") {
+		t.Errorf("formatVersion without build info: %q", got)
 	}
 }

@@ -83,7 +83,7 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 		return err
 	}
 	if opts.check && found {
-		return exitStatus{exitSqueezed}
+		return exitStatus{opts.checkStatus}
 	}
 	return nil
 }

@@ -69,7 +69,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	// filter before the first exec we want to see.
 	var child *launched
 	if len(opts.command) > 0 {
-		child, err = launch(opts.command)
+		child, err = launch(opts.command, opts.runAs)
 		if err != nil {
 			return err
 		}
@@ -178,7 +178,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 			"(another task was preempted inside one on the same CPU)\n", n)
 	}
 	if opts.check && found {
-		return exitStatus{exitSqueezed}
+		return exitStatus{opts.checkStatus}
 	}
 	if child != nil {
 		if st := child.status(); st != 0 {

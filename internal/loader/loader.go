@@ -125,9 +125,9 @@ func Open(cfg Config) (_ *Tracer, err error) {
 
 	opts := ebpf.CollectionOptions{}
 	if cfg.BTFPath != "" {
-		spec, err := btf.LoadSpec(cfg.BTFPath)
+		spec, err := loadBTF(cfg.BTFPath)
 		if err != nil {
-			return nil, fmt.Errorf("read BTF from %s: %w", cfg.BTFPath, err)
+			return nil, err
 		}
 		opts.Programs.KernelTypes = spec
 	}
@@ -719,8 +719,8 @@ func checkPrerequisites(cfg Config) error {
 			return errors.New("this kernel exposes no BTF at /sys/kernel/btf/vmlinux " +
 				"(it needs CONFIG_DEBUG_INFO_BTF=y); pass --btf FILE with BTF for the running kernel")
 		}
-	} else if _, err := os.Stat(cfg.BTFPath); err != nil {
-		return fmt.Errorf("BTF file %s: %w", cfg.BTFPath, err)
+	} else if err := CheckBTFFile(cfg.BTFPath); err != nil {
+		return err
 	}
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) {
