@@ -7,9 +7,8 @@
 
 GO ?= go
 BPF2GO_CC ?= clang
-BPF2GO_CFLAGS ?= -O2 -g -Wall -Werror
 BPF_OUT ?= .
-export BPF2GO_CC BPF2GO_CFLAGS BPF_OUT
+export BPF2GO_CC BPF_OUT
 FUZZTIME ?= 10s
 KERNELS ?= 5.10 6.1 6.12 7.3
 

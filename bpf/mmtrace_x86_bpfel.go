@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type MmtraceArgsFlag uint32
+
+const (
+	MmtraceArgsFlagARGS_TRUNCATED MmtraceArgsFlag = 1
+)
+
 type MmtraceEventAbi uint32
 
 const (
@@ -79,13 +85,14 @@ type MmtraceExecEvent struct {
 }
 
 type MmtraceExecveEvent struct {
-	_        structs.HostLayout
-	H        MmtraceEventHeader
-	Syscall  uint32
-	Argc     uint32
-	Ret      int64
-	Filename [256]int8
-	Args     [512]int8
+	_         structs.HostLayout
+	H         MmtraceEventHeader
+	Syscall   uint32
+	Argc      uint16
+	ArgsFlags uint16
+	Ret       int64
+	Filename  [256]int8
+	Args      [8192]int8
 }
 
 type MmtraceInflight struct {
@@ -228,6 +235,7 @@ const (
 	MmtraceVarFilterComm                     = "filter_comm"
 	MmtraceVarSelfTgid                       = "self_tgid"
 	MmtraceVarTraceAll                       = "trace_all"
+	MmtraceVarUnusedArgsFlag                 = "unused_args_flag"
 	MmtraceVarUnusedEventAbi                 = "unused_event_abi"
 	MmtraceVarUnusedEventKind                = "unused_event_kind"
 	MmtraceVarUnusedExecEvent                = "unused_exec_event"
@@ -336,6 +344,7 @@ type MmtraceVariableSpecs struct {
 	FilterComm         *ebpf.VariableSpec `ebpf:"filter_comm"`
 	SelfTgid           *ebpf.VariableSpec `ebpf:"self_tgid"`
 	TraceAll           *ebpf.VariableSpec `ebpf:"trace_all"`
+	UnusedArgsFlag     *ebpf.VariableSpec `ebpf:"unused_args_flag"`
 	UnusedEventAbi     *ebpf.VariableSpec `ebpf:"unused_event_abi"`
 	UnusedEventKind    *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
@@ -406,6 +415,7 @@ type MmtraceVariables struct {
 	FilterComm         *ebpf.Variable `ebpf:"filter_comm"`
 	SelfTgid           *ebpf.Variable `ebpf:"self_tgid"`
 	TraceAll           *ebpf.Variable `ebpf:"trace_all"`
+	UnusedArgsFlag     *ebpf.Variable `ebpf:"unused_args_flag"`
 	UnusedEventAbi     *ebpf.Variable `ebpf:"unused_event_abi"`
 	UnusedEventKind    *ebpf.Variable `ebpf:"unused_event_kind"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`

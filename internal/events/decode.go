@@ -155,6 +155,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		ev.Ret = e.Ret
 		ev.Path = string(cstr(e.Filename[:]))
 		ev.Argv = splitArgs(bytesOf(e.Args[:]), int(e.Argc))
+		ev.ArgvTruncated = e.ArgsFlags&uint16(bpf.MmtraceArgsFlagARGS_TRUNCATED) != 0
 	case KindFork, KindExit:
 		if !load(&d.task, raw, sizeTask) {
 			return short(kind, raw, sizeTask)

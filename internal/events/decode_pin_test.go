@@ -197,7 +197,7 @@ func TestPinMemPathNeedsTheWholeArea(t *testing.T) {
 // execve arguments: argc is not trusted; a last argument without its NUL
 // is kept; a shorter record of an older version decodes what it has.
 func TestPinExecveArgs(t *testing.T) {
-	mk := func(args string, argc uint32) bpf.MmtraceExecveEvent {
+	mk := func(args string, argc uint16) bpf.MmtraceExecveEvent {
 		var rec bpf.MmtraceExecveEvent
 		rec.H = bpf.MmtraceEventHeader{Kind: uint8(KindExecve), Pid: 1}
 		rec.Syscall = 59
@@ -209,12 +209,12 @@ func TestPinExecveArgs(t *testing.T) {
 	}
 	for _, c := range []struct {
 		args string
-		argc uint32
+		argc uint16
 		want []string
 	}{
 		{"a\x00bb\x00ccc\x00", 3, []string{"a", "bb", "ccc"}},
 		{"a\x00bb\x00ccc\x00", 2, []string{"a", "bb"}},
-		{"a\x00bb\x00ccc\x00", 1 << 30, []string{"a", "bb", "ccc"}},
+		{"a\x00bb\x00ccc\x00", 0xffff, []string{"a", "bb", "ccc"}},
 		{"a\x00\x00c\x00", 3, []string{"a", "", "c"}},
 		{"", 0, []string{}},
 	} {

@@ -75,7 +75,7 @@ type Event struct {
 	//   mremap:      Addr=old address, Len=old length, NewLen, Flags, NewAddr (MREMAP_FIXED target), Ret=new address or -errno
 	//   brk:         Addr=requested break, Ret=resulting break (below Addr means it failed)
 	//   personality: Addr=persona argument, Ret=previous persona
-	//   execve:      Path=filename, Argv, Ret=-errno on failure, 0 at entry
+	//   execve:      Path=filename, Argv (ArgvTruncated), Ret=-errno on failure, 0 at entry
 	Addr    uint64
 	Len     uint64
 	NewLen  uint64
@@ -104,6 +104,9 @@ type Event struct {
 	SearchResult uint64
 	Path         string
 	Argv         []string
+	// ArgvTruncated: the command line had more than the record holds
+	// (arguments or bytes), or part of it could not be read.
+	ArgvTruncated bool
 
 	// VMA snapshot (KindVMA): one mapping of the image just exec'd.
 	VMA VMA

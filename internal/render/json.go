@@ -186,6 +186,9 @@ func (r *jsonRenderer) Event(ev *events.Event, ch layout.Change) {
 			j.b = appendJSONString(j.b, a)
 		}
 		j.b = append(j.b, ']')
+		if ev.ArgvTruncated {
+			j.boolean("argv_truncated", true)
+		}
 		j.intResult(ev.Ret)
 	case events.KindFork:
 		j.uint("child", uint64(ev.Child))

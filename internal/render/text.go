@@ -182,13 +182,18 @@ func eventCall(l *styled, ev *events.Event, ch layout.Change) {
 	case events.KindExecve:
 		b = append(b, "execve("...)
 		b = strconv.AppendQuote(b, ev.Path)
-		if len(ev.Argv) > 0 {
+		if len(ev.Argv) > 0 || ev.ArgvTruncated {
 			b = append(b, ", ["...)
 			for i, a := range ev.Argv {
 				if i > 0 {
 					b = append(b, ", "...)
 				}
 				b = strconv.AppendQuote(b, a)
+			}
+			if ev.ArgvTruncated && len(ev.Argv) > 0 {
+				b = append(b, ", ..."...) // as strace marks a cut argv
+			} else if ev.ArgvTruncated {
+				b = append(b, "..."...)
 			}
 			b = append(b, ']')
 		}
