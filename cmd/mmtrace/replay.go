@@ -19,18 +19,17 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 		return err
 	}
 	defer r.Close()
-	out, colorFile, closeOut, err := openOutput(opts.output, stdout)
+	outs, err := openOutputs(opts, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := closeOut(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
+	defer outs.close(&err)
+	if err := outs.commit(); err != nil {
+		return err
+	}
 
 	h := r.Header()
-	s := newSession(opts, out, stderr, h.Options["legacy_va_layout"] == "1", colorFile)
+	s := newSession(opts, outs, stderr, h.Options["legacy_va_layout"] == "1")
 	s.filter = newPIDFilter(opts.comms, opts.pids)
 	s.noIA32 = h.Options["ia32"] == "0"
 	// The recording's span, from its start to its last record: a fact of

@@ -22,6 +22,7 @@ type session struct {
 	tracker *layout.Tracker
 	out     render.Renderer
 	svg     *render.SVG
+	svgOut  io.Writer      // where the SVG goes (--svg, opened before the run)
 	rec     *record.Writer // nil unless -w
 	stderr  io.Writer
 	filter  *pidFilter // nil: every record the kernel sent is wanted
@@ -52,10 +53,11 @@ type session struct {
 	recErr   error
 }
 
-func newSession(opts *options, out io.Writer, stderr io.Writer, legacyVA bool, colorFile *os.File) *session {
+func newSession(opts *options, outs *outputs, stderr io.Writer, legacyVA bool) *session {
+	out := outs.out
 	ropts := render.Options{
-		Color:            colorWanted(opts.color, colorFile),
-		Width:            render.TerminalWidth(colorFile),
+		Color:            colorWanted(opts.color, outs.colorFile),
+		Width:            render.TerminalWidth(outs.colorFile),
 		SqueezeThreshold: opts.threshold,
 		Verbose:          opts.verbose,
 	}
@@ -71,8 +73,9 @@ func newSession(opts *options, out io.Writer, stderr io.Writer, legacyVA bool, c
 	} else {
 		s.out = render.NewText(out, ropts)
 	}
-	if opts.svg != "" {
+	if outs.svg != nil {
 		s.svg = render.NewSVG(ropts)
+		s.svgOut = outs.svg
 	}
 	s.order = events.NewSequencer(s.apply)
 	s.order.Unordered = func(pid uint32, _ int) {
@@ -240,7 +243,7 @@ func (s *session) finish() (bool, error) {
 		errs = append(errs, fmt.Errorf("write output: %w", err))
 	}
 	if s.svg != nil {
-		if err := writeFileWith(s.opts.svg, s.svg.WriteTo); err != nil {
+		if _, err := s.svg.WriteTo(s.svgOut); err != nil {
 			errs = append(errs, fmt.Errorf("write SVG: %w", err))
 		}
 	}
@@ -262,18 +265,6 @@ func (s *session) finish() (bool, error) {
 			"every image live then says uncertain (%s)\n", s.skipped, hint)
 	}
 	return len(s.failing) > 0, errors.Join(errs...)
-}
-
-func writeFileWith(path string, write func(io.Writer) (int64, error)) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // pidFilter picks processes out of a recording the way live filters pick

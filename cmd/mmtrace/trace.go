@@ -31,15 +31,11 @@ const (
 
 // trace runs a live session until Ctrl-C or, in run mode, the command's end.
 func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err error) {
-	out, colorFile, closeOut, err := openOutput(opts.output, stdout)
+	outs, err := openOutputs(opts, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := closeOut(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
+	defer outs.close(&err)
 
 	// A kernel that runs no 32-bit programs needs no 32-bit coverage, and
 	// the 64-bit-only tracepoints cost every other process far less.
@@ -97,8 +93,13 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		procImages = append(procImages, img)
 	}
 
+	// Tracing goes ahead: now existing output files may be truncated.
+	if err := outs.commit(); err != nil {
+		return err
+	}
+
 	legacyVA := readSysctl("/proc/sys/vm/legacy_va_layout") == "1"
-	s := newSession(opts, out, stderr, legacyVA, colorFile)
+	s := newSession(opts, outs, stderr, legacyVA)
 	s.noIA32 = noIA32
 	if opts.write != "" {
 		h := record.NewHeader()
@@ -116,8 +117,8 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 			}
 			h.Options[procImagesOption] = string(b)
 		}
-		if s.rec, err = record.Create(opts.write, h); err != nil {
-			return err
+		if s.rec, err = record.NewWriter(outs.rec, h); err != nil {
+			return fmt.Errorf("-w %s: %w", opts.write, err)
 		}
 		defer func() {
 			if cerr := s.rec.Close(); cerr != nil && err == nil {
@@ -306,18 +307,4 @@ func boolString(b bool) string {
 		return "1"
 	}
 	return "0"
-}
-
-// openOutput returns where rendered output goes, and the terminal (if any)
-// it goes to, for colour and width.
-func openOutput(path string, stdout io.Writer) (io.Writer, *os.File, func() error, error) {
-	if path == "" {
-		f, _ := stdout.(*os.File)
-		return stdout, f, func() error { return nil }, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open output: %w", err)
-	}
-	return f, nil, f.Close, nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
 	"time"
 )
 
@@ -24,8 +23,7 @@ func monotonic() time.Duration { return time.Since(epoch) }
 // from the goroutine that calls Write.
 type Writer struct {
 	dst    io.Writer
-	file   *os.File // set by Create; Close closes it
-	buf    []byte   // frames not yet handed to dst; capacity bufSize
+	buf    []byte // frames not yet handed to dst; capacity bufSize
 	oldest time.Duration
 	clock  func() time.Duration
 
@@ -36,46 +34,12 @@ type Writer struct {
 
 var errClosed = errors.New("recording is closed")
 
-// Create creates (or truncates) the file path, makes it private (mode 0600,
-// also when it existed: the command line in the header can carry secrets),
-// and writes the header.
-func Create(path string, h Header) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create recording: %w", err)
-	}
-	if err := makePrivate(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	w, err := NewWriter(f, h)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	w.file = f
-	return w, nil
-}
-
-// makePrivate sets mode 0600 on a regular file that had another mode.
-// Others (a FIFO, /dev/stdout) are left alone.
-func makePrivate(f *os.File) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("create recording: %w", err)
-	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm() == 0o600 {
-		return nil
-	}
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("make recording private: %w", err)
-	}
-	return nil
-}
-
 // NewWriter writes the header of a recording to w at once, so that even a
 // recording killed before its first record is a valid file, and returns a
-// Writer for its records. Close does not close w.
+// Writer for its records. Close does not close w. The caller opens the
+// file: mmtrace does it with internal/outfile, which makes it private
+// (mode 0600: the command line in the header can carry secrets) and
+// gives it to the user who asked.
 func NewWriter(w io.Writer, h Header) (*Writer, error) {
 	js, err := encodeHeader(h)
 	if err != nil {
@@ -179,8 +143,8 @@ func (w *Writer) Flush() error {
 	return nil
 }
 
-// Close writes the end-of-recording frame, flushes, and closes the file if
-// Create opened it. Closing twice does nothing.
+// Close writes the end-of-recording frame and flushes; it does not close
+// the destination. Closing twice does nothing.
 func (w *Writer) Close() error {
 	if w.err == errClosed {
 		return nil
@@ -192,10 +156,5 @@ func (w *Writer) Close() error {
 		err = w.Flush()
 	}
 	w.err = errClosed
-	if w.file != nil {
-		if cerr := w.file.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("close recording: %w", cerr)
-		}
-	}
 	return err
 }
