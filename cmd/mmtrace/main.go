@@ -123,6 +123,10 @@ func mainStatus(argv []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
+	if opts.probeKernel {
+		return probeKernel(opts, stdout, stderr)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -158,6 +162,7 @@ address, and which mapping blocked each failed brk.
 Usage:
   mmtrace [flags] [-- CMD [ARGS...]]
   mmtrace -r FILE [--format text|json] [--output FILE] [--comm NAME] [--pid PID]
+  mmtrace --probe-kernel [--format text|json] [--btf FILE]
   mmtrace --version
 
 Examples:
@@ -175,6 +180,7 @@ Examples:
 
   In CI on a kernel test VM: exit 3 if any process was squeezed or had a
   failed brk, otherwise with the command's status; JSON for the logs
+    sudo mmtrace --probe-kernel                  # can this kernel run mmtrace?
     sudo mmtrace --check --format json --output mmtrace.json -- ./testsuite
 
 Flags:
@@ -188,7 +194,8 @@ Exit status: in run mode the command's own (126 if it cannot be executed,
 127 if it is not found); otherwise 0. With --check, 3 (or --check-status N)
 when something was squeezed or a brk failed, which wins over the command's
 status: a command that itself exits 3 looks the same, so give the check its
-own status with --check-status. 2 for usage errors, 1 for other errors.
+own status with --check-status. 2 for usage errors, 1 for other errors;
+--probe-kernel exits 1 when mmtrace cannot trace on this kernel.
 
 -u USER runs the command with USER's uid, gid and supplementary groups
 (from /etc/passwd and /etc/group; a numeric uid with no entry gets the same
@@ -223,6 +230,7 @@ func newFlagSet(opts *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&opts.btf, "btf", "", "BTF `FILE` for the running kernel when /sys/kernel/btf/vmlinux is missing")
 	fs.StringVar(&opts.ringSizeS, "ring-size", "16MiB", "ring buffer `SIZE`, a power of two from 4KiB to 2GiB (e.g. 64MiB)")
 	fs.StringVar(&opts.backupsS, "backups", "auto", "run `N` backup copies of each kernel program, for kernels that may preempt a task inside one (auto: 2 on such kernels, else 0); raise it if the kernel skipped records")
+	fs.BoolVar(&opts.probeKernel, "probe-kernel", false, "report what this kernel lets mmtrace see, and exit (1 if mmtrace cannot trace here)")
 	fs.BoolVar(&opts.version, "version", false, "print mmtrace's version and the Go version it was built with, and exit")
 	fs.BoolVar(&opts.noExecVMAs, "no-exec-vmas", false, "read exec-time mappings from /proc even where the kernel can walk them (for testing)")
 	_ = fs.MarkHidden("no-exec-vmas")
@@ -322,8 +330,8 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	if opts.probeKernel {
-		if opts.read != "" || opts.write != "" || len(opts.command) > 0 || opts.user != "" {
-			return nil, usageError{"--probe-kernel reports on the running kernel: it cannot be combined with -r, -w, -u or a command"}
+		if opts.read != "" || opts.write != "" || opts.output != "" || len(opts.command) > 0 || opts.user != "" {
+			return nil, usageError{"--probe-kernel reports on the running kernel to stdout: it cannot be combined with -r, -w, -o, -u or a command"}
 		}
 		return opts, nil
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mmtrace/mmtrace/internal/kerneltest"
 	"github.com/mmtrace/mmtrace/internal/loader"
 )
 
@@ -54,6 +56,8 @@ func TestUsageErrors(t *testing.T) {
 		{"--btf", "/nonexistent/vmlinux"},
 		{"-u", "nobody"},
 		{"-u", "no-such-user-here", "--", "true"},
+		{"--probe-kernel", "--", "true"},
+		{"--probe-kernel", "-r", "x.mmt"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := mainStatus(args, &stdout, &stderr)
@@ -257,5 +261,48 @@ func TestVersion(t *testing.T) {
 	}
 	if got := formatVersion(&debug.BuildInfo{GoVersion: "go1.99.1"}); !strings.HasPrefix(got, "mmtrace (devel)\n  built with go1.99.1") {
 		t.Errorf("formatVersion without build info: %q", got)
+	}
+}
+
+// --probe-kernel: a report on stdout, exit 0 where mmtrace can trace and
+// 1 where it cannot (here: BTF that is no BTF); one JSON line with
+// --format json.
+func TestProbeKernel(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	var stdout, stderr bytes.Buffer
+	if code := mainStatus([]string{"--probe-kernel"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"mmtrace can trace here", "tracepoint sched:sched_process_exec", "BPF ring buffer",
+		"kfunc bpf_iter_task_vma_new", "32-bit programs", "preemption inside programs", "path mmtrace takes here",
+		"backup programs", "what reports will call uncertain"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("--probe-kernel lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	stdout.Reset()
+	if code := mainStatus([]string{"--probe-kernel", "--format", "json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	var r struct {
+		Type     string         `json:"type"`
+		CanTrace bool           `json:"can_trace"`
+		Checks   []loader.Check `json:"checks"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil || r.Type != "kernel" || !r.CanTrace || len(r.Checks) == 0 ||
+		!strings.HasPrefix(stdout.String(), `{"type":"kernel"`) || strings.Count(stdout.String(), "\n") != 1 {
+		t.Errorf("JSON %v: %s", err, stdout.String())
+	}
+
+	empty := filepath.Join(t.TempDir(), "empty.btf")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := mainStatus([]string{"--probe-kernel", "--btf", empty}, &stdout, &stderr); code != exitError ||
+		!strings.Contains(stdout.String(), "mmtrace cannot trace here") ||
+		!strings.HasPrefix(stderr.String(), "mmtrace: cannot trace on this kernel: ") {
+		t.Errorf("unusable BTF: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 }
