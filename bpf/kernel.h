@@ -23,9 +23,19 @@ struct qstr {
 	const unsigned char *name;
 };
 
+struct super_block {
+	unsigned long s_magic;
+};
+
+struct hlist_bl_node {
+	struct hlist_bl_node *next, **pprev;
+};
+
 struct dentry {
 	struct dentry *d_parent;
 	struct qstr d_name;
+	struct super_block *d_sb;
+	struct hlist_bl_node d_hash;
 };
 
 struct vfsmount {
@@ -55,6 +65,23 @@ struct fdtable {
 
 struct files_struct {
 	struct fdtable *fdt;
+};
+
+struct fs_struct {
+	struct path root;
+};
+
+struct ns_common {
+	unsigned int inum;
+};
+
+struct mnt_namespace {
+	struct ns_common ns;
+	struct mount *root;
+};
+
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
 };
 
 struct vm_special_mapping {
@@ -106,6 +133,8 @@ struct task_struct {
 	struct mm_struct *mm;
 	struct signal_struct *signal;
 	struct files_struct *files;
+	struct fs_struct *fs;
+	struct nsproxy *nsproxy;
 };
 
 struct linux_binprm {

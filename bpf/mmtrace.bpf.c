@@ -121,6 +121,11 @@ struct exec_event {
 	char comm[TASK_COMM_LEN];
 	char parent_comm[TASK_COMM_LEN];
 	char filename[PATH_LEN];
+	/* The task's mount namespace, and its root when that is not the
+	 * namespace's (a chroot): paths are as the task sees them. */
+	__u32 mnt_ns;
+	__u32 _pad2;
+	char root[PATH_LEN];
 };
 
 struct vma_event {
@@ -422,25 +427,51 @@ static __always_inline __u8 mm_abi(struct mm_struct *mm)
 	return BPF_CORE_READ(mm, task_size) <= 0xffffffffUL ? ABI_I386 : ABI_X86_64;
 }
 
+/* Superblock magic of the anonymous-inode filesystem (anon_inode:...). */
+#define ANON_INODE_FS_MAGIC 0x09041934
+
+/* Write n (<= 16) bytes of str ending at *pos in s->path; 0 if no room. */
+static __always_inline int prepend(struct scratch *s, int *pos, const char *str, int n)
+{
+	if (*pos < n + 1 || *pos >= PATH_LEN)
+		return 0;
+	*pos -= n;
+	bpf_probe_read_kernel(&s->path[*pos & (PATH_LEN - 1)], n & 15, str);
+	return 1;
+}
+
 /*
- * Write the path of (dentry, mnt) at the end of the per-CPU scratch buffer.
+ * Write the path of (dentry, mnt) at the end of the per-CPU scratch buffer,
+ * as /proc/PID/maps shows it to the current task (d_path): relative to the
+ * task's root (a chroot or a container's root ends the walk), " (deleted)"
+ * after an unlinked file, and pseudo files (memfd, SysV shm, MAP_SHARED
+ * /dev/zero, anon_inode) named as their d_dname callbacks name them.
  * bpf_d_path is not allowed in tracepoint programs, so walk the dentries up
  * to the root, crossing mount points, writing components right to left.
- * Returns the offset of the path's first byte in scratch->path (the path
- * ends with NUL at PATH_LEN - 1), or -1 if the path is unknown.
+ * With ignore_root the walk goes past the task's root (to name the root
+ * itself). Returns the offset of the path's first byte in scratch->path
+ * (the path ends with NUL at PATH_LEN - 1), or -1 if the path is unknown.
  *
  * A global function: the verifier checks it once, not once per caller
  * state (inlined into the VMA loop it exceeds the complexity limit).
  * Pointers are passed as integers because global functions cannot take
  * kernel pointers on older kernels; they are read with probe reads anyway.
  */
-__noinline int path_to_scratch(__u64 dentry_ptr, __u64 vfsmnt_ptr, __u32 slot)
+__noinline int path_to_scratch(__u64 dentry_ptr, __u64 vfsmnt_ptr, __u32 slot, __u32 ignore_root)
 {
 	struct scratch *s = bpf_map_lookup_elem(&scratch_space, &slot);
 	struct dentry *dentry = (struct dentry *)dentry_ptr;
 	struct vfsmount *vfsmnt = (struct vfsmount *)vfsmnt_ptr;
 	if (!s || !dentry)
 		return -1;
+
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct dentry *root_dentry = NULL;
+	struct vfsmount *root_mnt = NULL;
+	if (!ignore_root) {
+		root_dentry = BPF_CORE_READ(task, fs, root.dentry);
+		root_mnt = BPF_CORE_READ(task, fs, root.mnt);
+	}
 
 	struct mount *mnt = NULL;
 	if (vfsmnt)
@@ -449,9 +480,40 @@ __noinline int path_to_scratch(__u64 dentry_ptr, __u64 vfsmnt_ptr, __u32 slot)
 	int pos = PATH_LEN - 1; /* components are written ending at pos */
 	s->path[PATH_LEN - 1] = 0;
 
+	/* d_unlinked(): hashed out of the dcache but not a root. */
+	struct dentry *leaf_parent = BPF_CORE_READ(dentry, d_parent);
+	if (leaf_parent != dentry && !BPF_CORE_READ(dentry, d_hash.pprev)) {
+		if (!prepend(s, &pos, " (deleted)", 10))
+			return -1;
+	}
+
 	for (int i = 0; i < MAX_PATH_DEPTH; i++) {
+		if (root_dentry && dentry == root_dentry && vfsmnt == root_mnt)
+			break; /* the task's own root */
 		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
 		struct dentry *mnt_root = vfsmnt ? BPF_CORE_READ(vfsmnt, mnt_root) : NULL;
+
+		if (i == 0 && dentry == parent && dentry != mnt_root) {
+			/* A pseudo file, its own root on an internal mount: the
+			 * kernel names it by d_dname, from the dentry's name. */
+			char comp[64];
+			int n = bpf_probe_read_kernel_str(comp, sizeof(comp), BPF_CORE_READ(dentry, d_name.name));
+			if (n <= 1)
+				return -1;
+			n -= 1;
+			int anon = BPF_CORE_READ(dentry, d_sb, s_magic) == ANON_INODE_FS_MAGIC;
+			if (!anon && !prepend(s, &pos, " (deleted)", 10)) /* simple_dname */
+				return -1;
+			if (n > pos - 12)
+				return -1;
+			pos -= n;
+			if (pos < 0 || pos >= PATH_LEN)
+				return -1;
+			bpf_probe_read_kernel(&s->path[pos & (PATH_LEN - 1)], n & 63, comp);
+			if (!(anon ? prepend(s, &pos, "anon_inode:", 11) : prepend(s, &pos, "/", 1)))
+				return -1;
+			return pos;
+		}
 
 		if (dentry == mnt_root || dentry == parent) {
 			/* At the root of a mount: continue from its mount point. */
@@ -486,6 +548,8 @@ __noinline int path_to_scratch(__u64 dentry_ptr, __u64 vfsmnt_ptr, __u32 slot)
 	}
 	if (pos >= PATH_LEN - 1 || pos < 0)
 		return -1;
+	if (s->path[pos & (PATH_LEN - 1)] != '/')
+		return -1; /* only " (deleted)" was written */
 	return pos;
 }
 
@@ -512,23 +576,46 @@ static __always_inline void release_scratch(int slot)
 		__sync_lock_test_and_set(&c->busy[(slot - 1) & (SCRATCH_SLOTS - 1)], 0);
 }
 
-/* Copy the path of file into out[PATH_LEN]; out is "" if unknown. */
-static __always_inline void file_path(struct file *file, char *out, int mode)
+/* Copy the path of (dentry, mnt) into out[PATH_LEN]; out is "" if unknown. */
+static __always_inline void dentry_path(struct dentry *dentry, struct vfsmount *mnt, char *out, int mode,
+					__u32 ignore_root)
 {
 	out[0] = 0;
-	if (!file)
-		return;
 	int slot = claim_scratch(mode);
 	if (slot < 0)
 		return;
 	__u32 key = slot;
-	int pos = path_to_scratch((__u64)BPF_CORE_READ(file, f_path.dentry),
-				  (__u64)BPF_CORE_READ(file, f_path.mnt), key);
+	int pos = path_to_scratch((__u64)dentry, (__u64)mnt, key, ignore_root);
 	struct scratch *s = bpf_map_lookup_elem(&scratch_space, &key);
 	if (s && pos >= 0 && pos < PATH_LEN)
 		bpf_probe_read_kernel(out, (PATH_LEN - pos) & (PATH_LEN - 1), &s->path[pos & (PATH_LEN - 1)]);
 	if (mode != PLAIN)
 		release_scratch(slot);
+}
+
+/* Copy the path of file into out[PATH_LEN]; out is "" if unknown. */
+static __always_inline void file_path(struct file *file, char *out, int mode)
+{
+	out[0] = 0;
+	if (file)
+		dentry_path(BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt), out, mode, 0);
+}
+
+/* The task's mount namespace; its root's path in it when the task is
+ * chrooted (root is "" otherwise). */
+static __always_inline void task_root(struct task_struct *p, struct exec_event *e, int mode)
+{
+	struct mnt_namespace *ns = BPF_CORE_READ(p, nsproxy, mnt_ns);
+	e->mnt_ns = BPF_CORE_READ(ns, ns.inum);
+	e->_pad2 = 0;
+	e->root[0] = 0;
+	struct dentry *rd = BPF_CORE_READ(p, fs, root.dentry);
+	struct vfsmount *rm = BPF_CORE_READ(p, fs, root.mnt);
+	struct mount *nsroot = BPF_CORE_READ(ns, root);
+	struct vfsmount *nsroot_mnt = (struct vfsmount *)((char *)nsroot + bpf_core_field_offset(struct mount, mnt));
+	if (rm == nsroot_mnt && rd == BPF_CORE_READ(nsroot_mnt, mnt_root))
+		return;
+	dentry_path(rd, rm, e->root, mode, 1);
 }
 
 static __always_inline void set_traced(__u32 tgid, __u8 on)
@@ -563,7 +650,8 @@ static __always_inline int want_exec(struct task_struct *p, __u32 tgid)
 }
 
 static __always_inline struct exec_event *emit_exec(struct task_struct *p, int old_pid,
-						     struct linux_binprm *bprm, __u32 vma_count, __u8 vmas_known)
+						     struct linux_binprm *bprm, __u32 vma_count, __u8 vmas_known,
+						     int mode)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -609,6 +697,7 @@ static __always_inline struct exec_event *emit_exec(struct task_struct *p, int o
 	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
 	BPF_CORE_READ_STR_INTO(&e->parent_comm, parent, comm);
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	task_root(p, e, mode);
 	submit(e);
 	return e;
 }
@@ -743,7 +832,7 @@ static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, st
 		total++;
 	bpf_iter_task_vma_destroy(&it);
 
-	emit_exec(p, old_pid, bprm, total, 1);
+	emit_exec(p, old_pid, bprm, total, 1, mode);
 
 	__u32 index = 0;
 	bpf_iter_task_vma_new(&it, p, 0);
@@ -769,7 +858,7 @@ static __always_inline int exec_without_vmas(struct task_struct *p, int old_pid,
 	__u32 tgid = BPF_CORE_READ(p, tgid);
 	if (!want_exec(p, tgid))
 		return 0;
-	emit_exec(p, old_pid, bprm, 0, 0);
+	emit_exec(p, old_pid, bprm, 0, 0, mode);
 	return 0;
 }
 

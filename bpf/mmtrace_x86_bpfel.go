@@ -82,6 +82,9 @@ type MmtraceExecEvent struct {
 	Comm                 [16]int8
 	ParentComm           [16]int8
 	Filename             [256]int8
+	MntNs                uint32
+	Pad2                 uint32
+	Root                 [256]int8
 }
 
 type MmtraceExecveEvent struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/mmtrace/mmtrace/internal/layout"
@@ -32,6 +33,9 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 	s := newSession(opts, outs, stderr, h.Options["legacy_va_layout"] == "1")
 	s.filter = newPIDFilter(opts.comms, opts.pids)
 	s.noIA32 = h.Options["ia32"] == "0"
+	if ns, err := strconv.ParseUint(h.Options["mnt_ns"], 10, 32); err == nil {
+		s.mntNS = uint32(ns)
+	}
 	// The recording's span, from its start to its last record: a fact of
 	// the recording, so two replays print the same summary.
 	s.duration = func() time.Duration {

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mmtrace/mmtrace/internal/events"
 	"github.com/mmtrace/mmtrace/internal/layout"
@@ -31,6 +34,9 @@ type session struct {
 	execVMAsFromProc bool
 	// noIA32: 32-bit syscalls are not traced (--no-ia32).
 	noIA32 bool
+	// mntNS is the tracer's mount namespace (0: unknown): an image in
+	// another one names its files as it sees them, and the report says so.
+	mntNS uint32
 	// lossesOf, live only, reads the kernel's drop counter of one process
 	// so that drops are charged before the record that ends its image.
 	// missesBefore, live only, charges skipped programs to the live images
@@ -163,6 +169,11 @@ func (s *session) apply(raw []byte) {
 	ch := s.tracker.Apply(ev)
 	if s.noIA32 && ev.Kind == events.KindExec && ev.ABI == events.ABI32 {
 		s.tracker.Note(ev.PID, "32-bit syscalls were not traced (--no-ia32): only the exec-time layout is known", true)
+	}
+	if ev.Kind == events.KindExec {
+		if note := rootNote(ev.PID, ev.Exec, s.mntNS); note != "" {
+			s.tracker.Note(ev.PID, note, false)
+		}
 	}
 	if !shown {
 		return
@@ -298,4 +309,28 @@ func (f *pidFilter) wants(ev *events.Event) bool {
 		return true
 	}
 	return f.pids[ev.PID]
+}
+
+// rootNote says where an image's file names are rooted when that is not
+// where mmtrace's are: paths are as the process sees them (its own
+// /proc/PID/maps), so a reader outside needs the way in.
+func rootNote(pid uint32, x *events.Exec, tracerNS uint32) string {
+	switch {
+	case x.Root != "":
+		return fmt.Sprintf("file paths are as this process sees them: its root is %s (chroot), "+
+			"so its /x is %s/x from outside", x.Root, strings.TrimSuffix(x.Root, "/"))
+	case x.MntNS != 0 && tracerNS != 0 && x.MntNS != tracerNS:
+		return fmt.Sprintf("file paths are as this process sees them, in mount namespace mnt:[%d] "+
+			"(mmtrace's is mnt:[%d]); while it runs its files are under /proc/%d/root", x.MntNS, tracerNS, pid)
+	}
+	return ""
+}
+
+// ownMountNS is mmtrace's mount namespace inode number, 0 if unknown.
+func ownMountNS() uint32 {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/mnt", &st) != nil {
+		return 0
+	}
+	return uint32(st.Ino)
 }

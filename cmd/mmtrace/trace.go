@@ -101,6 +101,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	legacyVA := readSysctl("/proc/sys/vm/legacy_va_layout") == "1"
 	s := newSession(opts, outs, stderr, legacyVA)
 	s.noIA32 = noIA32
+	s.mntNS = ownMountNS()
 	if opts.write != "" {
 		h := record.NewHeader()
 		h.Args = opts.args
@@ -109,6 +110,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 			"squeeze_threshold": strconv.FormatUint(opts.threshold, 10),
 			"exec_vmas":         boolString(tr.Features.ExecVMAs),
 			"ia32":              boolString(!noIA32),
+			"mnt_ns":            strconv.FormatUint(uint64(s.mntNS), 10),
 		}
 		if len(procImages) > 0 {
 			b, err := json.Marshal(procImages)

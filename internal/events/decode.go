@@ -15,6 +15,7 @@ var (
 	sizeMem       = int(unsafe.Sizeof(bpf.MmtraceMemEvent{}))
 	sizeMemPath   = int(unsafe.Sizeof(bpf.MmtraceMemPathEvent{}))
 	sizeExec      = int(unsafe.Sizeof(bpf.MmtraceExecEvent{}))
+	sizeExecMin   = int(unsafe.Offsetof(bpf.MmtraceExecEvent{}.MntNs)) // recordings made before mnt_ns and root
 	sizeVMA       = int(unsafe.Sizeof(bpf.MmtraceVmaEvent{}))
 	sizeExecve    = int(unsafe.Sizeof(bpf.MmtraceExecveEvent{}))
 	sizeExecveMin = int(unsafe.Offsetof(bpf.MmtraceExecveEvent{}.Args))
@@ -100,9 +101,11 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 			ev.Path = d.intern(cstr(d.mem.Path[:]))
 		}
 	case KindExec:
-		if !load(&d.exec, raw, sizeExec) {
-			return short(kind, raw, sizeExec)
+		if len(raw) < sizeExecMin {
+			return short(kind, raw, sizeExecMin)
 		}
+		d.exec = bpf.MmtraceExecEvent{}
+		load(&d.exec, raw, min(len(raw), sizeExec))
 		e := &d.exec
 		h = &e.H
 		ev.Exec = &Exec{
@@ -130,6 +133,8 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 			VMACount:             e.VmaCount,
 			VMAsKnown:            e.VmasKnown != 0,
 			VMAsFromProc:         e.VmasKnown == vmasFromProc,
+			MntNS:                e.MntNs,
+			Root:                 string(cstr(e.Root[:])),
 		}
 		ev.Comm = ev.Exec.Comm
 	case KindVMA:

@@ -161,4 +161,11 @@ type Exec struct {
 	// VMAsFromProc: the kernel could not walk the VMAs, so the consumer
 	// read them from /proc/PID/maps when it saw the exec, a little later.
 	VMAsFromProc bool
+
+	// MntNS is the image's mount namespace (its inode number; 0 in
+	// recordings that predate it). Root is the path of its root in that
+	// namespace when it is chrooted, else "". File paths are as the
+	// process sees them (as its /proc/PID/maps shows them).
+	MntNS uint32
+	Root  string
 }
