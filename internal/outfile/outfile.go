@@ -14,14 +14,16 @@
 //     through /proc/self/fd: nothing can be swapped in between the check
 //     and the open. As root, a final symlink is followed only if root or
 //     the invoking user owns it (the kernel's protected_symlinks rule,
-//     whatever the sysctl says), and a user's link only to that user's
-//     file; a file with more than one hard link is written only if the
-//     invoking user (not root) owns it; a file in a sticky world-writable
-//     directory only if the invoking user or the directory's owner owns it
-//     (protected_regular).
+//     made stricter and applied whatever the sysctl says), and a user's
+//     link only to that user's file; a file with more than one hard link
+//     is written only if the invoking user (not root) owns it; a file in a
+//     sticky world-writable directory only if the invoking user or the
+//     directory's owner owns it (protected_regular).
 //   - No output may be an input or another output (same device and inode).
 //   - Existing files are truncated only when every file of the Set passed
-//     (Commit), so a refusal leaves every file as it was.
+//     (Commit), so a refusal leaves every file as it was. Under sudo, an
+//     existing file the invoking user could have removed and made again
+//     becomes theirs then, as a new file would.
 package outfile
 
 import (
@@ -119,6 +121,15 @@ func (u User) canCreateIn(dir *unix.Stat_t) bool {
 	return dir.Mode&wx == wx
 }
 
+// groupIn is the group a file of the user's in this directory gets: the
+// user's, or -1 (the directory's, as the kernel gives it) in a setgid one.
+func (u User) groupIn(dir *unix.Stat_t) int {
+	if dir.Mode&unix.S_ISGID != 0 || u.GID < 0 {
+		return -1
+	}
+	return u.GID
+}
+
 // Kind says what an existing path may be.
 type Kind int
 
@@ -152,8 +163,11 @@ type File struct {
 	id      ident
 	regular bool
 	private bool
-	dirfd   int // until Commit or Abort; -1 after
-	base    string
+	// chown: an existing file to hand to the invoking user at Commit
+	// (uid, gid; -1 keeps), or nil.
+	chown *[2]int
+	dirfd int // until Commit or Abort; -1 after
+	base  string
 }
 
 type ident struct{ dev, ino uint64 }
@@ -272,11 +286,7 @@ func (s *Set) create(f *File, dir *unix.Stat_t) (again bool, err error) {
 			f.KeptRoot = true
 			return false, nil
 		}
-		gid := s.user.GID
-		if dir.Mode&unix.S_ISGID != 0 || gid < 0 {
-			gid = -1 // the directory's group, as the kernel gave it
-		}
-		if err := unix.Fchown(fd, s.user.UID, gid); err != nil {
+		if err := unix.Fchown(fd, s.user.UID, s.user.groupIn(dir)); err != nil {
 			return false, fmt.Errorf("%s %s: give it to uid %d: %w", f.Flag, f.Path, s.user.UID, err)
 		}
 	}
@@ -344,6 +354,14 @@ func (s *Set) openExisting(f *File, kind Kind, dir *unix.Stat_t) (again bool, er
 		return false, refuse("%s %s changed while it was being opened", f.Flag, f.Path)
 	}
 	f.id, f.regular = identOf(&tst), tst.Mode&unix.S_IFMT == unix.S_IFREG
+	// An existing file the user could have removed and made again
+	// (found directly in a directory they can write, and may delete
+	// from) becomes theirs when it is replaced: an older root-owned
+	// recording must not keep the replay from them.
+	if s.root && s.user.Sudo && f.regular && linkOwner < 0 && int(tst.Uid) != s.user.UID &&
+		s.user.canCreateIn(dir) && (dir.Mode&unix.S_ISVTX == 0 || int(dir.Uid) == s.user.UID) {
+		f.chown = &[2]int{s.user.UID, s.user.groupIn(dir)}
+	}
 	return false, nil
 }
 
@@ -417,6 +435,11 @@ func (s *Set) Commit() error {
 		if !f.Created && f.regular {
 			if err := f.Truncate(0); err != nil {
 				return fmt.Errorf("%s %s: %w", f.Flag, f.Path, err)
+			}
+			if f.chown != nil {
+				if err := f.Chown(f.chown[0], f.chown[1]); err != nil {
+					return fmt.Errorf("%s %s: give it to uid %d: %w", f.Flag, f.Path, f.chown[0], err)
+				}
 			}
 			if f.private {
 				if err := f.Chmod(0o600); err != nil {

@@ -148,6 +148,39 @@ func TestNewFileWithoutSudo(t *testing.T) {
 	}
 }
 
+// Under sudo, a file that was root's (an older recording) becomes the
+// user's when replaced in a directory the user can write; elsewhere, or
+// in a sticky directory of someone else, it keeps its owner.
+func TestExistingFileHandedToUser(t *testing.T) {
+	requireRoot(t)
+	for _, c := range []struct {
+		name     string
+		mode     uint32
+		dirOwner int
+		wantUID  uint32
+	}{
+		{"user's dir", 0o755, nobody.UID, uint32(nobody.UID)},
+		{"root's dir", 0o755, 0, 0},
+		{"sticky world-writable dir", 0o1777, 0, 0},
+	} {
+		d := dirOf(t, c.mode, c.dirOwner, c.dirOwner)
+		path := filepath.Join(d, "incident.mmt")
+		if err := os.WriteFile(path, []byte("an older recording"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, _, err := openOne(t, nobody, path, Recording)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if f.Created {
+			t.Errorf("%s: an existing file counts as created", c.name)
+		}
+		if st := statOf(t, path); st.Uid != c.wantUID || st.Size != 0 || st.Mode&0o777 != 0o600 {
+			t.Errorf("%s: owner %d size %d mode %o, want owner %d, empty, 0600", c.name, st.Uid, st.Size, st.Mode&0o777, c.wantUID)
+		}
+	}
+}
+
 // Where the invoking user could not have created the file, it stays
 // root's, and the note says so.
 func TestNewFileKeptRootWhereUserCannotWrite(t *testing.T) {
