@@ -68,3 +68,15 @@ clean:
 PKG ?= ./internal/layout
 mutate:
 	$(GO) run github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0 unleash --timeout-coefficient 30 $(PKG)
+
+# Install for a distribution package or /usr/local: the binary, the man
+# page and the bash and zsh completions, under $(DESTDIR)$(PREFIX).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+.PHONY: install
+install: build
+	install -D -m 0755 mmtrace $(DESTDIR)$(BINDIR)/mmtrace
+	install -D -m 0644 doc/mmtrace.1 $(DESTDIR)$(MANDIR)/man1/mmtrace.1
+	install -D -m 0644 contrib/completion/mmtrace.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/mmtrace
+	install -D -m 0644 contrib/completion/_mmtrace $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_mmtrace
