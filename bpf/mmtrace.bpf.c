@@ -47,6 +47,9 @@ enum event_kind {
 	KIND_FORK = 10,
 	KIND_EXIT = 11,
 	KIND_LOST = 12,
+	/* A call that changes the address space in a way mmtrace does not
+	 * model (shmat, io_setup, ...): the consumer marks the image. */
+	KIND_UNMODELED = 13,
 };
 
 enum event_abi {
@@ -935,6 +938,13 @@ THREE_FORMS("sched_process_exit", handle_exit, return on_exit(p, mode), struct t
 #define NR64_EXECVE 59
 #define NR64_PERSONALITY 135
 #define NR64_EXECVEAT 322
+#define NR64_SHMAT 30
+#define NR64_SHMDT 67
+#define NR64_PRCTL 157
+#define NR64_IO_SETUP 206
+#define NR64_IO_DESTROY 207
+#define NR64_REMAP_FILE_PAGES 216
+#define NR64_PKEY_MPROTECT 329
 
 #define NR32_EXECVE 11
 #define NR32_BRK 45
@@ -945,6 +955,14 @@ THREE_FORMS("sched_process_exit", handle_exit, return on_exit(p, mode), struct t
 #define NR32_MREMAP 163
 #define NR32_MMAP2 192
 #define NR32_EXECVEAT 358
+#define NR32_IPC 117 /* shmat and shmdt, multiplexed */
+#define NR32_PRCTL 172
+#define NR32_IO_SETUP 245
+#define NR32_IO_DESTROY 246
+#define NR32_REMAP_FILE_PAGES 257
+#define NR32_PKEY_MPROTECT 380
+#define NR32_SHMAT 397
+#define NR32_SHMDT 398
 
 static __always_inline __u8 syscall_kind(long id, int compat)
 {
@@ -954,7 +972,15 @@ static __always_inline __u8 syscall_kind(long id, int compat)
 		case NR32_OLD_MMAP:
 		case NR32_MMAP2: return KIND_MMAP;
 		case NR32_MUNMAP: return KIND_MUNMAP;
-		case NR32_MPROTECT: return KIND_MPROTECT;
+		case NR32_MPROTECT:
+		case NR32_PKEY_MPROTECT: return KIND_MPROTECT; /* a key besides */
+		case NR32_IPC:
+		case NR32_PRCTL:
+		case NR32_IO_SETUP:
+		case NR32_IO_DESTROY:
+		case NR32_REMAP_FILE_PAGES:
+		case NR32_SHMAT:
+		case NR32_SHMDT: return KIND_UNMODELED;
 		case NR32_MREMAP: return KIND_MREMAP;
 		case NR32_PERSONALITY: return KIND_PERSONALITY;
 		case NR32_EXECVE:
@@ -966,7 +992,14 @@ static __always_inline __u8 syscall_kind(long id, int compat)
 	case NR64_BRK: return KIND_BRK;
 	case NR64_MMAP: return KIND_MMAP;
 	case NR64_MUNMAP: return KIND_MUNMAP;
-	case NR64_MPROTECT: return KIND_MPROTECT;
+	case NR64_MPROTECT:
+	case NR64_PKEY_MPROTECT: return KIND_MPROTECT; /* a key besides */
+	case NR64_SHMAT:
+	case NR64_SHMDT:
+	case NR64_PRCTL:
+	case NR64_IO_SETUP:
+	case NR64_IO_DESTROY:
+	case NR64_REMAP_FILE_PAGES: return KIND_UNMODELED;
 	case NR64_MREMAP: return KIND_MREMAP;
 	case NR64_PERSONALITY: return KIND_PERSONALITY;
 	case NR64_EXECVE:
@@ -1041,8 +1074,22 @@ static __always_inline void emit_execve(struct inflight *in, __u64 pid_tgid)
 
 /* What both attach styles do at syscall entry, once the arguments are in
  * in->args: finish the normalisation and remember the call. */
+#define PR_SET_MM 35
+#define PR_SET_VMA 0x53564d41
+#define IPC_SHMAT 21
+#define IPC_SHMDT 22
+
 static __always_inline int on_sys_enter(struct inflight *in, __u64 pid_tgid)
 {
+	/* Of prctl and i386 ipc, only the operations that change mappings. */
+	if (in->kind == KIND_UNMODELED) {
+		if (in->syscall == (in->abi ? NR32_PRCTL : NR64_PRCTL) && in->args[0] != PR_SET_MM &&
+		    in->args[0] != PR_SET_VMA)
+			return 0;
+		if (in->abi && in->syscall == NR32_IPC && (in->args[0] & 0xffff) != IPC_SHMAT &&
+		    (in->args[0] & 0xffff) != IPC_SHMDT)
+			return 0;
+	}
 	if (in->abi == ABI_I386) {
 		if (in->syscall == NR32_OLD_MMAP) {
 			/* Arguments live in user memory; read them now. */
@@ -1356,7 +1403,7 @@ static __always_inline int on_sys_exit(long ret, long nr, int mode)
 	/* A change that took the mmap lock but was not numbered: every lock
 	 * program was skipped, so its order among the process's changes is
 	 * not known. (mprotect of 0 bytes succeeds without the lock.) */
-	if (change_order && !a.seq && ret >= 0 && a.kind != KIND_PERSONALITY &&
+	if (change_order && !a.seq && ret >= 0 && a.kind != KIND_PERSONALITY && a.kind != KIND_UNMODELED &&
 	    !(a.kind == KIND_MPROTECT && a.args[1] == 0))
 		m->search_flags |= SEARCH_ORDER_UNKNOWN;
 	switch (a.kind) {
@@ -1379,6 +1426,12 @@ static __always_inline int on_sys_exit(long ret, long nr, int mode)
 		m->new_len = a.args[2];
 		m->flags = a.args[3];
 		m->new_addr = a.args[4];
+		break;
+	case KIND_UNMODELED:
+		/* The call's first three arguments, raw: the consumer names
+		 * the call by its number and decides what it changed. */
+		m->len = a.args[1];
+		m->new_len = a.args[2];
 		break;
 	}
 	submit(m);

@@ -52,6 +52,7 @@ const (
 	MmtraceEventKindKIND_FORK        MmtraceEventKind = 10
 	MmtraceEventKindKIND_EXIT        MmtraceEventKind = 11
 	MmtraceEventKindKIND_LOST        MmtraceEventKind = 12
+	MmtraceEventKindKIND_UNMODELED   MmtraceEventKind = 13
 )
 
 type MmtraceExecEvent struct {

@@ -170,6 +170,9 @@ func (s *session) apply(raw []byte) {
 	if s.noIA32 && ev.Kind == events.KindExec && ev.ABI == events.ABI32 {
 		s.tracker.Note(ev.PID, "32-bit syscalls were not traced (--no-ia32): only the exec-time layout is known", true)
 	}
+	if ev.Kind == events.KindUnmodeled && !failedCall(ev.Ret) {
+		s.tracker.Note(ev.PID, unmodeledNote(ev), true)
+	}
 	if ev.Kind == events.KindExec {
 		if note := rootNote(ev.PID, ev.Exec, s.mntNS); note != "" {
 			s.tracker.Note(ev.PID, note, false)
@@ -334,3 +337,13 @@ func ownMountNS() uint32 {
 	}
 	return uint32(st.Ino)
 }
+
+// unmodeledNote names a call that changed the address space in a way the
+// layout model does not follow, so a reader knows what the picture lacks.
+func unmodeledNote(ev *events.Event) string {
+	return fmt.Sprintf("%s (seq %d) changed the address space in a way mmtrace does not model: "+
+		"mappings and verdicts may miss that change", events.UnmodeledCall(ev), ev.Seq)
+}
+
+// failedCall: a syscall result in the -errno range.
+func failedCall(ret int64) bool { return ret < 0 && ret >= -4095 }

@@ -74,7 +74,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 
 	var h *bpf.MmtraceEventHeader
 	switch kind {
-	case KindMmap, KindMunmap, KindMremap, KindMprotect, KindBrk, KindPersonality:
+	case KindMmap, KindMunmap, KindMremap, KindMprotect, KindBrk, KindPersonality, KindUnmodeled:
 		if !load(&d.mem.M, raw, sizeMem) {
 			return short(kind, raw, sizeMem)
 		}

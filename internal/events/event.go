@@ -26,13 +26,14 @@ const (
 	KindFork             = Kind(bpf.MmtraceEventKindKIND_FORK)        // a traced process forked a new process
 	KindExit             = Kind(bpf.MmtraceEventKindKIND_EXIT)        // the last thread of a traced process exited
 	KindLost             = Kind(bpf.MmtraceEventKindKIND_LOST)        // records dropped because the ring buffer was full
+	KindUnmodeled        = Kind(bpf.MmtraceEventKindKIND_UNMODELED)   // a call that changes mappings in a way mmtrace does not model (UnmodeledCall)
 )
 
 var kindNames = [...]string{
 	KindInvalid: "invalid", KindExec: "exec", KindVMA: "vma", KindMmap: "mmap",
 	KindMunmap: "munmap", KindMremap: "mremap", KindMprotect: "mprotect",
 	KindBrk: "brk", KindPersonality: "personality", KindExecve: "execve",
-	KindFork: "fork", KindExit: "exit", KindLost: "lost",
+	KindFork: "fork", KindExit: "exit", KindLost: "lost", KindUnmodeled: "unmodeled",
 }
 
 func (k Kind) String() string {
@@ -76,6 +77,7 @@ type Event struct {
 	//   brk:         Addr=requested break, Ret=resulting break (below Addr means it failed)
 	//   personality: Addr=persona argument, Ret=previous persona
 	//   execve:      Path=filename, Argv (ArgvTruncated), Ret=-errno on failure, 0 at entry
+	//   unmodeled:   Addr, Len, NewLen = the call's first three arguments, Ret (see UnmodeledCall)
 	Addr    uint64
 	Len     uint64
 	NewLen  uint64
@@ -168,4 +170,43 @@ type Exec struct {
 	// process sees them (as its /proc/PID/maps shows them).
 	MntNS uint32
 	Root  string
+}
+
+// UnmodeledCall names a KindUnmodeled call: shmat, shmdt, prctl(PR_SET_VMA),
+// prctl(PR_SET_MM), io_setup, io_destroy, remap_file_pages (i386
+// shmat and shmdt arrive as ipc).
+func UnmodeledCall(ev *Event) string {
+	name := unmodeledNames[abiCall{ev.ABI, ev.Syscall}]
+	switch name {
+	case "":
+		return fmt.Sprintf("syscall %d", ev.Syscall)
+	case "prctl":
+		switch ev.Addr {
+		case 35:
+			return "prctl(PR_SET_MM)"
+		case 0x53564d41:
+			return "prctl(PR_SET_VMA)"
+		}
+	case "ipc":
+		switch ev.Addr & 0xffff {
+		case 21:
+			return "shmat"
+		case 22:
+			return "shmdt"
+		}
+	}
+	return name
+}
+
+type abiCall struct {
+	abi ABI
+	nr  uint32
+}
+
+// unmodeledNames are the calls the kernel programs send as KindUnmodeled.
+var unmodeledNames = map[abiCall]string{
+	{ABI64, 30}: "shmat", {ABI64, 67}: "shmdt", {ABI64, 157}: "prctl", {ABI64, 206}: "io_setup",
+	{ABI64, 207}: "io_destroy", {ABI64, 216}: "remap_file_pages",
+	{ABI32, 117}: "ipc", {ABI32, 172}: "prctl", {ABI32, 245}: "io_setup", {ABI32, 246}: "io_destroy",
+	{ABI32, 257}: "remap_file_pages", {ABI32, 397}: "shmat", {ABI32, 398}: "shmdt",
 }

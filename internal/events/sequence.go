@@ -81,7 +81,7 @@ func (s *Sequencer) Push(raw []byte) {
 		} else {
 			s.release(pid)
 		}
-	case KindMmap, KindMunmap, KindMremap, KindMprotect, KindBrk:
+	case KindMmap, KindMunmap, KindMremap, KindMprotect, KindBrk, KindUnmodeled:
 		if seq != 0 && s.hold(pid, seq, raw) {
 			return
 		}

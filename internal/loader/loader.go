@@ -260,7 +260,8 @@ func ensureTracefs() error {
 }
 
 // syscalls64 are the calls the 64-bit-only programs attach to.
-var syscalls64 = []string{"mmap", "munmap", "mremap", "mprotect", "brk", "personality", "execve", "execveat"}
+var syscalls64 = []string{"mmap", "munmap", "mremap", "mprotect", "brk", "personality", "execve", "execveat",
+	"pkey_mprotect", "shmat", "shmdt", "prctl", "io_setup", "io_destroy", "remap_file_pages"}
 
 // loadCollection loads the wanted programs (by plain name) in the forms
 // feat.Backups asks for, and the maps they use.

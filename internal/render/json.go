@@ -177,6 +177,17 @@ func (r *jsonRenderer) Event(ev *events.Event, ch layout.Change) {
 		} else {
 			j.hex("result", uint64(ev.Ret))
 		}
+	case events.KindUnmodeled:
+		j.str("call", events.UnmodeledCall(ev))
+		j.hex("arg0", ev.Addr)
+		j.hex("arg1", ev.Len)
+		j.hex("arg2", ev.NewLen)
+		if isErr(ev.Ret) {
+			j.null("result")
+			j.str("error", errnoName(ev.Ret))
+		} else {
+			j.hex("result", uint64(ev.Ret))
+		}
 	case events.KindExecve:
 		j.str("path", ev.Path)
 		j.key("argv")

@@ -179,6 +179,21 @@ func eventCall(l *styled, ev *events.Event, ch layout.Change) {
 		} else {
 			b = appendHex(b, uint64(ev.Ret))
 		}
+	case events.KindUnmodeled:
+		b = append(b, events.UnmodeledCall(ev)...)
+		b = append(b, '(')
+		b = appendHex(b, ev.Addr)
+		b = append(b, ", "...)
+		b = appendHex(b, ev.Len)
+		b = append(b, ", "...)
+		b = appendHex(b, ev.NewLen)
+		b = append(b, ") = "...)
+		if isErr(ev.Ret) {
+			b = appendIntResult(b, ev.Ret)
+		} else {
+			b = appendHex(b, uint64(ev.Ret))
+			b = append(b, " NOT MODELED: layout uncertain"...)
+		}
 	case events.KindExecve:
 		b = append(b, "execve("...)
 		b = strconv.AppendQuote(b, ev.Path)
