@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/mmtrace/mmtrace/internal/loader"
@@ -30,7 +29,11 @@ func probeKernel(opts *options, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	if !r.CanTrace {
-		fmt.Fprintf(stderr, "mmtrace: cannot trace on this kernel: %s\n", strings.Join(r.Blockers, "; "))
+		more := ""
+		if n := len(r.Blockers) - 1; n > 0 {
+			more = fmt.Sprintf(" (and %d more reasons, listed above)", n)
+		}
+		fmt.Fprintf(stderr, "mmtrace: cannot trace on this kernel: %s%s\n", r.Blockers[0], more)
 		return exitError
 	}
 	return exitOK

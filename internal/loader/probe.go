@@ -76,6 +76,7 @@ func Probe(cfg Config) *KernelReport {
 		add("architecture", No, true, fmt.Sprintf("mmtrace's kernel programs are built for x86_64, not %s", r.Machine))
 	}
 	add(privileges())
+	permitted := r.Checks[len(r.Checks)-1].Result != No
 
 	// BTF: the kernel's own, or --btf.
 	var kernel *btf.Spec
@@ -98,7 +99,11 @@ func Probe(cfg Config) *KernelReport {
 	}
 
 	if err := rlimit.RemoveMemlock(); err != nil {
-		add("memlock limit", No, true, fmt.Sprintf("cannot lift the memlock limit for BPF maps: %v", err))
+		result := No
+		if !permitted {
+			result = Unknown
+		}
+		add("memlock limit", result, true, fmt.Sprintf("cannot lift the memlock limit for BPF maps: %v", err))
 	}
 	add(featureCheck("BPF ring buffer", true, features.HaveMapType(ebpf.RingBuf),
 		"BPF_MAP_TYPE_RINGBUF", "this kernel has no BPF ring buffer (Linux 5.8+ needed)"))
@@ -116,6 +121,8 @@ func Probe(cfg Config) *KernelReport {
 		add("program type tracing (tp_btf)", Yes, true, "loaded mmtrace's sched_process_fork program")
 	case kernel == nil:
 		add("program type tracing (tp_btf)", Unknown, true, "not tried: no BTF")
+	case errors.Is(tpBTFErr, os.ErrPermission) || !permitted:
+		add("program type tracing (tp_btf)", Unknown, true, "loading one was not permitted: "+errPermission.Error())
 	default:
 		add("program type tracing (tp_btf)", No, true,
 			fmt.Sprintf("tp_btf programs do not load (they need Linux 5.5+ with BTF): %v", explainLoadError(tpBTFErr)))

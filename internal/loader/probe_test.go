@@ -3,11 +3,13 @@ package loader
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mmtrace/mmtrace/internal/hostabi"
 	"github.com/mmtrace/mmtrace/internal/kerneltest"
 )
 
@@ -44,14 +46,34 @@ func TestProbeRunningKernel(t *testing.T) {
 	if c := names["load and attach"]; c.Result != Yes {
 		t.Errorf("load and attach: %+v", c)
 	}
-	// The path agrees with what Open finds.
-	ok, _ := haveVMAIterator(nil)
+	// The path is the one Open takes, on whichever kernel this runs.
+	ia32, _ := hostabi.CanRunIA32()
+	tr, err := Open(Config{Backups: AutoBackups, NoIA32: !ia32})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	f := tr.Features
+	tr.Close()
 	path := map[string]string{}
 	for _, c := range r.Path {
 		path[c.What] = c.Choice
 	}
-	if ok != (path["exec-time mappings"] == "walked in the kernel at exec") {
-		t.Errorf("VMA iterator %v, path says %q", ok, path["exec-time mappings"])
+	for _, c := range []struct {
+		what   string
+		open   bool
+		prefix string
+	}{
+		{"syscalls", !ia32, "syscalls:*"},
+		{"exec-time mappings", f.ExecVMAs, "walked in the kernel"},
+		{"placement", f.Searches, "from the kernel's own search"},
+		{"change order", f.ChangeOrder, "numbered"},
+	} {
+		if c.open != strings.HasPrefix(path[c.what], c.prefix) {
+			t.Errorf("%s: Open says %v, the probe %q", c.what, c.open, path[c.what])
+		}
+	}
+	if path["backup programs"] != strconv.Itoa(f.Backups) {
+		t.Errorf("backups: Open attaches %d, the probe says %q", f.Backups, path["backup programs"])
 	}
 	if len(r.Uncertain) == 0 {
 		t.Errorf("nothing uncertain: at least ring buffer drops are")
