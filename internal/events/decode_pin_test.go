@@ -136,8 +136,9 @@ func TestPinDecodeVMAAndTask(t *testing.T) {
 func TestPinShortRecordsOfEachKind(t *testing.T) {
 	sizes := map[Kind]int{
 		KindMmap: sizeMem, KindMunmap: sizeMem, KindMremap: sizeMem, KindMprotect: sizeMem,
-		KindBrk: sizeMem, KindPersonality: sizeMem, KindExec: sizeExec, KindVMA: sizeVMA,
-		KindExecve: sizeExecveMin, KindFork: sizeTask, KindExit: sizeTask, KindLost: sizeLost,
+		KindBrk: sizeMem, KindPersonality: sizeMem, KindExec: sizeExecMin, KindVMA: sizeVMA,
+		KindUnmodeled: sizeMem,
+		KindExecve:    sizeExecveMin, KindFork: sizeTask, KindExit: sizeTask, KindLost: sizeLost,
 	}
 	for k, n := range sizes {
 		b := make([]byte, n)
@@ -269,8 +270,8 @@ func TestPinKindAndABINames(t *testing.T) {
 	for k, want := range map[Kind]string{
 		KindInvalid: "invalid", KindExec: "exec", KindVMA: "vma", KindMmap: "mmap", KindMunmap: "munmap",
 		KindMremap: "mremap", KindMprotect: "mprotect", KindBrk: "brk", KindPersonality: "personality",
-		KindExecve: "execve", KindFork: "fork", KindExit: "exit", KindLost: "lost",
-		KindLost + 1: "kind(13)", 255: "kind(255)",
+		KindExecve: "execve", KindFork: "fork", KindExit: "exit", KindLost: "lost", KindUnmodeled: "unmodeled",
+		KindUnmodeled + 1: "kind(14)", 255: "kind(255)",
 	} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d) = %q, want %q", uint8(k), got, want)
@@ -415,5 +416,42 @@ func TestPinEncodeLost(t *testing.T) {
 	var ev Event
 	if err := NewDecoder().Decode(b, &ev); err != nil || ev.PID != 0 || ev.Lost != 1<<40 || ev.Time != 5 || ev.Kind != KindLost {
 		t.Errorf("%v %+v", err, ev)
+	}
+}
+
+// An exec record of a version before mnt_ns and root decodes, without
+// them; the current one carries both.
+func TestPinExecRecordVersions(t *testing.T) {
+	var rec bpf.MmtraceExecEvent
+	rec.H = bpf.MmtraceEventHeader{Kind: uint8(KindExec), Pid: 7}
+	rec.MntNs = 4026531841
+	pinCString(rec.Root[:], "/srv/jail")
+	full := pinBytes(&rec)
+	var ev Event
+	if err := NewDecoder().Decode(full, &ev); err != nil || ev.Exec.MntNS != 4026531841 || ev.Exec.Root != "/srv/jail" {
+		t.Errorf("current exec record: %v mnt_ns %d root %q", err, ev.Exec.MntNS, ev.Exec.Root)
+	}
+	if err := NewDecoder().Decode(full[:sizeExecMin], &ev); err != nil || ev.Exec.MntNS != 0 || ev.Exec.Root != "" || ev.PID != 7 {
+		t.Errorf("older exec record: %v mnt_ns %d root %q pid %d", err, ev.Exec.MntNS, ev.Exec.Root, ev.PID)
+	}
+}
+
+// Unmodeled calls are named by ABI and number, prctl and ipc by operation.
+func TestPinUnmodeledCallNames(t *testing.T) {
+	for _, c := range []struct {
+		abi  ABI
+		nr   uint32
+		arg0 uint64
+		want string
+	}{
+		{ABI64, 30, 0, "shmat"}, {ABI64, 67, 0, "shmdt"}, {ABI64, 206, 0, "io_setup"},
+		{ABI64, 157, 35, "prctl(PR_SET_MM)"}, {ABI64, 157, 0x53564d41, "prctl(PR_SET_VMA)"},
+		{ABI32, 117, 21, "shmat"}, {ABI32, 117, 22, "shmdt"}, {ABI32, 397, 0, "shmat"},
+		{ABI32, 30, 0, "syscall 30"}, // 30 is not shmat in i386 (utime)
+	} {
+		ev := Event{ABI: c.abi, Syscall: c.nr, Addr: c.arg0}
+		if got := UnmodeledCall(&ev); got != c.want {
+			t.Errorf("%s %d(%#x): %q, want %q", c.abi, c.nr, c.arg0, got, c.want)
+		}
 	}
 }
