@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/mmtrace/mmtrace/internal/events"
@@ -38,5 +39,46 @@ func BenchmarkApplyUntracked(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		tr.Apply(e)
+	}
+}
+
+// BenchmarkChurnAtScale is the many-VMA churn of issue 18: an image of n
+// regions (every other page of one mapping read-only, as the bench's
+// vmachurn workload makes), then munmap of one page and a MAP_FIXED
+// re-map of it with the other protection, at pseudo-random places. Flat
+// ns/op from 1k to 262k regions means O(log n) changes.
+func BenchmarkChurnAtScale(b *testing.B) {
+	for _, n := range []int{1 << 10, 1 << 14, 1 << 16, 1 << 18} {
+		b.Run(fmt.Sprintf("vmas=%d", n), func(b *testing.B) {
+			g := newGen(tPID)
+			tr := NewTracker(Options{})
+			applyAll(tr, g.exec(defaultExec(), defaultVMAs())...)
+			base := uint64(0x100000000)
+			tr.Apply(g.anon(0, uint64(n)*page, base))
+			for i := range uint64(n) {
+				if i%2 == 1 {
+					tr.Apply(g.mprotect(base+i*page, page, protR, 0))
+				}
+			}
+			const k = 4096
+			cycle := make([]*events.Event, 0, 2*k)
+			rng := uint64(1)
+			for range k {
+				rng = rng*6364136223846793005 + 1442695040888963407
+				i := (rng >> 33) % uint64(n)
+				at := base + i*page
+				prot := uint32(protR | protW)
+				if i%2 == 1 {
+					prot = protR
+				}
+				cycle = append(cycle, g.munmap(at, page), g.mmap(at, page, prot, 0x32, "", 0, at))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				tr.Apply(cycle[i%len(cycle)])
+			}
+			b.ReportMetric(float64(len(tr.Snapshot(tPID).VMAs)), "vmas")
+		})
 	}
 }

@@ -23,7 +23,7 @@ type image struct {
 	forked   bool   // a copy made at fork
 	own      bool   // did a memory event of its own
 	headroom uint64
-	bound    int // index of the region bounding the heap, -1 when the base or the top does
+	bound    region // the region bounding the heap; zero (end 0) when the base or the top does
 
 	squeezer  *Squeezer
 	failures  []BrkFailure
@@ -35,7 +35,7 @@ func newImageFromExec(ev *events.Event, opts Options) *image {
 	x := ev.Exec
 	im := &image{
 		startBrk: x.StartBrk, brk: x.Brk, startStack: x.StartStack,
-		taskSize: x.TaskSize, persona: x.Personality, bound: -1,
+		taskSize: x.TaskSize, persona: x.Personality,
 	}
 	im.rep = Report{
 		PID: ev.PID, Comm: x.Comm, Exe: x.Filename, ABI: ev.ABI,
@@ -100,7 +100,7 @@ func defaultTaskSize(abi events.ABI) uint64 {
 // forkCopy is the child's image right after fork: the parent's layout.
 func (im *image) forkCopy(ev *events.Event) *image {
 	c := *im
-	c.r = slices.Clone(im.r)
+	c.space = im.clone()
 	c.failures = nil
 	c.forked, c.own = true, false
 	c.vmasDue = 0
@@ -176,33 +176,33 @@ func (im *image) placementOf(ev *events.Event, addr uint64) placeKind {
 	return placeTopDown
 }
 
-// measure returns the headroom above the break and the index of the region
-// bounding it (-1 when the mmap base or the top of user space does).
-func (im *image) measure() (uint64, int) {
+// measure returns the headroom above the break and the region bounding it
+// (zero when the mmap base or the top of user space does).
+func (im *image) measure() (uint64, region) {
 	top := pageAlign(im.brk)
-	limit, idx := im.taskSize, -1
-	if i := im.search(top); i < len(im.r) {
+	limit := im.taskSize
+	bound, ok := im.search(top)
+	if ok {
 		// A region reaching below top (the kernel merged the heap with
 		// memory above it, or MAP_FIXED landed on the break) leaves no room.
-		limit, idx = max(im.r[i].start, top), i
+		limit = max(bound.start, top)
 	}
 	if im.mmapBase > top && im.mmapBase < limit {
-		limit, idx = im.mmapBase, -1
+		limit, bound = im.mmapBase, region{}
 	}
 	if limit < top {
-		return 0, idx
+		return 0, bound
 	}
-	return limit - top, idx
+	return limit - top, bound
 }
 
 // brkBlocker finds the mapping that made a brk from oldTop to newTop fail,
 // as the kernel checks it: the next VMA and its guard gap must leave a page.
-func (im *image) brkBlocker(oldTop, newTop uint64) int {
-	i := im.search(oldTop) // the kernel's vma_find from the old break
-	if i == len(im.r) {
-		return -1
+func (im *image) brkBlocker(oldTop, newTop uint64) (region, bool) {
+	r, ok := im.search(oldTop) // the kernel's vma_find from the old break
+	if !ok {
+		return r, false
 	}
-	r := &im.r[i]
 	gapStart := r.start
 	if r.flags&flagGrowsDown != 0 || (r.start <= im.startStack && im.startStack < r.end) {
 		gapStart = 0
@@ -210,16 +210,13 @@ func (im *image) brkBlocker(oldTop, newTop uint64) int {
 			gapStart = r.start - stackGuardGap
 		}
 	}
-	if newTop+pageSize > gapStart {
-		return i
-	}
-	return -1
+	return r, newTop+pageSize > gapStart
 }
 
-// named returns region i as a Mapping, named "[stack]" when it is the
-// initial stack, as /proc and the report's vmas name it.
-func (im *image) named(i int) Mapping {
-	m := im.r[i].mapping()
+// named returns r as a Mapping, named "[stack]" when it is the initial
+// stack, as /proc and the report's vmas name it.
+func (im *image) named(r *region) Mapping {
+	m := r.mapping()
 	if m.Path == "" && m.Start <= im.startStack && m.End >= im.startStack {
 		m.Path = "[stack]"
 	}
@@ -232,8 +229,8 @@ func (im *image) report(how string, seq uint64) *Report {
 	r.StartBrk, r.Brk = im.startBrk, im.brk
 	h, b := im.measure()
 	r.BrkHeadroom = h
-	if b >= 0 {
-		m := im.named(b)
+	if b.end != 0 {
+		m := im.named(&b)
 		r.BoundedBy = &m
 	}
 	if im.squeezer != nil {
@@ -253,12 +250,11 @@ func (im *image) report(how string, seq uint64) *Report {
 // "[stack]" by the kernel's rules (vma_is_initial_heap/_stack), then
 // normalised with MergeAdjacent.
 func (im *image) vmas() []Mapping {
-	out := make([]Mapping, 0, len(im.r))
-	var last *region
-	for i := range im.r {
-		r := &im.r[i]
-		if last != nil && last.end == r.start && last.flags == r.flags && last.path == r.path &&
-			(!fileBacked(r.path) || last.off+(last.end-last.start) == r.off) {
+	out := make([]Mapping, 0, im.len())
+	var last region
+	for _, r := range im.r {
+		if len(out) > 0 && last.end == r.start && last.flags == r.flags && last.path == r.path &&
+			(!r.path.fileBacked() || last.off+(last.end-last.start) == r.off) {
 			out[len(out)-1].End = r.end
 			last = r
 			continue

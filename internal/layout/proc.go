@@ -32,7 +32,6 @@ func (t *Tracker) SeedFromProc(p ProcImage) {
 	im := &image{
 		startBrk: p.StartBrk, brk: p.Brk, startStack: p.StartStack,
 		taskSize: defaultTaskSize(p.ABI), legacy: legacy, persona: p.Personality,
-		bound: -1,
 	}
 	im.rep = Report{
 		PID: p.PID, Comm: p.Comm, Exe: p.Exe, ABI: p.ABI, PPID: p.PPID,
@@ -57,15 +56,15 @@ func (t *Tracker) SeedFromProc(p ProcImage) {
 		if m.Path == "[vsyscall]" {
 			continue // the gate page, not a VMA of the mm; exec snapshots never see it
 		}
-		r := region{start: m.Start, end: m.End, path: m.Path, place: placeProc, flags: parseProt(m.Prot)}
-		switch r.path {
+		r := region{start: m.Start, end: m.End, place: placeProc, flags: parseProt(m.Prot)}
+		switch m.Path {
 		case "[heap]":
-			r.path = ""
 		case "[stack]":
-			r.path = ""
 			r.flags |= flagGrowsDown
+		default:
+			r.path = internPath(m.Path)
 		}
-		if fileBacked(r.path) {
+		if r.path.fileBacked() {
 			r.off = m.Offset
 		}
 		im.insert(r)

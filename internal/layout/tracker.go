@@ -224,11 +224,11 @@ func (t *Tracker) vma(im *image, ev *events.Event, ch *Change) {
 		return // not part of a snapshot in progress
 	}
 	v := &ev.VMA
-	r := region{start: v.Start, end: v.End, path: v.Path, place: placeExec}
-	if r.path == "[heap]" || r.path == "[stack]" {
-		r.path = "" // labels are recomputed as /proc does
+	r := region{start: v.Start, end: v.End, place: placeExec}
+	if v.Path != "[heap]" && v.Path != "[stack]" { // labels are recomputed as /proc does
+		r.path = internPath(v.Path)
 	}
-	if fileBacked(r.path) {
+	if r.path.fileBacked() {
 		r.off = v.PgOff * pageSize
 	}
 	r.flags = vmFlags(v.Flags)
@@ -304,11 +304,11 @@ func (t *Tracker) mmap(im *image, ev *events.Event, ch *Change) {
 	case ev.Flags&mapAnonymous != 0 || (ev.Path == "/dev/zero" && !shared):
 		// Private /dev/zero is made anonymous by the kernel.
 		if shared {
-			r.path = sharedAnonPath
+			r.path = internPath(sharedAnonPath)
 		}
 	default:
-		r.path = ev.Path
-		if fileBacked(r.path) {
+		r.path = internPath(ev.Path)
+		if r.path.fileBacked() {
 			r.off = ev.Offset
 		}
 	}
@@ -351,11 +351,10 @@ func (t *Tracker) mremap(im *image, ev *events.Event, ch *Change) {
 			im.remove(oldAddr+newLen, oldAddr+oldLen)
 			t.settle(im, ch, 0, 0)
 		case newLen > oldLen:
-			i := im.search(oldAddr + oldLen - 1)
-			if oldLen == 0 || i == len(im.r) || im.r[i].start > oldAddr+oldLen-1 {
+			grown, ok := im.search(oldAddr + oldLen - 1)
+			if oldLen == 0 || !ok || grown.start > oldAddr+oldLen-1 {
 				return // the range was never seen: nothing to grow
 			}
-			grown := im.r[i]
 			at := oldAddr + oldLen
 			grown.off = grown.offsetAt(at)
 			grown.start, grown.end = at, oldAddr+newLen
@@ -369,11 +368,10 @@ func (t *Tracker) mremap(im *image, ev *events.Event, ch *Change) {
 
 	// Moved (or, with old_len 0, a second mapping of the same shared pages).
 	if oldLen == 0 {
-		i := im.search(oldAddr)
-		if i == len(im.r) || im.r[i].start > oldAddr {
+		dup, ok := im.search(oldAddr)
+		if !ok || dup.start > oldAddr {
 			return
 		}
-		dup := im.r[i]
 		dup.off = dup.offsetAt(oldAddr)
 		dup.start, dup.end = newAddr, newAddr+newLen
 		dup.place, dup.seq = placeMremap, ev.Seq
@@ -388,15 +386,18 @@ func (t *Tracker) mremap(im *image, ev *events.Event, ch *Change) {
 	}
 	oldEnd := oldAddr + oldLen
 	t.scratch = t.scratch[:0]
-	for i := im.search(oldAddr); i < len(im.r) && im.r[i].start < oldEnd; i++ {
-		p := im.r[i]
+	im.from(oldAddr, func(p region) bool {
+		if p.start >= oldEnd {
+			return false
+		}
 		if p.start < oldAddr {
 			p.off = p.offsetAt(oldAddr)
 			p.start = oldAddr
 		}
 		p.end = min(p.end, oldEnd)
 		t.scratch = append(t.scratch, p)
-	}
+		return true
+	})
 	if ev.Flags&mremapDontUnmap == 0 {
 		im.remove(oldAddr, oldEnd)
 	}
@@ -438,8 +439,8 @@ func (t *Tracker) brk(im *image, ev *events.Event, ch *Change) {
 	im.brk = result
 	if ev.Addr != 0 && result < ev.Addr {
 		f := BrkFailure{Seq: ev.Seq, Requested: ev.Addr, Result: result}
-		if i := im.brkBlocker(pageAlign(result), pageAlign(ev.Addr)); i >= 0 {
-			m := im.named(i)
+		if b, ok := im.brkBlocker(pageAlign(result), pageAlign(ev.Addr)); ok {
+			m := im.named(&b)
 			f.BlockedBy = &m
 		}
 		im.failures = append(im.failures, f)
@@ -466,14 +467,14 @@ func (t *Tracker) settle(im *image, ch *Change, cs, ce uint64) {
 // judge makes the squeezer: the first mapping whose creation left the
 // headroom below the threshold, being the one that bounds the heap.
 func (t *Tracker) judge(im *image, ch *Change, cs, ce uint64) {
-	if im.squeezer != nil || im.headroom >= t.opts.SqueezeThreshold || im.bound < 0 {
+	b := &im.bound
+	if im.squeezer != nil || im.headroom >= t.opts.SqueezeThreshold || b.end == 0 {
 		return
 	}
-	b := &im.r[im.bound]
 	if b.start < cs || b.start >= ce {
 		return
 	}
-	im.squeezer = &Squeezer{Mapping: im.named(im.bound), Headroom: im.headroom}
+	im.squeezer = &Squeezer{Mapping: im.named(b), Headroom: im.headroom}
 	ch.NewSqueezer = im.squeezer
 }
 
