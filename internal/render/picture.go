@@ -1,6 +1,7 @@
 package render
 
 import (
+	prio "container/heap"
 	"fmt"
 	"io"
 	"math/bits"
@@ -686,29 +687,97 @@ func shrinkRows(rows []row) []row {
 	// picture fits, so that big libraries keep their own rows longest.
 	// Files join files and anonymous memory joins anonymous memory first:
 	// a row named after a library must not be mostly anonymous memory.
-	for rowsHeight(rows) > maxPictureLines {
-		best := -1
-		for _, mixed := range []bool{false, true} {
-			var bestSize uint64
-			for i := 0; i+1 < len(rows); i++ {
-				if !mergeable(rows[i]) || !mergeable(rows[i+1]) || (!mixed && rows[i].kind != rows[i+1].kind) {
-					continue
-				}
-				if size := rows[i+1].hi - rows[i].lo; best < 0 || size < bestSize {
-					best, bestSize = i, size
-				}
+	return mergeSmallest(rows, rowsHeight(rows))
+}
+
+// pairHeap holds candidate merges, smallest first, then leftmost first.
+type pairHeap []rowPair
+
+// rowPair is rows i and j (next to each other) as they were at versions
+// vi and vj; a merge since then makes it stale.
+type rowPair struct {
+	size   uint64
+	i, j   int
+	vi, vj int
+}
+
+func (h pairHeap) Len() int { return len(h) }
+func (h pairHeap) Less(a, b int) bool {
+	return h[a].size < h[b].size || h[a].size == h[b].size && h[a].i < h[b].i
+}
+func (h pairHeap) Swap(a, b int) { h[a], h[b] = h[b], h[a] }
+func (h *pairHeap) Push(x any)   { *h = append(*h, x.(rowPair)) }
+func (h *pairHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// mergeSmallest merges, while the picture is higher than maxPictureLines,
+// the neighbouring pair of mergeable rows that spans the fewest bytes,
+// taking pairs of the same kind first, the leftmost on a tie. Rows are a
+// linked list and candidate pairs wait in heaps (stale ones are skipped
+// when they come up), so it costs O(n log n) for n rows, not O(n²).
+func mergeSmallest(rows []row, height int) []row {
+	if height <= maxPictureLines {
+		return rows
+	}
+	n := len(rows)
+	next, prev, ver := make([]int, n), make([]int, n), make([]int, n)
+	for i := range rows {
+		next[i], prev[i] = i+1, i-1
+	}
+	next[n-1] = -1
+	var same, all pairHeap
+	push := func(i int) { // the pair of row i and the one after it
+		j := next[i]
+		if i < 0 || j < 0 || !mergeable(rows[i]) || !mergeable(rows[j]) {
+			return
+		}
+		p := rowPair{size: rows[j].hi - rows[i].lo, i: i, j: j, vi: ver[i], vj: ver[j]}
+		if rows[i].kind == rows[j].kind {
+			prio.Push(&same, p)
+		}
+		prio.Push(&all, p)
+	}
+	for i := 0; i+1 < n; i++ {
+		push(i)
+	}
+	fresh := func(p rowPair) bool { return next[p.i] == p.j && ver[p.i] == p.vi && ver[p.j] == p.vj }
+	pop := func(h *pairHeap) (rowPair, bool) {
+		for h.Len() > 0 {
+			if p := prio.Pop(h).(rowPair); fresh(p) {
+				return p, true
 			}
-			if best >= 0 {
+		}
+		return rowPair{}, false
+	}
+	for ; height > maxPictureLines; height-- {
+		p, ok := pop(&same)
+		if !ok {
+			if p, ok = pop(&all); !ok {
 				break
 			}
 		}
-		if best < 0 {
-			break
+		i, j := p.i, p.j
+		rows[i] = mergedRow([]row{rows[i], rows[j]})
+		ver[i]++
+		next[i] = next[j]
+		if next[j] >= 0 {
+			prev[next[j]] = i
 		}
-		rows[best] = mergedRow(rows[best : best+2])
-		rows = append(rows[:best+1], rows[best+2:]...)
+		next[j] = -1
+		if prev[i] >= 0 {
+			push(prev[i])
+		}
+		push(i)
 	}
-	return rows
+	kept := make([]row, 0, n)
+	for i := 0; i >= 0; i = next[i] {
+		kept = append(kept, rows[i])
+	}
+	return kept
 }
 
 func mergeable(rw row) bool {
