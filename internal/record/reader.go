@@ -265,6 +265,9 @@ func (r *Reader) finish(at int64, payload []byte) {
 			}
 		case written < r.records:
 			r.warn(at, fmt.Sprintf("the end of the recording counts %d records but %d were read", written, r.records))
+		default:
+			// Every record was read: the damage hit no record frame.
+			r.skipped = 0
 		}
 	}
 	after := r.offset()
