@@ -74,10 +74,12 @@ clean:
 
 # Mutation testing of one package (minutes; not part of make test):
 #   make mutate PKG=./internal/layout
+#   make mutate PKG=./internal/render MUTATE_FLAGS='-E (picture|text)\.go'
 # Survivors that cannot change behaviour are listed in the package's MUTANTS.md.
 PKG ?= ./internal/layout
+MUTATE_FLAGS ?=
 mutate:
-	$(GO) run github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0 unleash --timeout-coefficient 30 $(PKG)
+	$(GO) run github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0 unleash --timeout-coefficient 30 $(MUTATE_FLAGS) $(PKG)
 
 # Install for a distribution package or /usr/local: the binary, the man
 # page and the bash and zsh completions, under $(DESTDIR)$(PREFIX).
