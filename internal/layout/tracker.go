@@ -301,8 +301,9 @@ func (t *Tracker) mmap(im *image, ev *events.Event, ch *Change) {
 	typ := ev.Flags & mapTypeMask
 	shared := typ == mapShared || typ == mapSharedValidate
 	switch {
-	case ev.Flags&mapAnonymous != 0 || (ev.Path == "/dev/zero" && !shared):
-		// Private /dev/zero is made anonymous by the kernel.
+	case ev.Flags&mapAnonymous != 0 || ev.Path == "/dev/zero":
+		// mmap of /dev/zero is anonymous memory, private or shared
+		// (shmem_zero_setup), so /proc names it as the MAP_ANONYMOUS kind.
 		if shared {
 			r.path = internPath(sharedAnonPath)
 		}
