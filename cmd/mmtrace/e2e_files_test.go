@@ -171,8 +171,8 @@ func refusedBeforeRun(t *testing.T, what string, code int, stderr, marker string
 }
 
 // Under sudo, the recording, the output and the picture belong to the
-// user who asked, mode 0600, and that user replays the recording without
-// root. A file the user could not have created where it was asked for
+// user who asked, mode 0600 (also a recording that replaced a root-owned
+// one), and that user replays the recording without root. A file the user could not have created where it was asked for
 // stays root's, and stderr says so once.
 func TestFilesSudoOwnedByInvokingUser(t *testing.T) {
 	scratch, bin := filesScratch(t)
@@ -181,6 +181,11 @@ func TestFilesSudoOwnedByInvokingUser(t *testing.T) {
 	rec, out, svg := filepath.Join(home, "incident.mmt"), filepath.Join(home, "out.json"), filepath.Join(home, "pic.svg")
 	rootSVG := filepath.Join(rootDir, "pic.svg")
 
+	// A root-owned recording left by an earlier run becomes the user's
+	// when replaced, as a new one would be.
+	if err := os.WriteFile(rec, []byte("an older recording, root's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	sudo := filesRun{sudoUID: nobodyID}
 	code, _, stderr := sudo.run(t, bin, "-w", rec, "--format", "json", "-o", out, "--svg", svg, "--", "true")
 	if code != 0 {
