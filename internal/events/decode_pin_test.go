@@ -455,3 +455,56 @@ func TestPinUnmodeledCallNames(t *testing.T) {
 		}
 	}
 }
+
+// The kernel marks a command line longer than the record holds; the
+// decoder says so.
+func TestPinArgvTruncatedFlag(t *testing.T) {
+	var rec bpf.MmtraceExecveEvent
+	rec.H = bpf.MmtraceEventHeader{Kind: uint8(KindExecve), Pid: 1}
+	rec.Argc = 1
+	pinCString(rec.Args[:], "a")
+	var ev Event
+	if err := NewDecoder().Decode(pinBytes(&rec), &ev); err != nil || ev.ArgvTruncated {
+		t.Errorf("no flag: %v truncated %v", err, ev.ArgvTruncated)
+	}
+	rec.ArgsFlags = uint16(bpf.MmtraceArgsFlagARGS_TRUNCATED)
+	if err := NewDecoder().Decode(pinBytes(&rec), &ev); err != nil || !ev.ArgvTruncated {
+		t.Errorf("flag set: %v truncated %v", err, ev.ArgvTruncated)
+	}
+}
+
+// An argument area filled exactly by its arguments ends the split there,
+// whatever argc claims: n/2 arguments "x" in n bytes.
+func TestPinArgsFillTheArea(t *testing.T) {
+	var rec bpf.MmtraceExecveEvent
+	rec.H = bpf.MmtraceEventHeader{Kind: uint8(KindExecve), Pid: 1}
+	rec.Argc = 0xffff
+	for i := 0; i+1 < len(rec.Args); i += 2 {
+		rec.Args[i] = 'x'
+	}
+	var ev Event
+	if err := NewDecoder().Decode(pinBytes(&rec), &ev); err != nil || len(ev.Argv) != len(rec.Args)/2 {
+		t.Fatalf("%v: %d arguments, want %d", err, len(ev.Argv), len(rec.Args)/2)
+	}
+	for _, a := range ev.Argv {
+		if a != "x" {
+			t.Fatalf("argument %q", a)
+		}
+	}
+}
+
+// A path seen before costs no allocation (Decoder's comment).
+func TestPinSeenPathDoesNotAllocate(t *testing.T) {
+	var rec bpf.MmtraceMemPathEvent
+	rec.M.H.Kind = uint8(KindMmap)
+	pinCString(rec.Path[:], "/usr/lib/libc.so.6")
+	b := pinBytes(&rec)
+	d := NewDecoder()
+	var ev Event
+	if err := d.Decode(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = d.Decode(b, &ev) }); n != 0 {
+		t.Errorf("%v allocations per decode of a known path", n)
+	}
+}
