@@ -54,6 +54,8 @@ type session struct {
 	squeezed int
 	brkFail  int
 	lost     uint64 // records lost, all causes
+	received uint64 // records the kernel delivered, live
+	recBytes uint64 // their size, for the ring size that would have held the lost ones
 	skipped  uint64 // of which skipped by the kernel, for no one process
 	badSeen  bool
 	recErr   error
@@ -107,6 +109,8 @@ func colorWanted(mode string, f *os.File) bool {
 
 // handleLive takes one raw record from the kernel.
 func (s *session) handleLive(raw []byte) {
+	s.received++
+	s.recBytes += uint64(len(raw))
 	if s.lossesOf != nil {
 		if pid, upTo, ok := events.EndsImage(raw); ok {
 			s.missesBefore()
@@ -267,8 +271,8 @@ func (s *session) finish() (bool, error) {
 		}
 	}
 	if n := s.lost - s.skipped; n > 0 {
-		fmt.Fprintf(s.stderr, "mmtrace: %d records were lost (ring buffer full; a larger --ring-size helps); "+
-			"affected reports say uncertain\n", n)
+		fmt.Fprintf(s.stderr, "mmtrace: %d records were lost (ring buffer full%s); "+
+			"affected reports say uncertain\n", n, s.ringAdvice(n))
 	}
 	if s.skipped > 0 {
 		hint := "more --backups help"
@@ -279,6 +283,35 @@ func (s *session) finish() (bool, error) {
 			"every image live then says uncertain (%s)\n", s.skipped, hint)
 	}
 	return len(s.failing) > 0, errors.Join(errs...)
+}
+
+// ringAdvice says how much of the stream n lost records were and which
+// --ring-size would have held them as well: the ring plus their bytes (at
+// the average record size, with the ring's 8-byte header), rounded up to
+// a power of two. Live runs only; a replay cannot know.
+func (s *session) ringAdvice(lost uint64) string {
+	if s.opts.ringSize <= 0 || s.received == 0 {
+		return "; a larger --ring-size helps"
+	}
+	pct := 100 * float64(lost) / float64(lost+s.received)
+	per := (s.recBytes/s.received+7)&^7 + 8
+	need := uint64(s.opts.ringSize) + lost*per
+	size := uint64(minRing)
+	for size < need && size < maxRing {
+		size <<= 1
+	}
+	return fmt.Sprintf(": %.2g%% of %d; --ring-size %s would have held them", pct, lost+s.received, ringSizeText(size))
+}
+
+// ringSizeText writes a power of two the way --ring-size reads it.
+func ringSizeText(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%dMiB", n>>20)
+	}
+	return fmt.Sprintf("%dKiB", n>>10)
 }
 
 // pidFilter picks processes out of a recording the way live filters pick
