@@ -191,7 +191,7 @@ func TestFilesSudoOwnedByInvokingUser(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("recording under sudo: exit %d\n%s", code, stderr)
 	}
-	if strings.Contains(stderr, "root") {
+	if strings.Contains(stderr, "to root") {
 		t.Errorf("a note about root's files, though the user could create them all:\n%s", stderr)
 	}
 	for _, p := range []string{rec, out, svg} {

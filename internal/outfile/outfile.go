@@ -385,11 +385,11 @@ func (s *Set) check(f *File, kind Kind, st, dir *unix.Stat_t, linkOwner int) err
 		what = "not a regular file"
 	}
 	if what != "" {
-		ok := "a regular file, a FIFO or a character device"
+		ok := "output goes to a regular file, a FIFO or a character device"
 		if kind == Recording {
-			ok = "a regular file or a FIFO"
+			ok = "a recording goes to a regular file or a FIFO"
 		}
-		return refuse("%s %s is %s: it can only write to %s", f.Flag, f.Path, what, ok)
+		return refuse("%s %s is %s: %s", f.Flag, f.Path, what, ok)
 	}
 	id := identOf(st)
 	// The same terminal or /dev/null twice is harmless; the same file
