@@ -236,8 +236,9 @@ func TestPinTickTiming(t *testing.T) {
 	pinCheck(t, o2, []string{"8:1", "8:2", "8:4"}, []string{"8/1"})
 }
 
-// A gap that half closes keeps its start time: with 3 and 5 held and 2
-// arriving, 4 is still awaited and the wait still runs from the first hold.
+// A gap that half closes is still timed: with 3 and 5 held and 2
+// arriving, 4 is still awaited; the wait runs from a held record's time
+// (1000 or 2000), not from 0.
 func TestPinPartlyClosedGapKeepsItsStart(t *testing.T) {
 	s, o := pinSequencer(t)
 	s.Push(pinChange(7, 1, 0))
@@ -245,8 +246,19 @@ func TestPinPartlyClosedGapKeepsItsStart(t *testing.T) {
 	s.Push(pinChange(7, 5, 2000))
 	s.Push(pinChange(7, 2, 3000))
 	pinCheck(t, o, []string{"7:1", "7:2", "7:3"}, nil)
-	s.Tick(1000 + heldTooLong + 1)
+	s.Tick(heldTooLong + 500)
+	pinCheck(t, o, []string{"7:1", "7:2", "7:3"}, nil)
+	s.Tick(2000 + heldTooLong + 1)
 	pinCheck(t, o, []string{"7:1", "7:2", "7:3", "7:5"}, []string{"7/1"})
+}
+
+// An exit record cut to its header still names the process: what it held
+// comes out before it.
+func TestPinHeaderOnlyExit(t *testing.T) {
+	s, o := pinSequencer(t)
+	s.Push(pinChange(7, 2, 0))
+	s.Push(pinTask(KindExit, 7, 0)[:sizeHeader])
+	pinCheck(t, o, []string{"7:2", "undecodable"}, []string{"7/1"})
 }
 
 // Non-memory records (personality, VMA, execve) are never held, whatever
