@@ -392,3 +392,54 @@ func TestPinObserveSpans(t *testing.T) {
 		t.Errorf("%d images after a new exec", len(s.images))
 	}
 }
+
+// The text picture's gaps: one line below 1 GiB, two below 1 TiB, three
+// above, the size on the middle line (the upper of two); the gap above
+// the break is the heap's headroom, the others are free.
+func TestPinPictureGapHeights(t *testing.T) {
+	var b bytes.Buffer
+	Picture(&b, pinReport(), Options{})
+	type gap struct {
+		lines int
+		label int // index of the line with the size
+		size  string
+		what  string
+	}
+	var gaps []gap
+	in := false
+	for _, l := range strings.Split(b.String(), "\n") {
+		if !strings.Contains(l, "┊") || strings.Contains(l, "unmapped, taller") {
+			in = false
+			continue
+		}
+		if !in {
+			gaps = append(gaps, gap{label: -1})
+			in = true
+		}
+		g := &gaps[len(gaps)-1]
+		if f := strings.Fields(strings.Split(l, "┊")[0]); len(f) == 2 {
+			g.label, g.size = g.lines, f[0]+" "+f[1]
+			g.what = strings.TrimSpace(strings.Split(l, "┊")[1])
+		}
+		g.lines++
+	}
+	// Top down: kernel space at 0x7ffffffff000 to the stack, the stack to
+	// the mmap base, the base to the squeezer, the squeezer to the heap's
+	// end, the heap to the text, the text to 0.
+	want := []gap{
+		{1, 0, Size(0x7ffffffff000 - 0x7ffff0021000), "free"}, // 256 MiB
+		{2, 0, Size(0x7ffff0000000 - 0x7f0000000000), "free"}, // 1024 GiB, under 1 TiB
+		{3, 1, Size(0x7f0000000000 - 0x11012000), "free"},     // 127 TiB
+		{1, 0, Size(0x11002000 - 0x10002000), "headroom ↑"},   // 16 MiB
+		{1, 0, Size(0x10000000 - 0x401000), "free"},
+		{1, 0, Size(0x400000), "free"},
+	}
+	if len(gaps) != len(want) {
+		t.Fatalf("gaps %+v\nwant %+v\n%s", gaps, want, b.String())
+	}
+	for i := range want {
+		if gaps[i] != want[i] {
+			t.Errorf("gap %d: %+v, want %+v", i, gaps[i], want[i])
+		}
+	}
+}
