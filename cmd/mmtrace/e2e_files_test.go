@@ -348,6 +348,12 @@ func TestFilesCheckedBeforeCmdRuns(t *testing.T) {
 		code, _, stderr := root.run(t, bin, append([]string{flag, missing}, cmd...)...)
 		refusedBeforeRun(t, flag+" in a missing directory", code, stderr, marker, exitError, flag, "no such file or directory")
 	}
+	// A directory the user cannot write: the path is what fails, before
+	// anything else would (mmtrace runs as nobody here).
+	rootDir := mkdirOwned(t, filepath.Join(scratch, "root-only"), 0o755, 0)
+	nobody := filesRun{asUID: nobodyID}
+	code, _, stderr := nobody.run(t, bin, append([]string{"--svg", filepath.Join(rootDir, "pic.svg")}, cmd...)...)
+	refusedBeforeRun(t, "--svg in a directory of root's, as nobody", code, stderr, marker, exitError, "--svg", "permission denied")
 
 	sock := filepath.Join(scratch, "sock")
 	l, err := net.Listen("unix", sock)
@@ -362,7 +368,7 @@ func TestFilesCheckedBeforeCmdRuns(t *testing.T) {
 		refusedBeforeRun(t, "-w "+c.kind, code, stderr, marker, exitUsage, c.kind, "a regular file or a FIFO")
 	}
 	// --output /dev/null is fine (the benchmarks use it).
-	code, _, stderr := root.run(t, bin, "--format", "json", "-o", os.DevNull, "--", "true")
+	code, _, stderr = root.run(t, bin, "--format", "json", "-o", os.DevNull, "--", "true")
 	if code != 0 {
 		t.Errorf("-o /dev/null: exit %d\n%s", code, stderr)
 	}
