@@ -251,10 +251,11 @@ func (s *Set) open(flag, path string, kind Kind) (*File, error) {
 		}
 	}
 	if err != nil {
+		f.remove()
+		f.release()
 		if f.File != nil {
 			f.File.Close()
 		}
-		unix.Close(dirfd)
 		return nil, err
 	}
 	return f, nil
@@ -456,16 +457,22 @@ func (s *Set) Commit() error {
 // still names them), leaving the file system as it was.
 func (s *Set) Abort() {
 	for _, f := range s.files {
-		if f.Created && f.dirfd >= 0 {
-			var st unix.Stat_t
-			if unix.Fstatat(f.dirfd, f.base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && identOf(&st) == f.id {
-				_ = unix.Unlinkat(f.dirfd, f.base, 0)
-			}
-		}
+		f.remove()
 		f.release()
 		f.File.Close()
 	}
 	s.files = nil
+}
+
+// remove unlinks the file if Open created it and the path still names it.
+func (f *File) remove() {
+	if !f.Created || f.dirfd < 0 || f.id == (ident{}) {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(f.dirfd, f.base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && identOf(&st) == f.id {
+		_ = unix.Unlinkat(f.dirfd, f.base, 0)
+	}
 }
 
 func (f *File) release() {
