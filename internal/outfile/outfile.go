@@ -8,7 +8,8 @@
 //   - A new file is created with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600.
 //     Under sudo (root, SUDO_UID set) it is handed to the invoking user and
 //     group, unless that user could not have created it in its directory:
-//     then it stays root's and the File says so.
+//     then it stays root's and the File says so (as for an existing
+//     root-owned file the user could not have replaced).
 //   - An existing path is opened without following it (O_PATH|O_NOFOLLOW)
 //     and checked by fstat on that very object, then reopened for writing
 //     through /proc/self/fd: nothing can be swapped in between the check
@@ -156,8 +157,8 @@ type File struct {
 	Flag, Path string
 	// Created: the file did not exist and was made by Open.
 	Created bool
-	// KeptRoot: created as root's although running for another user, who
-	// could not have created it in its directory.
+	// KeptRoot: root's although running for another user, who could not
+	// have created it (or replaced it) in its directory.
 	KeptRoot bool
 
 	id      ident
@@ -362,6 +363,8 @@ func (s *Set) openExisting(f *File, kind Kind, dir *unix.Stat_t) (again bool, er
 	if s.root && s.user.Sudo && f.regular && linkOwner < 0 && int(tst.Uid) != s.user.UID &&
 		s.user.canCreateIn(dir) && (dir.Mode&unix.S_ISVTX == 0 || int(dir.Uid) == s.user.UID) {
 		f.chown = &[2]int{s.user.UID, s.user.groupIn(dir)}
+	} else if s.root && s.user.Sudo && f.regular && tst.Uid == 0 {
+		f.KeptRoot = true
 	}
 	return false, nil
 }
@@ -482,7 +485,7 @@ func (f *File) release() {
 	}
 }
 
-// KeptRoot lists the files created as root's although running for another
+// KeptRoot lists the files left root's although running for another
 // user, for one note.
 func (s *Set) KeptRoot() []string {
 	var paths []string

@@ -175,6 +175,9 @@ func TestExistingFileHandedToUser(t *testing.T) {
 		if f.Created {
 			t.Errorf("%s: an existing file counts as created", c.name)
 		}
+		if f.KeptRoot != (c.wantUID == 0) {
+			t.Errorf("%s: kept root's %v, want %v", c.name, f.KeptRoot, c.wantUID == 0)
+		}
 		if st := statOf(t, path); st.Uid != c.wantUID || st.Size != 0 || st.Mode&0o777 != 0o600 {
 			t.Errorf("%s: owner %d size %d mode %o, want owner %d, empty, 0600", c.name, st.Uid, st.Size, st.Mode&0o777, c.wantUID)
 		}
