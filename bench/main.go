@@ -1,7 +1,8 @@
 // Command bench measures what mmtrace costs the processes it watches, and
-// the ones it does not, against a bare run, strace and bpftrace, and checks
-// the targets of issue 8. Run it through `make bench` (bench/run.sh), as
-// root: it loads BPF programs.
+// the ones it does not, against a bare run, strace and bpftrace, how the
+// consumer keeps up at scale, and checks the targets of issues 8 and 18.
+// Run it through `make bench` (bench/run.sh), as root: it loads BPF
+// programs.
 package main
 
 import (
@@ -22,6 +23,7 @@ type config struct {
 	target  time.Duration
 	mmtrace string
 	bin     string
+	only    string // "scale": the scale section alone
 }
 
 func main() {
@@ -30,6 +32,7 @@ func main() {
 	flag.DurationVar(&cfg.target, "target", 500*time.Millisecond, "bare run time the iteration counts are calibrated to")
 	flag.StringVar(&cfg.mmtrace, "mmtrace", "./mmtrace", "the mmtrace binary")
 	flag.StringVar(&cfg.bin, "workloads", "", "directory with the compiled workloads (bench/run.sh builds them)")
+	flag.StringVar(&cfg.only, "only", "", "run one section: scale (the many-VMA churn and replay, ~1 min)")
 	flag.Parse()
 	if cfg.bin == "" || cfg.rounds < 1 {
 		fmt.Fprintln(os.Stderr, "bench: run it with `make bench` (needs -workloads DIR and -rounds >= 1)")
@@ -91,6 +94,16 @@ func run(cfg config, out io.Writer) error {
 	if others := otherTracers(); len(others) > 0 {
 		fmt.Fprintf(out, "warning: %d tracing BPF programs of other tools are loaded (%s): bare runs pay for them too\n",
 			len(others), strings.Join(others, " "))
+	}
+
+	if cfg.only == "scale" {
+		t := &targets{}
+		printScale(out, scaleSection(h), t)
+		t.print(out)
+		fmt.Fprintf(out, "\nload average at the end: %s; whole run %v\n", loadAverage(), time.Since(began).Round(time.Second))
+		return nil
+	} else if cfg.only != "" {
+		return fmt.Errorf("-only %s: the one section that runs alone is scale", cfg.only)
 	}
 
 	recording := filepath.Join(scratch, "bench.mmt")
@@ -203,11 +216,12 @@ func run(cfg config, out io.Writer) error {
 		}
 	}
 
-	fmt.Fprintln(os.Stderr, "bench: mmap loop at full rate, 1000 processes, burst, replay")
+	fmt.Fprintln(os.Stderr, "bench: mmap loop at full rate, 1000 processes, burst, replay, scale")
 	full := fullRate(h, loads[0], min(cfg.rounds, 3))
 	rss := peakRSS(h)
 	burst := runBurst(h)
 	replay := replayRate(h, loads[0])
+	scale := scaleSection(h)
 
 	var attach []time.Duration
 	for i := range loads {
@@ -231,6 +245,7 @@ func run(cfg config, out io.Writer) error {
 		burst:        burst,
 		replay:       replay,
 	}, t)
+	printScale(out, scale, t)
 	t.print(out)
 	if len(notes) > 0 {
 		fmt.Fprintln(out, "\nnotes:")

@@ -53,7 +53,7 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-// targets collects the pass/FAIL lines of issue 8.
+// targets collects the pass/FAIL lines of issues 8 and 18.
 type targets struct {
 	lines []targetLine
 }
@@ -73,7 +73,7 @@ func (t *targets) unknown(what string, err error) {
 }
 
 func (t *targets) print(out io.Writer) {
-	fmt.Fprintln(out, "\n== targets (issue 8) ==")
+	fmt.Fprintln(out, "\n== targets (issues 8 and 18) ==")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	met := 0
 	for _, l := range t.lines {

@@ -4,6 +4,7 @@
 # test: it takes minutes and its numbers depend on the machine's load.
 #   ROUNDS=N   interleaved rounds (default 7)
 #   CC=...     C compiler for the workloads (default cc)
+#   ONLY=scale the scale section alone (issue 18; about a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +31,4 @@ for src in bench/workloads/*.c; do
 	"${CC:-cc}" -O2 -Wall -Wextra -o "$bin/$(basename "$src" .c)" "$src"
 done
 
-${GO:-go} run ./bench -rounds "${ROUNDS:-7}" -mmtrace ./mmtrace -workloads "$bin"
+${GO:-go} run ./bench -rounds "${ROUNDS:-7}" -only "${ONLY:-}" -mmtrace ./mmtrace -workloads "$bin"
