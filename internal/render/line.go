@@ -106,6 +106,33 @@ func (l *styled) render(width int, color bool) string {
 	return strings.TrimRight(b.String(), " ")
 }
 
+// appendLine appends the line as render(0, color) returns it, without
+// building strings: the per-event path.
+func (l *styled) appendLine(b []byte, color bool) []byte {
+	room := l.width()
+	start := len(b)
+	for _, s := range l.segs {
+		text := printable(s.text)
+		room -= utf8.RuneCountInString(text)
+		if color && s.sgr != "" && (strings.TrimSpace(text) != "" || solid(s.sgr)) {
+			b = append(b, "\x1b["...)
+			b = append(b, s.sgr...)
+			b = append(b, 'm')
+			b = append(b, text...)
+			b = append(b, "\x1b[0m"...)
+		} else {
+			b = append(b, text...)
+		}
+		if room <= 0 {
+			break
+		}
+	}
+	for len(b) > start && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
 // solid reports whether sgr paints the background (reverse video): then
 // blanks must be coloured too, as in a mapping's bar.
 func solid(sgr string) bool {

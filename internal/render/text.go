@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -20,6 +21,8 @@ type textRenderer struct {
 	o      Options
 	t0     uint64
 	haveT0 bool
+	line   styled // reused for every event line
+	buf    []byte // reused to lay the line out
 }
 
 // NewText returns the human renderer. Output is buffered until Flush.
@@ -48,12 +51,14 @@ func (t *textRenderer) Event(ev *events.Event, ch layout.Change) {
 	if !t.haveT0 {
 		t.t0, t.haveT0 = ev.Time, true
 	}
-	var l styled
+	l := &t.line
+	l.segs = l.segs[:0]
 	l.add(eventPrefix(ev, ch, t.t0), sgrNone)
-	eventCall(&l, ev, ch)
-	eventNotes(&l, ev, ch, t.o.threshold())
-	t.w.WriteString(l.render(0, t.o.Color))
-	t.w.WriteByte('\n')
+	eventCall(l, ev, ch)
+	eventNotes(l, ev, ch, t.o.threshold())
+	t.buf = l.appendLine(t.buf[:0], t.o.Color)
+	t.buf = append(t.buf, '\n')
+	t.w.Write(t.buf)
 }
 
 // eventPrefix is "seq time pid comm abi " in fixed columns.
@@ -69,11 +74,44 @@ func eventPrefix(ev *events.Event, ch layout.Change, t0 uint64) string {
 		comm = "?"
 	}
 	rel := float64(int64(ev.Time-t0)) / 1e9
+	// As fmt's "%6d %10.6f %7d %-15s %-6s ", without its allocations.
+	var num [32]byte
+	b := make([]byte, 0, 64)
+	b = padLeftBytes(b, strconv.AppendUint(num[:0], ev.Seq, 10), 6)
+	b = append(b, ' ')
+	b = padLeftBytes(b, strconv.AppendFloat(num[:0], rel, 'f', 6, 64), 10)
+	b = append(b, ' ')
+	abi := ev.ABI.String()
 	if ev.Kind == events.KindLost && ev.PID == 0 {
 		// Dropped records belong to no one process: every live image.
-		return fmt.Sprintf("%6d %10.6f %7s %-15s %-6s ", ev.Seq, rel, "-", "all images", "")
+		b = padLeftBytes(b, append(num[:0], '-'), 7)
+		comm, abi = "all images", ""
+	} else {
+		b = padLeftBytes(b, strconv.AppendUint(num[:0], uint64(ev.PID), 10), 7)
 	}
-	return fmt.Sprintf("%6d %10.6f %7d %-15s %-6s ", ev.Seq, rel, ev.PID, comm, ev.ABI)
+	b = append(b, ' ')
+	b = padRight(b, comm, 15)
+	b = append(b, ' ')
+	b = padRight(b, abi, 6)
+	b = append(b, ' ')
+	return string(b)
+}
+
+// padLeftBytes appends s right-aligned in n bytes (as %nd).
+func padLeftBytes(b, s []byte, n int) []byte {
+	for i := len(s); i < n; i++ {
+		b = append(b, ' ')
+	}
+	return append(b, s...)
+}
+
+// padRight left-aligns s in n runes (as %-ns).
+func padRight(b []byte, s string, n int) []byte {
+	b = append(b, s...)
+	for c := utf8.RuneCountInString(s); c < n; c++ {
+		b = append(b, ' ')
+	}
+	return b
 }
 
 func eventCall(l *styled, ev *events.Event, ch layout.Change) {
@@ -238,7 +276,8 @@ func eventCall(l *styled, ev *events.Event, ch layout.Change) {
 		return
 	}
 	if ch.Placement != layout.PlacementNone && (ev.Kind == events.KindMmap || ev.Kind == events.KindMremap) {
-		l.add(" "+string(ch.Placement), sgrNone)
+		l.add(" ", sgrNone)
+		l.add(string(ch.Placement), sgrNone)
 	}
 }
 
