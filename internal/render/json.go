@@ -278,6 +278,12 @@ func (r *jsonRenderer) Report(rep *layout.Report) {
 		j.str("path", m.Path)
 		j.str("placement", string(m.Placement))
 		j.close()
+		if n := len(j.b); n >= 64<<10 {
+			// Hundreds of thousands of VMAs: stream the line rather than
+			// hold it whole, keeping the last byte for sep.
+			r.w.Write(j.b[:n-1])
+			j.b = append(j.b[:0], j.b[n-1])
+		}
 	}
 	j.b = append(j.b, ']')
 	j.uint("lost_events", rep.LostEvents)
