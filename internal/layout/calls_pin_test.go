@@ -139,7 +139,11 @@ func TestPinFailedPersonalityIsNoCause(t *testing.T) {
 func TestPinBrkResults(t *testing.T) {
 	g := newGen(tPID)
 	tr := pinStart(t, g, Options{}, defaultExec(), defaultVMAs())
-	tr.Apply(g.brk(tStartBrk+0x5000, tStartBrk+0x5000))
+	// Got what it asked: not a failure (DESIGN: a failure is a result
+	// below the request).
+	if ch := tr.Apply(g.brk(tStartBrk+0x5000, tStartBrk+0x5000)); ch.BrkFailure != nil {
+		t.Errorf("a brk that got its break failed: %+v", ch.BrkFailure)
+	}
 	e := g.brk(tStartBrk+0x9000, 0)
 	e.Ret = -12
 	if ch := tr.Apply(e); ch.BrkFailure != nil {
