@@ -158,6 +158,12 @@ type space struct {
 	root   *node
 	count  int
 	window []region // scratch for protect
+
+	// finger is the last descent, valid while shape (bumped by every
+	// split, merge and removal of a node) is fingerShape: see seek.
+	finger      cursor
+	shape       uint64
+	fingerShape uint64
 }
 
 // clone returns a deep copy of s.

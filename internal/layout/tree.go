@@ -175,6 +175,16 @@ func (c *cursor) next() bool {
 // seek returns a cursor at the first region ending above addr, or past the
 // last region of the last leaf when there is none.
 func (s *space) seek(addr uint64) cursor {
+	// One event looks up the same place several times (clear, insert,
+	// join, the next event's clear): the last leaf, while no node was
+	// split, merged or removed, answers for the addresses it spans.
+	if s.finger.depth > 0 && s.fingerShape == s.shape {
+		c := s.finger
+		if nd, _ := c.leaf(); nd.n > 0 && addr < nd.items[nd.n-1].end && addr >= c.below() {
+			c.path[c.depth-1].i = nd.find(addr)
+			return c
+		}
+	}
 	var c cursor
 	if s.root == nil {
 		s.root = newLeaf()
@@ -195,6 +205,14 @@ func (s *space) seek(addr uint64) cursor {
 		c.depth++
 		nd = nd.in.kids[i]
 	}
+	c.path[c.depth].nd, c.path[c.depth].i = nd, nd.find(addr)
+	c.depth++
+	s.finger, s.fingerShape = c, s.shape
+	return c
+}
+
+// find returns the index of the first region of leaf nd ending above addr.
+func (nd *node) find(addr uint64) int {
 	lo, hi := 0, nd.n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -204,9 +222,18 @@ func (s *space) seek(addr uint64) cursor {
 			lo = m + 1
 		}
 	}
-	c.path[c.depth].nd, c.path[c.depth].i = nd, lo
-	c.depth++
-	return c
+	return lo
+}
+
+// below is the largest end before the cursor's leaf (0 for the first
+// leaf): the maximum of the subtree just left of the path.
+func (c *cursor) below() uint64 {
+	for d := c.depth - 2; d >= 0; d-- {
+		if p := c.path[d]; p.i > 0 {
+			return p.nd.in.max[p.i-1]
+		}
+	}
+	return 0
 }
 
 // fix restores the tree after an edit of the leaf under c: the maxima on
@@ -219,23 +246,30 @@ func (s *space) fix(c *cursor) {
 		switch {
 		case nd.n > fan:
 			p.insertKid(i+1, nd.splitHalf())
+			s.shape++
 		case nd.n == 0:
 			p.deleteRange(i, i+1)
+			s.shape++
 			continue
 		case nd.n < fan/4:
 			if i+1 < p.n && nd.n+p.in.kids[i+1].n <= fan {
 				nd.absorb(p.in.kids[i+1])
 				p.deleteRange(i+1, i+2)
+				s.shape++
 			} else if i > 0 && p.in.kids[i-1].n+nd.n <= fan {
 				p.in.kids[i-1].absorb(nd)
 				p.in.max[i-1] = p.in.kids[i-1].lastEnd()
 				p.deleteRange(i, i+1)
+				s.shape++
 				continue
 			}
 		}
 		p.in.max[i] = nd.lastEnd()
 	}
 	root := s.root
+	if root.n > fan || root.in != nil && root.n <= 1 {
+		s.shape++
+	}
 	switch {
 	case root.n > fan:
 		r := newInner()
