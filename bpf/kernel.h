@@ -105,6 +105,7 @@ struct mm_struct {
 	unsigned long task_size;
 	unsigned long start_code, end_code, start_data, end_data;
 	unsigned long start_brk, brk, start_stack;
+	unsigned long arg_start, arg_end;
 };
 
 struct rlimit {

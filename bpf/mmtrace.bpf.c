@@ -27,8 +27,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PATH_LEN 256
 /* Command lines measured here: gcc's cc1 18 arguments in 208 bytes, its
  * collect2 46 in 1169; a JVM with a classpath, several KiB. Longer ones are
- * cut and marked (ARGS_TRUNCATED). */
-#define ARGS_LEN 4096
+ * cut and marked (ARGS_TRUNCATED): a record holds 2 KiB, so that exec and
+ * execve records stay small beside the ring (the smallest is 16 KiB). */
+#define ARGS_LEN 2048
 #define MAX_ARGS 64
 #define MAX_PATH_DEPTH 24
 #define TS_COMPAT 0x0002
@@ -129,6 +130,13 @@ struct exec_event {
 	__u32 mnt_ns;
 	__u32 _pad2;
 	char root[PATH_LEN];
+	/* The new image's command line, as the kernel laid it out on its
+	 * stack (mm->arg_start..arg_end, NUL after each argument): what the
+	 * program receives, whoever exec'd it. */
+	__u32 args_len;
+	__u16 args_flags; /* ARGS_TRUNCATED */
+	__u16 _pad3;
+	char args[ARGS_LEN];
 };
 
 struct vma_event {
@@ -652,6 +660,24 @@ static __always_inline int want_exec(struct task_struct *p, __u32 tgid)
 	return 0;
 }
 
+/* Copy the image's argv area; a longer one is cut and marked. */
+static __always_inline void exec_args(struct mm_struct *mm, struct exec_event *e)
+{
+	unsigned long start = BPF_CORE_READ(mm, arg_start), end = BPF_CORE_READ(mm, arg_end);
+	__u64 n = end > start ? end - start : 0;
+	e->args_flags = 0;
+	e->_pad3 = 0;
+	if (n > ARGS_LEN) {
+		n = ARGS_LEN;
+		e->args_flags = ARGS_TRUNCATED;
+	}
+	e->args_len = 0;
+	if (n > 0 && !bpf_probe_read_user(e->args, n, (void *)start))
+		e->args_len = n;
+	else if (n > 0)
+		e->args_flags = ARGS_TRUNCATED; /* unreadable */
+}
+
 static __always_inline struct exec_event *emit_exec(struct task_struct *p, int old_pid,
 						     struct linux_binprm *bprm, __u32 vma_count, __u8 vmas_known,
 						     int mode)
@@ -701,6 +727,7 @@ static __always_inline struct exec_event *emit_exec(struct task_struct *p, int o
 	BPF_CORE_READ_STR_INTO(&e->parent_comm, parent, comm);
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
 	task_root(p, e, mode);
+	exec_args(mm, e);
 	submit(e);
 	return e;
 }

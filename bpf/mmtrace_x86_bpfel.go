@@ -86,6 +86,10 @@ type MmtraceExecEvent struct {
 	MntNs                uint32
 	Pad2                 uint32
 	Root                 [256]int8
+	ArgsLen              uint32
+	ArgsFlags            uint16
+	Pad3                 uint16
+	Args                 [2048]int8
 }
 
 type MmtraceExecveEvent struct {
@@ -96,7 +100,7 @@ type MmtraceExecveEvent struct {
 	ArgsFlags uint16
 	Ret       int64
 	Filename  [256]int8
-	Args      [8192]int8
+	Args      [4096]int8
 }
 
 type MmtraceInflight struct {

@@ -160,3 +160,50 @@ func TestExecveArgvTruncated(t *testing.T) {
 		})
 	}
 }
+
+// Each report names the command line that made its image, as the program
+// received it, also when the caller was of the other ABI or not traced.
+func TestReportNamesCommandLine(t *testing.T) {
+	_, dir := binaries(t)
+	for _, abi := range []string{"", "32"} {
+		t.Run("show_args"+abi, func(t *testing.T) {
+			need32(t, abi)
+			prog := filepath.Join(dir, "show_args"+abi)
+			out := filepath.Join(t.TempDir(), "argv")
+			// Through sh, a 64-bit caller, and straight from the launcher.
+			res := run(t, []string{"ARGS_OUT=" + out}, "--format", "json", "--",
+				"sh", "-c", `exec "$0" "$@"`, prog, "a", "b c", "")
+			if res.code != 0 {
+				t.Fatalf("exit %d\n%s", res.code, res.stderr)
+			}
+			want := received(t, out)
+			rep := res.report(t, "show_args"+abi)
+			if !slices.Equal(rep.Argv, want) || rep.ArgvTruncated {
+				t.Errorf("report argv %q (truncated %v), the program received %q", rep.Argv, rep.ArgvTruncated, want)
+			}
+			sh := res.report(t, "sh")
+			if len(sh.Argv) != 7 || sh.Argv[0] != "sh" || sh.Argv[1] != "-c" {
+				t.Errorf("sh's report argv %q, want sh -c ... with 7 arguments", sh.Argv)
+			}
+		})
+	}
+	// A command line longer than the record: cut, and marked.
+	prog := filepath.Join(dir, "show_args")
+	long := []string{prog}
+	for range 20 {
+		long = append(long, strings.Repeat("w", 300))
+	}
+	res := run(t, nil, append([]string{"--format", "json", "--", prog, "exec"}, long...)...)
+	var found bool
+	for _, rep := range res.reports {
+		if rep.Comm == "show_args" && len(rep.Argv) > 0 && rep.Argv[0] == prog && len(rep.Argv) < len(long) {
+			found = true
+			if !rep.ArgvTruncated {
+				t.Errorf("a cut command line (%d of %d arguments) is not marked", len(rep.Argv), len(long))
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no report of the long command line cut short")
+	}
+}

@@ -48,6 +48,8 @@ type jsonReport struct {
 	PID               uint32           `json:"pid"`
 	Comm              string           `json:"comm"`
 	Exe               string           `json:"exe"`
+	Argv              []string         `json:"argv"`
+	ArgvTruncated     bool             `json:"argv_truncated"`
 	ABI               string           `json:"abi"`
 	PPID              uint32           `json:"ppid"`
 	ParentComm        string           `json:"parent_comm"`

@@ -40,10 +40,12 @@ const (
 )
 
 // Ring buffer sizes: the kernel takes a power of two of at least a page
-// that fits its 32-bit max_entries; beyond hugeRing we warn, as the ring
-// is locked kernel memory for the whole run.
+// that fits its 32-bit max_entries; below 16 KiB an exec record and the
+// execve before it (2 KiB of command line each) would not fit beside the
+// records around them; beyond hugeRing we warn, as the ring is locked
+// kernel memory for the whole run.
 const (
-	minRing  = 4096
+	minRing  = 16 << 10
 	maxRing  = 1 << 31
 	hugeRing = 1 << 30
 )
@@ -228,7 +230,7 @@ func newFlagSet(opts *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVarP(&opts.verbose, "verbose", "v", false, "also print the exec-time VMA snapshot records")
 	fs.BoolVar(&opts.noIA32, "no-ia32", false, "trace 64-bit syscalls only: cheaper for every other process on the machine, but 32-bit processes are then reported as uncertain")
 	fs.StringVar(&opts.btf, "btf", "", "BTF `FILE` for the running kernel when /sys/kernel/btf/vmlinux is missing")
-	fs.StringVar(&opts.ringSizeS, "ring-size", "16MiB", "ring buffer `SIZE`, a power of two from 4KiB to 2GiB (e.g. 64MiB)")
+	fs.StringVar(&opts.ringSizeS, "ring-size", "16MiB", "ring buffer `SIZE`, a power of two from 16KiB to 2GiB (e.g. 64MiB)")
 	fs.StringVar(&opts.backupsS, "backups", "auto", "run `N` backup copies of each kernel program, for kernels that may preempt a task inside one (auto: 2 on such kernels, else 0); raise it if the kernel skipped records")
 	fs.BoolVar(&opts.probeKernel, "probe-kernel", false, "report what this kernel lets mmtrace see, and exit (1 if mmtrace cannot trace here)")
 	fs.BoolVar(&opts.version, "version", false, "print mmtrace's version and the Go version it was built with, and exit")
@@ -303,7 +305,7 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	case ring > maxRing:
 		return nil, usageError{fmt.Sprintf("--ring-size %s is too large: a BPF ring buffer holds at most 2 GiB", opts.ringSizeS)}
 	case ring < minRing || ring&(ring-1) != 0:
-		return nil, usageError{fmt.Sprintf("--ring-size %s must be a power of two from 4KiB to 2GiB", opts.ringSizeS)}
+		return nil, usageError{fmt.Sprintf("--ring-size %s must be a power of two from 16KiB to 2GiB", opts.ringSizeS)}
 	}
 	opts.ringSize = int(ring)
 	if ring > hugeRing && opts.read == "" && !opts.probeKernel {

@@ -45,6 +45,7 @@ func TestUsageErrors(t *testing.T) {
 		{"--ring-size", "4294967296"},
 		{"--ring-size", "8589934592"},
 		{"--ring-size", "3M"},
+		{"--ring-size", "8KiB"}, // an exec record and its execve would not fit
 		{"--ring-size", "lots"},
 		{"--squeeze-threshold", "99999999999999999999"},
 		{"--squeeze-threshold", "20000000T"},

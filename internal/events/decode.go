@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"github.com/mmtrace/mmtrace/bpf"
@@ -135,6 +136,10 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 			VMAsFromProc:         e.VmasKnown == vmasFromProc,
 			MntNS:                e.MntNs,
 			Root:                 string(cstr(e.Root[:])),
+			ArgvTruncated:        e.ArgsFlags&uint16(bpf.MmtraceArgsFlagARGS_TRUNCATED) != 0,
+		}
+		if n := min(int(e.ArgsLen), len(e.Args)); n > 0 {
+			ev.Exec.Argv = strings.Split(strings.TrimSuffix(string(bytesOf(e.Args[:n])), "\x00"), "\x00")
 		}
 		ev.Comm = ev.Exec.Comm
 	case KindVMA:

@@ -2,6 +2,7 @@ package events
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -84,7 +85,7 @@ func TestPinDecodeExecFields(t *testing.T) {
 		MmapBase: 0x7000, MmapLegacyBase: 0x8000, MmapCompatBase: 0x9000, MmapCompatLegacyBase: 0xa000,
 		RlimStackCur: 8 << 20, RlimStackMax: 1 << 40, VMACount: 9, VMAsKnown: true,
 	}
-	if ev.Exec == nil || *ev.Exec != want {
+	if ev.Exec == nil || !reflect.DeepEqual(*ev.Exec, want) {
 		t.Fatalf("got  %+v\nwant %+v", ev.Exec, want)
 	}
 	if ev.Comm != "bash" || ev.PID != 20 || ev.ABI != ABI32 || ev.Time != 7 {
@@ -515,5 +516,27 @@ func TestPinSeenPathDoesNotAllocate(t *testing.T) {
 		_ = d.Decode(bs[1], &ev)
 	}); n != 0 {
 		t.Errorf("%v allocations per decode of known paths", n)
+	}
+}
+
+// The exec record's argv area: NUL after each argument, args_len bytes of
+// it valid, the truncated flag passed on.
+func TestPinExecArgv(t *testing.T) {
+	var rec bpf.MmtraceExecEvent
+	rec.H = bpf.MmtraceEventHeader{Kind: uint8(KindExec), Pid: 7}
+	area := "bash\x00-c\x00\x00echo hi\x00"
+	pinCString(rec.Args[:], area+"stale bytes past args_len")
+	rec.ArgsLen = uint32(len(area))
+	var ev Event
+	if err := NewDecoder().Decode(pinBytes(&rec), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"bash", "-c", "", "echo hi"}; !slices.Equal(ev.Exec.Argv, want) || ev.Exec.ArgvTruncated {
+		t.Errorf("argv %q truncated %v, want %q", ev.Exec.Argv, ev.Exec.ArgvTruncated, want)
+	}
+	rec.ArgsFlags = uint16(bpf.MmtraceArgsFlagARGS_TRUNCATED)
+	rec.ArgsLen = 1 << 30 // damaged: more than the area
+	if err := NewDecoder().Decode(pinBytes(&rec), &ev); err != nil || !ev.Exec.ArgvTruncated || len(ev.Exec.Argv) < 4 {
+		t.Errorf("damaged args_len: %v argv %d truncated %v", err, len(ev.Exec.Argv), ev.Exec.ArgvTruncated)
 	}
 }

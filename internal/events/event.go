@@ -170,6 +170,12 @@ type Exec struct {
 	// process sees them (as its /proc/PID/maps shows them).
 	MntNS uint32
 	Root  string
+
+	// Argv is the new image's command line as the program receives it;
+	// ArgvTruncated when it was longer than the record holds. Empty in
+	// recordings that predate it.
+	Argv          []string
+	ArgvTruncated bool
 }
 
 // UnmodeledCall names a KindUnmodeled call: shmat, shmdt, prctl(PR_SET_VMA),

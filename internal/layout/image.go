@@ -38,7 +38,7 @@ func newImageFromExec(ev *events.Event, opts Options) *image {
 		taskSize: x.TaskSize, persona: x.Personality,
 	}
 	im.rep = Report{
-		PID: ev.PID, Comm: x.Comm, Exe: x.Filename, ABI: ev.ABI,
+		PID: ev.PID, Comm: x.Comm, Exe: x.Filename, Argv: x.Argv, ArgvTruncated: x.ArgvTruncated, ABI: ev.ABI,
 		PPID: x.PPID, ParentComm: x.ParentComm, ParentABI: x.ParentABI,
 		Personality: x.Personality, PersonalitySource: "inherited",
 		ExecSeq: ev.Seq,
@@ -78,12 +78,11 @@ func layoutReason(legacy bool, persona uint32, rlimStack uint64, opts Options) (
 	switch {
 	case persona&addrCompatLayout != 0:
 		return "legacy", fmt.Sprintf("ADDR_COMPAT_LAYOUT personality (0x%x)", persona)
-	case opts.LegacyVALayout:
-		return "legacy", "vm.legacy_va_layout=1"
-	case rlimStack == rlimInfinity:
-		return "legacy", "RLIMIT_STACK unlimited"
 	}
-	return "legacy", "bottom-up mmap base (cause not known)"
+	// x86's mmap_is_legacy() (5.10 on): the personality bit, or the
+	// sysctl as it was at this exec. RLIMIT_STACK no longer makes a
+	// layout legacy (it lowers the flexible base instead).
+	return "legacy", "vm.legacy_va_layout=1 at exec (the personality has no ADDR_COMPAT_LAYOUT)"
 }
 
 func personaSource(pc personaCall) string {
@@ -204,13 +203,19 @@ func (im *image) brkBlocker(oldTop, newTop uint64) (region, bool) {
 		return r, false
 	}
 	gapStart := r.start
-	if r.flags&flagGrowsDown != 0 || (r.start <= im.startStack && im.startStack < r.end) {
+	if im.isStack(&r) {
 		gapStart = 0
 		if r.start > stackGuardGap {
 			gapStart = r.start - stackGuardGap
 		}
 	}
 	return r, newTop+pageSize > gapStart
+}
+
+// isStack: r grows down, or holds the initial stack (as the kernel's
+// vm_start_gap sees it, a guard gap below it).
+func (im *image) isStack(r *region) bool {
+	return r.flags&flagGrowsDown != 0 || (r.start <= im.startStack && im.startStack < r.end)
 }
 
 // named returns r as a Mapping, named "[stack]" when it is the initial
@@ -229,9 +234,20 @@ func (im *image) report(how string, seq uint64) *Report {
 	r.StartBrk, r.Brk = im.startBrk, im.brk
 	h, b := im.measure()
 	r.BrkHeadroom = h
+	r.BrkUsable = h
 	if b.end != 0 {
 		m := im.named(&b)
 		r.BoundedBy = &m
+		// brk's own check: the new break plus a page must stay below the
+		// next mapping, and below its guard gap if it is a stack.
+		keep, why := uint64(pageSize), "brk keeps a page below the next mapping"
+		if im.isStack(&b) {
+			keep, why = pageSize+stackGuardGap, "brk keeps a page and the stack's guard gap below the stack"
+		}
+		r.BrkUsable, r.BrkUsableWhy = 0, why
+		if h > keep {
+			r.BrkUsable = h - keep
+		}
 	}
 	if im.squeezer != nil {
 		sq := *im.squeezer

@@ -425,8 +425,11 @@ func TestBrkQueryIsNotAFailure(t *testing.T) {
 	if ch := tr.Apply(g.brk(0, tStartBrk)); ch.BrkFailure != nil || !ch.Tracked {
 		t.Errorf("brk(0): %+v", ch)
 	}
-	// Below start_brk the kernel returns the current break: not below the request.
-	if ch := tr.Apply(g.brk(tText, tStartBrk)); ch.BrkFailure != nil {
-		t.Errorf("brk below start_brk: %+v", ch.BrkFailure)
+	// Below start_brk the kernel's brk() refuses ("if (brk < min_brk)
+	// goto out") and returns the current break: a failure, with no
+	// mapping to blame.
+	ch := tr.Apply(g.brk(tText, tStartBrk))
+	if f := ch.BrkFailure; f == nil || f.Cause != BrkBelowStart || f.BlockedBy != nil {
+		t.Errorf("brk below start_brk: %+v, want a failure below the start", ch.BrkFailure)
 	}
 }

@@ -29,12 +29,48 @@ type Mapping struct {
 	Seq        uint64 // event that created this mapping (0 if from exec snapshot or /proc)
 }
 
-// BrkFailure is a brk call whose result was below the requested break.
+// BrkFailure is a brk call that did not move the break where it asked: the
+// kernel then returns the old break (brk never returns an error code).
 type BrkFailure struct {
 	Seq       uint64
 	Requested uint64
 	Result    uint64
-	BlockedBy *Mapping // the mapping in the way, nil when none was (a limit such as RLIMIT_DATA)
+	BlockedBy *Mapping // the mapping in the way, nil when none was
+	Cause     BrkCause
+}
+
+// BrkCause says why a brk failed, as the kernel's brk() decides it.
+type BrkCause string
+
+const (
+	BrkBlocked     BrkCause = "blocked"              // a mapping (and its guard gap) in the way: BlockedBy
+	BrkLimit       BrkCause = "limit"                // room, but a limit refused it (RLIMIT_DATA, overcommit)
+	BrkBelowStart  BrkCause = "below-start"          // asked below start_brk: the kernel never moves the break there
+	BrkBeyondSpace BrkCause = "beyond-address-space" // past TASK_SIZE: no mapping can be the cause
+)
+
+// Reason is Cause, or for a failure made without one, what BlockedBy says.
+func (f *BrkFailure) Reason() BrkCause {
+	switch {
+	case f.Cause != "":
+		return f.Cause
+	case f.BlockedBy != nil:
+		return BrkBlocked
+	}
+	return BrkLimit
+}
+
+// Why says in words why the brk failed, without the blocking mapping.
+func (f *BrkFailure) Why() string {
+	switch f.Reason() {
+	case BrkBelowStart:
+		return "below the heap's start: the kernel never moves the break under start_brk"
+	case BrkBeyondSpace:
+		return "beyond the address space, past TASK_SIZE: no mapping can be the cause"
+	case BrkBlocked:
+		return "blocked"
+	}
+	return "no mapping in the way: a limit such as RLIMIT_DATA or overcommit"
 }
 
 // Squeezer is the first mapping that left the brk area with less headroom
@@ -48,13 +84,17 @@ type Squeezer struct {
 // (exit, next exec, or mmtrace stopping). Its fields follow the JSON
 // "report" line of DESIGN.md.
 type Report struct {
-	PID        uint32
-	Comm       string
-	Exe        string
-	ABI        events.ABI
-	PPID       uint32
-	ParentComm string
-	ParentABI  events.ABI
+	PID  uint32
+	Comm string
+	Exe  string
+	// Argv is the command line the exec gave the image (empty when not
+	// known: --pid, a fork copy, a recording that predates it).
+	Argv          []string
+	ArgvTruncated bool
+	ABI           events.ABI
+	PPID          uint32
+	ParentComm    string
+	ParentABI     events.ABI
 
 	Personality       uint32
 	PersonalitySource string // "inherited" or "personality(0x...) at seq N before exec"
@@ -66,6 +106,12 @@ type Report struct {
 	StartBrk    uint64
 	Brk         uint64
 	BrkHeadroom uint64
+	// BrkUsable is the part of BrkHeadroom brk can take: the kernel keeps
+	// a page between the break and the next mapping, and the stack's
+	// guard gap below a stack (brk's check in mm/mmap.c). BrkUsableWhy
+	// says which applied ("" when the whole headroom is usable).
+	BrkUsable    uint64
+	BrkUsableWhy string
 
 	Squeezer    *Squeezer
 	BoundedBy   *Mapping // the mapping that bounds the heap now (nil: the mmap base / stack gap does)

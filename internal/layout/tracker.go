@@ -438,11 +438,21 @@ func (t *Tracker) brk(im *image, ev *events.Event, ch *Change) {
 		im.remove(newTop, oldTop)
 	}
 	im.brk = result
-	if ev.Addr != 0 && result < ev.Addr {
-		f := BrkFailure{Seq: ev.Seq, Requested: ev.Addr, Result: result}
-		if b, ok := im.brkBlocker(pageAlign(result), pageAlign(ev.Addr)); ok {
-			m := im.named(&b)
-			f.BlockedBy = &m
+	// A brk that worked returns the break asked for; one that failed
+	// returns the old break, above or below what was asked.
+	if ev.Addr != 0 && result != ev.Addr {
+		f := BrkFailure{Seq: ev.Seq, Requested: ev.Addr, Result: result, Cause: BrkLimit}
+		switch {
+		case ev.Addr < im.startBrk:
+			f.Cause = BrkBelowStart
+		case ev.Addr > im.taskSize || pageAlign(ev.Addr) > im.taskSize:
+			f.Cause = BrkBeyondSpace
+		case ev.Addr > result:
+			if b, ok := im.brkBlocker(pageAlign(result), pageAlign(ev.Addr)); ok {
+				m := im.named(&b)
+				f.BlockedBy = &m
+				f.Cause = BrkBlocked
+			}
 		}
 		im.failures = append(im.failures, f)
 		ch.BrkFailure = &im.failures[len(im.failures)-1]

@@ -73,6 +73,7 @@ func (r *jsonRenderer) Event(ev *events.Event, ch layout.Change) {
 	case events.KindExec:
 		if x := ev.Exec; x != nil {
 			j.str("exe", x.Filename)
+			j.argv(x.Argv, x.ArgvTruncated)
 			j.uint("old_pid", uint64(x.OldPID))
 			j.uint("ppid", uint64(x.PPID))
 			j.str("parent_comm", x.ParentComm)
@@ -163,6 +164,9 @@ func (r *jsonRenderer) Event(ev *events.Event, ch layout.Change) {
 		} else {
 			j.null("blocked_by")
 		}
+		if f := ch.BrkFailure; f != nil {
+			j.str("cause", string(f.Reason()))
+		}
 		j.uint("headroom", ch.Headroom)
 	case events.KindPersonality:
 		j.hex("persona", ev.Addr)
@@ -190,16 +194,7 @@ func (r *jsonRenderer) Event(ev *events.Event, ch layout.Change) {
 		}
 	case events.KindExecve:
 		j.str("path", ev.Path)
-		j.key("argv")
-		j.b = append(j.b, '[')
-		for _, a := range ev.Argv {
-			j.sep()
-			j.b = appendJSONString(j.b, a)
-		}
-		j.b = append(j.b, ']')
-		if ev.ArgvTruncated {
-			j.boolean("argv_truncated", true)
-		}
+		j.argv(ev.Argv, ev.ArgvTruncated)
 		j.intResult(ev.Ret)
 	case events.KindFork:
 		j.uint("child", uint64(ev.Child))
@@ -222,6 +217,7 @@ func (r *jsonRenderer) Report(rep *layout.Report) {
 	j.uint("pid", uint64(rep.PID))
 	j.str("comm", rep.Comm)
 	j.str("exe", rep.Exe)
+	j.argv(rep.Argv, rep.ArgvTruncated)
 	j.str("abi", rep.ABI.String())
 	j.uint("ppid", uint64(rep.PPID))
 	j.str("parent_comm", rep.ParentComm)
@@ -234,6 +230,7 @@ func (r *jsonRenderer) Report(rep *layout.Report) {
 	j.hex("start_brk", rep.StartBrk)
 	j.hex("brk", rep.Brk)
 	j.uint("brk_headroom", rep.BrkHeadroom)
+	j.uint("brk_usable_headroom", rep.BrkUsable)
 	j.key("squeezer")
 	if sq := rep.Squeezer; sq != nil {
 		j.open()
@@ -264,6 +261,7 @@ func (r *jsonRenderer) Report(rep *layout.Report) {
 		} else {
 			j.null("blocked_by")
 		}
+		j.str("cause", string(f.Reason()))
 		j.close()
 	}
 	j.b = append(j.b, ']')
@@ -392,6 +390,21 @@ func (j *jsonBuf) int(k string, v int64) {
 func (j *jsonBuf) boolean(k string, v bool) {
 	j.key(k)
 	j.b = strconv.AppendBool(j.b, v)
+}
+
+// argv writes "argv" (always, [] when unknown) and "argv_truncated": true
+// when the command line was longer than the record held.
+func (j *jsonBuf) argv(argv []string, truncated bool) {
+	j.key("argv")
+	j.b = append(j.b, '[')
+	for _, a := range argv {
+		j.sep()
+		j.b = appendJSONString(j.b, a)
+	}
+	j.b = append(j.b, ']')
+	if truncated {
+		j.boolean("argv_truncated", true)
+	}
 }
 
 func (j *jsonBuf) null(k string) {

@@ -166,7 +166,7 @@ func storyFailures(r *layout.Report) string {
 		fmt.Fprintf(&b, "at seq %d brk(%s) returned %s, ", f.Seq, hex(f.Requested), hex(f.Result))
 		switch {
 		case f.BlockedBy == nil:
-			b.WriteString("no mapping in the way (a limit such as RLIMIT_DATA or overcommit)")
+			b.WriteString(f.Why())
 		case r.Squeezer != nil && f.BlockedBy.Start == r.Squeezer.Start:
 			b.WriteString("blocked by the squeezer")
 		default:

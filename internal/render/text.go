@@ -288,7 +288,7 @@ func eventNotes(l *styled, ev *events.Event, ch layout.Change, threshold uint64)
 		if f.BlockedBy != nil {
 			l.add(" FAILED (blocked by "+hex(f.BlockedBy.Start)+"-"+hex(f.BlockedBy.End)+" "+shortPath(f.BlockedBy.Path)+")", sgrBadRed)
 		} else {
-			l.add(" FAILED (no mapping in the way: a limit such as RLIMIT_DATA)", sgrBadRed)
+			l.add(" FAILED ("+f.Why()+")", sgrBadRed)
 		}
 	}
 	if ch.NewSqueezer != nil {
@@ -408,6 +408,9 @@ func reportLines(r *layout.Report, o Options) []string {
 		who += fmt.Sprintf("; parent pid %d %s (%s)", r.PPID, orUnknown(r.ParentComm), r.ParentABI)
 	}
 	field("who", who, sgrNone)
+	if len(r.Argv) > 0 {
+		field("command", commandLine(r.Argv, r.ArgvTruncated), sgrNone)
+	}
 	lay := orUnknown(r.Layout)
 	if r.LayoutReason != "" {
 		lay += " (" + r.LayoutReason + ")"
@@ -420,10 +423,14 @@ func reportLines(r *layout.Report, o Options) []string {
 	field("personality", pers, sgrNone)
 	field("mmap base", hex(r.MmapBase), sgrNone)
 	field("heap", fmt.Sprintf("%s-%s (%s)", hex(r.StartBrk), hex(r.Brk), Size(r.Brk-min(r.StartBrk, r.Brk))), sgrNone)
+	usable := ""
+	if r.BrkUsableWhy != "" && Size(r.BrkUsable) != Size(r.BrkHeadroom) {
+		usable = "; brk can use " + Size(r.BrkUsable) + ": " + r.BrkUsableWhy
+	}
 	if r.BrkHeadroom < o.threshold() {
-		field("headroom", Size(r.BrkHeadroom)+" SQUEEZED (below "+Size(o.threshold())+")", sgrBadRed)
+		field("headroom", Size(r.BrkHeadroom)+" SQUEEZED (below "+Size(o.threshold())+")"+usable, sgrBadRed)
 	} else {
-		field("headroom", Size(r.BrkHeadroom), sgrGreen)
+		field("headroom", Size(r.BrkHeadroom)+usable, sgrGreen)
 	}
 	if sq := r.Squeezer; sq != nil {
 		field("squeezer", fmt.Sprintf("%s %s, placement %s, seq %d, left %s of headroom",
@@ -456,7 +463,7 @@ func reportLines(r *layout.Report, o Options) []string {
 			if f.BlockedBy != nil {
 				s += "blocked by " + mappingShort(f.BlockedBy)
 			} else {
-				s += "no mapping in the way (a limit)"
+				s += f.Why()
 			}
 			field("", s, sgrRed)
 		}
@@ -549,4 +556,32 @@ func (t *textRenderer) Summary(s Summary) {
 		t.w.WriteString(f.render(0, t.o.Color))
 		t.w.WriteByte('\n')
 	}
+}
+
+// commandLine shows argv as a shell would need it typed: plain words bare,
+// others quoted; "..." when it was cut.
+func commandLine(argv []string, truncated bool) string {
+	var b strings.Builder
+	for i, a := range argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if a != "" && strings.IndexFunc(a, needsQuote) < 0 {
+			b.WriteString(a)
+		} else {
+			b.WriteString(strconv.Quote(a))
+		}
+	}
+	if truncated {
+		b.WriteString(" ...")
+	}
+	return b.String()
+}
+
+func needsQuote(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("/.-_=:,+@%", r)
 }
