@@ -107,10 +107,10 @@ func (l *styled) render(width int, color bool) string {
 }
 
 // appendLine appends the line as render(0, color) returns it, without
-// building strings: the per-event path.
+// building strings, and removes the trailing blanks of all of b: the
+// per-event path, after the plain text it lays out itself.
 func (l *styled) appendLine(b []byte, color bool) []byte {
 	room := l.width()
-	start := len(b)
 	for _, s := range l.segs {
 		text := printable(s.text)
 		room -= utf8.RuneCountInString(text)
@@ -127,7 +127,7 @@ func (l *styled) appendLine(b []byte, color bool) []byte {
 			break
 		}
 	}
-	for len(b) > start && b[len(b)-1] == ' ' {
+	for len(b) > 0 && b[len(b)-1] == ' ' {
 		b = b[:len(b)-1]
 	}
 	return b

@@ -51,18 +51,38 @@ func (t *textRenderer) Event(ev *events.Event, ch layout.Change) {
 	if !t.haveT0 {
 		t.t0, t.haveT0 = ev.Time, true
 	}
+	// The prefix and the call are plain text: laid out straight into the
+	// line's bytes, so an event line allocates nothing. The rest (a lost
+	// record's warning, the notes) are coloured segments after them.
 	l := &t.line
 	l.segs = l.segs[:0]
-	l.add(eventPrefix(ev, ch, t.t0), sgrNone)
-	eventCall(l, ev, ch)
+	b := appendEventPrefix(t.buf[:0], ev, ch, t.t0)
+	if ev.Kind == events.KindLost {
+		l.add(lostCall(ev), sgrBadRed)
+	} else {
+		b = appendCall(b, ev, ch)
+	}
+	if !plainASCII(b) {
+		b = append(b[:0], printable(string(b))...)
+	}
 	eventNotes(l, ev, ch, t.o.threshold())
-	t.buf = l.appendLine(t.buf[:0], t.o.Color)
-	t.buf = append(t.buf, '\n')
+	b = l.appendLine(b, t.o.Color)
+	t.buf = append(b, '\n')
 	t.w.Write(t.buf)
 }
 
-// eventPrefix is "seq time pid comm abi " in fixed columns.
-func eventPrefix(ev *events.Event, ch layout.Change, t0 uint64) string {
+// plainASCII says whether printable would leave b as it is, cheaply.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// appendEventPrefix appends "seq time pid comm abi " in fixed columns.
+func appendEventPrefix(b []byte, ev *events.Event, ch layout.Change, t0 uint64) []byte {
 	comm := ch.Comm
 	if comm == "" {
 		comm = ev.Comm
@@ -76,7 +96,6 @@ func eventPrefix(ev *events.Event, ch layout.Change, t0 uint64) string {
 	rel := float64(int64(ev.Time-t0)) / 1e9
 	// As fmt's "%6d %10.6f %7d %-15s %-6s ", without its allocations.
 	var num [32]byte
-	b := make([]byte, 0, 64)
 	b = padLeftBytes(b, strconv.AppendUint(num[:0], ev.Seq, 10), 6)
 	b = append(b, ' ')
 	b = padLeftBytes(b, strconv.AppendFloat(num[:0], rel, 'f', 6, 64), 10)
@@ -93,8 +112,7 @@ func eventPrefix(ev *events.Event, ch layout.Change, t0 uint64) string {
 	b = padRight(b, comm, 15)
 	b = append(b, ' ')
 	b = padRight(b, abi, 6)
-	b = append(b, ' ')
-	return string(b)
+	return append(b, ' ')
 }
 
 // padLeftBytes appends s right-aligned in n bytes (as %nd).
@@ -114,8 +132,9 @@ func padRight(b []byte, s string, n int) []byte {
 	return b
 }
 
-func eventCall(l *styled, ev *events.Event, ch layout.Change) {
-	b := make([]byte, 0, 160)
+// appendCall appends the call as strace would show it, and the placement
+// of a mapping made; not for lost records (lostCall).
+func appendCall(b []byte, ev *events.Event, ch layout.Change) []byte {
 	switch ev.Kind {
 	case events.KindExec:
 		b = append(b, "exec "...)
@@ -259,26 +278,28 @@ func eventCall(l *styled, ev *events.Event, ch layout.Change) {
 		b = fmt.Appendf(b, "fork() = %d", ev.Child)
 	case events.KindExit:
 		b = fmt.Appendf(b, "exit(%d)", ev.ExitCode)
-	case events.KindLost:
-		why := "ring buffer full"
-		if ev.PID == 0 {
-			// Counted by program, not by process (see loader.NewMisses).
-			why = "the kernel skipped a busy program"
-		}
-		l.add(fmt.Sprintf("LOST %s (%s): verdicts of the images running now are uncertain",
-			plural(int(min(ev.Lost, 1<<62)), "event"), why), sgrBadRed)
-		return
 	default:
 		b = fmt.Appendf(b, "%s", ev.Kind)
 	}
-	l.add(string(b), sgrNone)
 	if isErr(ev.Ret) && (ev.Kind == events.KindMmap || ev.Kind == events.KindMremap) {
-		return
+		return b
 	}
 	if ch.Placement != layout.PlacementNone && (ev.Kind == events.KindMmap || ev.Kind == events.KindMremap) {
-		l.add(" ", sgrNone)
-		l.add(string(ch.Placement), sgrNone)
+		b = append(b, ' ')
+		b = append(b, ch.Placement...)
 	}
+	return b
+}
+
+// lostCall is the line's text for a lost record.
+func lostCall(ev *events.Event) string {
+	why := "ring buffer full"
+	if ev.PID == 0 {
+		// Counted by program, not by process (see loader.NewMisses).
+		why = "the kernel skipped a busy program"
+	}
+	return fmt.Sprintf("LOST %s (%s): verdicts of the images running now are uncertain",
+		plural(int(min(ev.Lost, 1<<62)), "event"), why)
 }
 
 // eventNotes appends the brk failure, a new squeezer and the headroom when
