@@ -74,7 +74,7 @@ clean:
 
 # Mutation testing of one package (minutes; not part of make test):
 #   make mutate PKG=./internal/layout
-#   make mutate PKG=./internal/render MUTATE_FLAGS='-E (picture|text)\.go'
+#   make mutate PKG=./internal/layout MUTATE_FLAGS='-E proc\.go -E tree\.go'
 # Survivors that cannot change behaviour are listed in the package's MUTANTS.md.
 PKG ?= ./internal/layout
 MUTATE_FLAGS ?=
