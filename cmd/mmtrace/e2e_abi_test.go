@@ -496,3 +496,28 @@ func TestOldMmapMatches(t *testing.T) {
 		})
 	}
 }
+
+// vm.legacy_va_layout flipped while mmtrace runs: the image exec'd after
+// the flip is legacy, and the reason is the sysctl at its exec (x86's
+// mmap_is_legacy() reads it then), never RLIMIT_STACK.
+func TestLegacySysctlFlippedDuringTrace(t *testing.T) {
+	_, dir := binaries(t)
+	const sysctl = "/proc/sys/vm/legacy_va_layout"
+	old, err := os.ReadFile(sysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(old)) != "0" {
+		t.Skipf("%s is %s already", sysctl, strings.TrimSpace(string(old)))
+	}
+	t.Cleanup(func() { os.WriteFile(sysctl, old, 0o644) })
+	res := run(t, nil, "--format", "json", "--", "sh", "-c",
+		`echo 1 > `+sysctl+`; "$0" /etc/passwd; s=$?; echo 0 > `+sysctl+`; exit $s`, filepath.Join(dir, "hint_squeeze"))
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	rep := res.report(t, "hint_squeeze")
+	if rep.Layout != "legacy" || !strings.Contains(rep.LayoutReason, "vm.legacy_va_layout=1 at exec") {
+		t.Errorf("layout %q (%s), want legacy for the sysctl at exec", rep.Layout, rep.LayoutReason)
+	}
+}

@@ -57,7 +57,7 @@ func newImageFromExec(ev *events.Event, opts Options) *image {
 	} else {
 		im.legacy = x.Personality&addrCompatLayout != 0 || opts.LegacyVALayout
 	}
-	im.rep.Layout, im.rep.LayoutReason = layoutReason(im.legacy, x.Personality, x.RlimStackCur, opts)
+	im.rep.Layout, im.rep.LayoutReason = layoutReason(im.legacy, known, x.Personality, x.RlimStackCur)
 	if !known {
 		im.rep.LayoutReason += " (mmap bases unknown)"
 	}
@@ -67,7 +67,9 @@ func newImageFromExec(ev *events.Event, opts Options) *image {
 
 // layoutReason names the layout and says why the kernel picked it
 // (arch_pick_mmap_layout, mmap_is_legacy).
-func layoutReason(legacy bool, persona uint32, rlimStack uint64, opts Options) (string, string) {
+// basesKnown: the kernel gave the image's mmap bases, so legacy was read
+// from them, not guessed from the sysctl as mmtrace read it at start.
+func layoutReason(legacy, basesKnown bool, persona uint32, rlimStack uint64) (string, string) {
 	if !legacy {
 		reason := "default: top-down below the stack"
 		if rlimStack == rlimInfinity {
@@ -78,6 +80,8 @@ func layoutReason(legacy bool, persona uint32, rlimStack uint64, opts Options) (
 	switch {
 	case persona&addrCompatLayout != 0:
 		return "legacy", fmt.Sprintf("ADDR_COMPAT_LAYOUT personality (0x%x)", persona)
+	case !basesKnown:
+		return "legacy", "vm.legacy_va_layout=1 when mmtrace started"
 	}
 	// x86's mmap_is_legacy() (5.10 on): the personality bit, or the
 	// sysctl as it was at this exec. RLIMIT_STACK no longer makes a

@@ -49,11 +49,13 @@ func TestPinLayoutWhenBasesUnknown(t *testing.T) {
 		layout, why   string
 	}{
 		{"unknown, ADDR_COMPAT_LAYOUT", 0, 0, addrCompatLayout, Options{}, "legacy", "ADDR_COMPAT_LAYOUT personality (0x200000) (mmap bases unknown)"},
-		{"unknown, sysctl", 0, 0, 0, Options{LegacyVALayout: true}, "legacy", "vm.legacy_va_layout=1 (mmap bases unknown)"},
+		{"unknown, sysctl", 0, 0, 0, Options{LegacyVALayout: true}, "legacy", "vm.legacy_va_layout=1 when mmtrace started (mmap bases unknown)"},
 		{"unknown, default", 0, 0, 0, Options{}, "flexible", "default: top-down below the stack (mmap bases unknown)"},
 		{"only the base", tMmapBase, 0, addrCompatLayout, Options{}, "flexible", "default: top-down below the stack"},
 		{"only the legacy base", 0, tLegacy, 0, Options{}, "flexible", "default: top-down below the stack"},
-		{"bases equal: legacy, cause not known", tLegacy, tLegacy, 0, Options{}, "legacy", "bottom-up mmap base (cause not known)"},
+		// Bases equal without the personality bit: on x86 (5.10+) only
+		// the sysctl at that exec makes that (mmap_is_legacy()).
+		{"bases equal: legacy, the sysctl at exec", tLegacy, tLegacy, 0, Options{}, "legacy", legacySysctlWhy},
 	} {
 		g := newGen(tPID)
 		x := defaultExec()

@@ -40,7 +40,7 @@ func (t *Tracker) SeedFromProc(p ProcImage) {
 		Notes: []string{"mappings, brk and personality read from /proc when mmtrace started; " +
 			"the mmap base is not in /proc, so the layout is inferred; later changes from events"},
 	}
-	im.rep.Layout, im.rep.LayoutReason = layoutReason(legacy, p.Personality, 0, t.opts)
+	im.rep.Layout, im.rep.LayoutReason = layoutReason(legacy, false, p.Personality, 0)
 	im.rep.LayoutReason += " (inferred: mmap base not in /proc)"
 	maps := slices.Clone(p.Maps)
 	slices.SortFunc(maps, func(a, b Mapping) int {
