@@ -443,3 +443,109 @@ func TestPinPictureGapHeights(t *testing.T) {
 		}
 	}
 }
+
+func pinSVG(t *testing.T, o Options, obs ...*layout.Report) string {
+	t.Helper()
+	s := NewSVG(o)
+	for i, r := range obs {
+		s.Observe(uint64(i)*1_000_000, r) // one change a millisecond
+	}
+	var buf bytes.Buffer
+	n, err := s.WriteTo(&buf)
+	if err != nil || n != int64(buf.Len()) {
+		t.Fatalf("WriteTo: %d bytes, %v; buffer has %d", n, err, buf.Len())
+	}
+	return buf.String()
+}
+
+// Time along the bottom: at most six ticks, at changes i*(n-1)/5, each in
+// the middle of its column (880 px / n wide), labelled with the time since
+// the first change.
+func TestPinSVGTimeTicks(t *testing.T) {
+	var obs []*layout.Report
+	for range 10 {
+		obs = append(obs, pinReport())
+	}
+	doc := pinSVG(t, Options{}, obs...)
+	// Steps 0, 1, 3, 5, 7, 9 (i*9/5 for i = 0..5), 88 px columns.
+	for _, c := range []struct {
+		x     string
+		label string
+	}{{"194.0", "0 µs"}, {"282.0", "1.0 ms"}, {"458.0", "3.0 ms"}, {"634.0", "5.0 ms"}, {"810.0", "7.0 ms"}, {"986.0", "9.0 ms"}} {
+		want := `<text x="` + c.x + `" y="630.0" text-anchor="middle" font-size="11" fill="#333">` + c.label + `</text>`
+		if !strings.Contains(doc, want) {
+			t.Errorf("no tick %q", want)
+		}
+	}
+	for _, l := range []string{">2.0 ms<", ">4.0 ms<", ">6.0 ms<", ">8.0 ms<"} {
+		if strings.Contains(doc, l) {
+			t.Errorf("a seventh tick %s", l)
+		}
+	}
+	if !strings.Contains(doc, "layout changes in event order (10)") {
+		t.Error("change count")
+	}
+	// One change: one tick.
+	doc = pinSVG(t, Options{}, pinReport())
+	if strings.Count(doc, `text-anchor="middle" font-size="11" fill="#333">`) != 1 {
+		t.Error("one change should have one tick")
+	}
+}
+
+// A squeezer there from the first change is named inside its outline; a
+// failed brk at the first change is drawn 6 px in from the plot's edge.
+func TestPinSVGEarlySqueezer(t *testing.T) {
+	doc := pinSVG(t, Options{}, pinReport(), pinReport())
+	if !strings.Contains(doc, `<text x="158.0" y=`) || !strings.Contains(doc, `text-anchor="start" stroke="#ffffff" stroke-width="3" paint-order="stroke">squeezer, seq 9</text>`) {
+		t.Error("squeezer label not inside its outline at x 150+8")
+	}
+	if !strings.Contains(doc, `<line x1="156.0" y1=`) {
+		t.Error("failed brk not drawn at x 150+6")
+	}
+	if strings.Count(doc, "<title>failed brk at seq 10") != 1 {
+		t.Error("one failure seen twice should be drawn once")
+	}
+}
+
+// The mmap base line says which way the mmap area grows.
+func TestPinSVGMmapBaseDirection(t *testing.T) {
+	for layoutName, want := range map[string]string{"flexible": "mmap base ↓<", "legacy": "mmap base ↑<", "": "mmap base<"} {
+		r := pinReport()
+		r.Layout = layoutName
+		if doc := pinSVG(t, Options{}, r); !strings.Contains(doc, want) {
+			t.Errorf("layout %q: no %q", layoutName, want)
+		}
+	}
+	r := pinReport()
+	r.MmapBase = 0
+	if doc := pinSVG(t, Options{}, r); strings.Contains(doc, `stroke="#555" stroke-dasharray="5,3"/>`+"\n"+`<text x="1026.0"`) {
+		t.Error("a base line without a base")
+	}
+}
+
+// The anonymous mapping right after the executable's data is its bss
+// (drawn as data) unless it is bigger than 1 MiB and the executable.
+func TestPinSVGBss(t *testing.T) {
+	fill := func(r *layout.Report, start uint64) string {
+		doc := pinSVG(t, Options{}, r)
+		for _, m := range rectRE.FindAllStringSubmatch(doc, -1) {
+			if m[6] == "0x"+strconv.FormatUint(start, 16) {
+				return m[5]
+			}
+		}
+		return "missing"
+	}
+	for _, c := range []struct {
+		size uint64
+		want string
+	}{{0x1000, kindFill[kindData]}, {1 << 20, kindFill[kindData]}, {1<<20 + 0x1000, kindFill[kindAnon]}} {
+		r := pinReport()
+		r.VMAs = append(r.VMAs[:1:1], append([]layout.Mapping{
+			{Start: 0x401000, End: 0x402000, Prot: "rw-p", Path: "/bin/t"},
+			{Start: 0x402000, End: 0x402000 + c.size, Prot: "rw-p"},
+		}, r.VMAs[1:]...)...)
+		if got := fill(r, 0x402000); got != c.want {
+			t.Errorf("anonymous %#x after the data: fill %s, want %s", c.size, got, c.want)
+		}
+	}
+}
