@@ -268,7 +268,7 @@ func (im *image) report(how string, seq uint64) *Report {
 // vmas renders the model as /proc/PID/maps would show it: regions joined
 // where the kernel would hold one VMA, anonymous ones labelled "[heap]" and
 // "[stack]" by the kernel's rules (vma_is_initial_heap/_stack), then
-// normalised with MergeAdjacent.
+// normalised as MergeAdjacent does (they are in address order already).
 func (im *image) vmas() []Mapping {
 	out := make([]Mapping, 0, im.len())
 	var last region
@@ -294,5 +294,5 @@ func (im *image) vmas() []Mapping {
 			m.Path = "[stack]"
 		}
 	}
-	return MergeAdjacent(out)
+	return mergeSorted(out)
 }

@@ -190,6 +190,12 @@ func MergeAdjacent(m []Mapping) []Mapping {
 		}
 		return 0
 	})
+	return mergeSorted(out)
+}
+
+// mergeSorted is MergeAdjacent on mappings already sorted by start, in
+// place.
+func mergeSorted(out []Mapping) []Mapping {
 	w := 0
 	for i := range out {
 		if w > 0 {
