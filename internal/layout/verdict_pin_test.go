@@ -473,3 +473,30 @@ func TestPinSnapshotFlags(t *testing.T) {
 		"600000-601000 ---p [vvar]",
 	})
 }
+
+// "The VMA that holds start_stack" is the half-open [start, end): a VMA
+// that starts at start_stack holds it, one that ends there does not.
+func TestPinStartStackContainment(t *testing.T) {
+	const v = 0x7ff000000000 // a plain VMA (no GROWSDOWN) of 0x21000 bytes
+	heap := uint64(v - pinGuardGap - 64*pinPage)
+	req := uint64(v - pinGuardGap - pinPage + 1) // a page into the gap, below the VMA
+	for _, c := range []struct {
+		startStack uint64
+		want       string
+	}{
+		{v, "rw-p@0x7ff000000000"},               // at its start: the stack, its gap blocks
+		{v + 0x21000, "limit"},                   // at its end: not the stack, no gap
+		{v + 0x21000 - 1, "rw-p@0x7ff000000000"}, // its last byte
+	} {
+		g := newGen(tPID)
+		x := defaultExec()
+		x.StartBrk, x.Brk, x.StartStack = heap, heap, c.startStack
+		tr := pinStart(t, g, Options{}, x, []events.VMA{
+			{Start: tText, End: tText + pinPage, Flags: vmRead | vmExec, Path: "/bin/t"},
+			{Start: v, End: v + 0x21000, Flags: vmRead | vmWrite},
+		})
+		if got := pinBlocker(tr.Apply(g.brk(req, heap)).BrkFailure); got != c.want {
+			t.Errorf("start_stack %#x: %s, want %s", c.startStack, got, c.want)
+		}
+	}
+}
