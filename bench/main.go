@@ -121,7 +121,7 @@ func run(cfg config, out io.Writer) error {
 	if _, err := exec.LookPath("bpftrace"); err == nil {
 		others = append(others, tracer{"bpftrace printf", runBpftrace})
 	} else {
-		notes = append(notes, "bpftrace is not installed: its column is skipped (DESIGN.md measured ~15x on the mmap loop, 1.5x fork+exec)")
+		notes = append(notes, "bpftrace is not installed: its column is skipped (measured before at ~15x on the mmap loop, 1.5x fork+exec)")
 	}
 
 	untracedUnder := func(name string, extra ...string) tracer {

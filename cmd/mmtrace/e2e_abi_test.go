@@ -147,7 +147,7 @@ func personalitySource(t *testing.T, res runResult, pid uint32) (uint64, string)
 	return persona, fmt.Sprintf("personality(%#x) at seq %d before exec", persona, uint64(seq))
 }
 
-// The incident class on today's kernel (DESIGN.md fact 11): a 32-bit PIE
+// The incident class on today's kernel (the 32-bit legacy layout of the README): a 32-bit PIE
 // under `setarch i386 -L` maps 1 MiB blocks bottom-up until one lands on
 // its break, and a 4 MiB sbrk then fails.
 func TestLegacySqueezeIncident(t *testing.T) {
@@ -303,8 +303,8 @@ func TestNoReplaceSqueeze(t *testing.T) {
 	}
 }
 
-// A parent of one ABI forks and execs a child of the other (DESIGN.md
-// fact 3: the syscall events are lopsided, sched_process_exec is not).
+// A parent of one ABI forks and execs a child of the other (the syscall
+// records of such an exec are lopsided; sched_process_exec is not).
 // Each image is reported with its own ABI and its parent's, and a child
 // exec'd under ADDR_COMPAT_LAYOUT inherits the personality and the legacy
 // layout, with the base its own ABI uses.

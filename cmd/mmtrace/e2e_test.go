@@ -26,7 +26,7 @@ import (
 	"github.com/mmtrace/mmtrace/internal/layout"
 )
 
-// jsonMapping and jsonReport decode the DESIGN.md report line.
+// jsonMapping and jsonReport decode the README's report line.
 type jsonMapping struct {
 	Start     string `json:"start"`
 	End       string `json:"end"`

@@ -50,7 +50,6 @@ const (
 	hugeRing = 1 << 30
 )
 
-const defaultThreshold = 64 << 20
 
 // options are the parsed command line.
 type options struct {
@@ -88,7 +87,7 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// exitError carries a specific exit status (a traced command's, or 3).
+// exitStatus carries a specific exit status (a traced command's, or the check's).
 type exitStatus struct{ code int }
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }

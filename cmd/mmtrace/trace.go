@@ -259,7 +259,6 @@ func (s *session) pollLost(tr *loader.Tracer) {
 	s.order.Tick(now)
 }
 
-// monotonicNow is the kernel records' clock (bpf_ktime_get_ns).
 // pollMisses turns programs the kernel skipped (recursion misses) into a
 // lost record for no one process: every live image becomes uncertain.
 func (s *session) pollMisses(tr *loader.Tracer, now uint64) {
@@ -273,6 +272,7 @@ func (s *session) pollMisses(tr *loader.Tracer, now uint64) {
 	}
 }
 
+// monotonicNow is the kernel records' clock (bpf_ktime_get_ns).
 func monotonicNow() uint64 {
 	var t unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &t)

@@ -44,7 +44,7 @@ func newImageFromExec(ev *events.Event, opts Options) *image {
 		ExecSeq: ev.Seq,
 	}
 	if im.taskSize == 0 {
-		im.taskSize = defaultTaskSize(ev.ABI)
+		im.taskSize = TaskSize(ev.ABI)
 	}
 	base, legacyBase := x.MmapBase, x.MmapLegacyBase
 	if ev.ABI == events.ABI32 && x.MmapCompatBase != 0 && x.MmapCompatLegacyBase != 0 {
@@ -93,7 +93,9 @@ func personaSource(pc personaCall) string {
 	return fmt.Sprintf("personality(0x%x) at seq %d before exec", pc.persona, pc.seq)
 }
 
-func defaultTaskSize(abi events.ABI) uint64 {
+// TaskSize is the top of user space for an image of the ABI on x86_64
+// (4-level paging), where the kernel gave none.
+func TaskSize(abi events.ABI) uint64 {
 	if abi == events.ABI32 {
 		return taskSize32
 	}

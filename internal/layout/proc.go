@@ -31,7 +31,7 @@ func (t *Tracker) SeedFromProc(p ProcImage) {
 	legacy := p.Personality&addrCompatLayout != 0 || t.opts.LegacyVALayout
 	im := &image{
 		startBrk: p.StartBrk, brk: p.Brk, startStack: p.StartStack,
-		taskSize: defaultTaskSize(p.ABI), legacy: legacy, persona: p.Personality,
+		taskSize: TaskSize(p.ABI), legacy: legacy, persona: p.Personality,
 	}
 	im.rep = Report{
 		PID: p.PID, Comm: p.Comm, Exe: p.Exe, ABI: p.ABI, PPID: p.PPID,

@@ -2,7 +2,7 @@ package layout
 
 import "github.com/mmtrace/mmtrace/internal/events"
 
-// Placement says how a mapping got its address (see DESIGN.md, "Words").
+// Placement says how a mapping got its address (the README's JSON section).
 type Placement string
 
 const (
@@ -82,7 +82,7 @@ type Squeezer struct {
 
 // Report is the verdict on one process image, produced when the image ends
 // (exit, next exec, or mmtrace stopping). Its fields follow the JSON
-// "report" line of DESIGN.md.
+// "report" line of the README's JSON section.
 type Report struct {
 	PID  uint32
 	Comm string

@@ -7,7 +7,7 @@ import (
 )
 
 // Tests that pin the verdicts against the kernel's documented behaviour
-// (mm/mmap.c, mm/mremap.c, mm/mprotect.c) and DESIGN.md's words, with the
+// (mm/mmap.c, mm/mremap.c, mm/mprotect.c) and the README's words, with the
 // expected values computed by hand. Sizes are written out (4096, 1 MiB,
 // 64 MiB) rather than taken from the package's constants, so that a wrong
 // constant fails here.
@@ -163,7 +163,7 @@ func TestPinDefaultThresholdIs64MiB(t *testing.T) {
 	}
 }
 
-// DESIGN.md: the squeezer is the mapping that left the headroom below the
+// The README: the squeezer is the mapping that left the headroom below the
 // threshold "when it was created". When the heap's own growth brings the
 // headroom down, the mapping that was already there is not the squeezer,
 // nor is one created elsewhere afterwards (below the heap, or above the

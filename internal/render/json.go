@@ -11,7 +11,7 @@ import (
 	"github.com/mmtrace/mmtrace/internal/layout"
 )
 
-// jsonRenderer writes one JSON object per line, "type" first (DESIGN.md,
+// jsonRenderer writes one JSON object per line, "type" first (README,
 // "Public contract"). Lines are built by appending into one reused buffer:
 // the event path runs for every record and must not allocate per field.
 type jsonRenderer struct {

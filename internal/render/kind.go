@@ -51,10 +51,7 @@ func kindOf(m *layout.Mapping, exe string) kind {
 // taskSize is the top of user space for an image of the given ABI on
 // x86_64 (4-level paging; a mapping above it widens it).
 func taskSize(abi events.ABI, vmas []layout.Mapping) uint64 {
-	top := uint64(0x7ffffffff000)
-	if abi == events.ABI32 {
-		top = 0xffffe000
-	}
+	top := layout.TaskSize(abi)
 	for i := range vmas {
 		if vmas[i].End > top {
 			top = vmas[i].End

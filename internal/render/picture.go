@@ -78,7 +78,8 @@ func newPictureGeometry(width, digits, noteW int) pictureGeometry {
 	g := pictureGeometry{full: true, rangeW: 2*digits + 1}
 	if width-fixedCols(g.rangeW) < pictureBarIn+pictureNoteW {
 		// Too narrow for both addresses: the start alone still reads like
-		// the seed's figure, where every boundary carries its address.
+		// the classic "anatomy of a program in memory" figure, where every
+		// boundary carries its address.
 		g.full, g.rangeW = false, digits
 	}
 	avail := width - fixedCols(g.rangeW)

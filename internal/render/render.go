@@ -17,15 +17,12 @@ import (
 // DefaultWidth is used when Options.Width is zero (not a terminal).
 const DefaultWidth = 100
 
-// DefaultSqueezeThreshold mirrors the CLI default, for callers that leave
-// Options.SqueezeThreshold zero.
-const DefaultSqueezeThreshold = 64 << 20
 
 // Options shape all renderers.
 type Options struct {
 	Color            bool   // ANSI colour (see ColorWanted)
 	Width            int    // columns available; 0 means DefaultWidth
-	SqueezeThreshold uint64 // headroom below this is shown as squeezed; 0 means DefaultSqueezeThreshold
+	SqueezeThreshold uint64 // headroom below this is shown as squeezed; 0 means layout.DefaultSqueezeThreshold
 	Verbose          bool   // also show the exec snapshot's VMA records
 }
 
@@ -41,7 +38,7 @@ func (o Options) width() int {
 
 func (o Options) threshold() uint64 {
 	if o.SqueezeThreshold == 0 {
-		return DefaultSqueezeThreshold
+		return layout.DefaultSqueezeThreshold
 	}
 	return o.SqueezeThreshold
 }

@@ -149,7 +149,7 @@ func decodeLines(t *testing.T, out []byte) []map[string]any {
 }
 
 // TestJSONSessionGolden renders the session as JSON lines, checks every
-// line decodes, and that the report line carries the DESIGN.md contract.
+// line decodes, and that the report line carries the README's contract.
 func TestJSONSessionGolden(t *testing.T) {
 	var buf bytes.Buffer
 	jr := NewJSON(&buf, Options{})
