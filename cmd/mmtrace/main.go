@@ -50,7 +50,6 @@ const (
 	hugeRing = 1 << 30
 )
 
-
 // options are the parsed command line.
 type options struct {
 	comms       []string

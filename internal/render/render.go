@@ -17,7 +17,6 @@ import (
 // DefaultWidth is used when Options.Width is zero (not a terminal).
 const DefaultWidth = 100
 
-
 // Options shape all renderers.
 type Options struct {
 	Color            bool   // ANSI colour (see ColorWanted)
