@@ -500,3 +500,37 @@ func TestPinStartStackContainment(t *testing.T) {
 		}
 	}
 }
+
+// A blocker is named as /proc names it: an anonymous VMA with
+// vm_start <= start_stack <= vm_end is "[stack]" (vma_is_initial_stack,
+// both ends inclusive); a file keeps its path; other anonymous memory has
+// none.
+func TestPinBlockerNamedStack(t *testing.T) {
+	const v = 0x7ff000000000
+	heap := uint64(v - 64*pinPage)
+	req := uint64(v - pinPage + 1) // newbrk + 4096 > v: blocked by v itself
+	for _, c := range []struct {
+		startStack uint64
+		path       string
+		want       string
+	}{
+		{v + 0x20000, "", "[stack]"},
+		{v, "", "[stack]"},
+		{v + 0x21000, "", "[stack]"},
+		{v + 0x22000, "", ""},
+		{v - 1, "", ""},
+		{v + 0x20000, "/dev/shm/x", "/dev/shm/x"},
+	} {
+		g := newGen(tPID)
+		x := defaultExec()
+		x.StartBrk, x.Brk, x.StartStack = heap, heap, c.startStack
+		tr := pinStart(t, g, Options{}, x, []events.VMA{
+			{Start: tText, End: tText + pinPage, Flags: vmRead | vmExec, Path: "/bin/t"},
+			{Start: v, End: v + 0x21000, Flags: vmRead | vmWrite, Path: c.path},
+		})
+		f := tr.Apply(g.brk(req, heap)).BrkFailure
+		if f == nil || f.BlockedBy == nil || f.BlockedBy.Path != c.want {
+			t.Errorf("start_stack %#x path %q: blocked by %+v, want named %q", c.startStack, c.path, f, c.want)
+		}
+	}
+}
