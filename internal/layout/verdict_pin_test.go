@@ -534,3 +534,25 @@ func TestPinBlockerNamedStack(t *testing.T) {
 		}
 	}
 }
+
+// /proc/PID/maps shows the kernel's VMAs: anonymous memory mapped right
+// above the break merges with the heap into one VMA, and /proc labels it
+// [heap] (vma_is_initial_heap); two mappings of one file at offsets that
+// do not follow each other stay two VMAs.
+func TestPinMapsJoinAsTheKernelDoes(t *testing.T) {
+	g := newGen(tPID)
+	tr := pinStart(t, g, Options{}, defaultExec(), defaultVMAs())
+	tr.Apply(g.brk(tStartBrk+0x1000, tStartBrk+0x1000))
+	tr.Apply(g.mmap(tStartBrk+0x1000, 0x2000, protR|protW, anonRW|mapFixed, "", 0, tStartBrk+0x1000))
+	x := uint64(0x7e0000000000)
+	applyAll(tr,
+		g.mmap(x, pinPage, protR, 0x02|mapFixed, "/a", 0, x),
+		g.mmap(x+pinPage, pinPage, protR, 0x02|mapFixed, "/a", 0x5000, x+pinPage),
+		g.mmap(x+2*pinPage, pinPage, protR, 0x02|mapFixed, "/a", 0x6000, x+2*pinPage),
+	)
+	equalLines(t, "layout", layoutOf(t, tr, tPID), []string{
+		"10000000-10003000 rw-p [heap]",
+		"7e0000000000-7e0000001000 r--p /a@0",
+		"7e0000001000-7e0000003000 r--p /a@5000",
+	})
+}
