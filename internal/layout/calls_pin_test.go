@@ -241,3 +241,46 @@ func TestPinSnapshotCutByAnEvent(t *testing.T) {
 		t.Error("cut-short snapshot not uncertain")
 	}
 }
+
+// munmap of the middle of a mapping leaves two (do_vmi_munmap splits the
+// VMA): the lower part bounds the heap, and each part can go on its own.
+func TestPinMunmapMiddle(t *testing.T) {
+	g := newGen(tPID)
+	tr := pinStart(t, g, Options{}, defaultExec(), defaultVMAs())
+	a := uint64(tStartBrk + 32*pinMiB)
+	tr.Apply(g.mmap(0, 4*pinPage, protR, 0x02, "/f", 0, a))
+	tr.Apply(g.munmap(a+pinPage, 2*pinPage))
+	r := tr.Snapshot(tPID)
+	if b := r.BoundedBy; b == nil || b.Start != a || b.End != a+pinPage || r.BrkHeadroom != 32*pinMiB {
+		t.Errorf("after a hole: bounded by %+v headroom %#x", b, r.BrkHeadroom)
+	}
+	equalLines(t, "after a hole", layoutOf(t, tr, tPID), []string{
+		"12000000-12001000 r--p /f@0",
+		"12003000-12004000 r--p /f@3000",
+	})
+	tr.Apply(g.munmap(a, pinPage))
+	r = tr.Snapshot(tPID)
+	if b := r.BoundedBy; b == nil || b.Start != a+3*pinPage || b.End != a+4*pinPage || b.Offset != 0x3000 {
+		t.Errorf("lower part gone: bounded by %+v", b)
+	}
+	// Many holes in many mappings: every other page of 300 one-page-apart
+	// mappings, then the layout is what is left, in order.
+	base := uint64(0x7e0000000000)
+	for i := range uint64(300) {
+		tr.Apply(g.mmap(0, 3*pinPage, protR, 0x02, "/g", 0, base+i*4*pinPage))
+	}
+	for i := range uint64(300) {
+		tr.Apply(g.munmap(base+i*4*pinPage+pinPage, pinPage))
+	}
+	var want []string
+	for i := range uint64(300) {
+		s := base + i*4*pinPage
+		want = append(want,
+			hexRange(s, s+pinPage)+" r--p /g@0",
+			hexRange(s+2*pinPage, s+3*pinPage)+" r--p /g@2000")
+	}
+	got := layoutOf(t, tr, tPID)
+	equalLines(t, "many holes", got[1:], want) // got[0] is the part of /f
+}
+
+func hexRange(a, b uint64) string { return hex(a)[2:] + "-" + hex(b)[2:] }
