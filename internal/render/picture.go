@@ -1,10 +1,12 @@
 package render
 
 import (
+	"cmp"
 	prio "container/heap"
 	"fmt"
 	"io"
 	"math/bits"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -384,7 +386,7 @@ func pictureRows(r *layout.Report, o Options) []row {
 		marks[i] = mappingMarks(r, &vmas[i])
 	}
 
-	var rows []row
+	rows := make([]row, 0, len(vmas)+1)
 	for i := 0; i < len(vmas); {
 		m := vmas[i]
 		k := kindOf(&m, r.Exe)
@@ -465,7 +467,7 @@ func pictureRows(r *layout.Report, o Options) []row {
 
 	// Gaps between rows, below the lowest and above the highest mapping.
 	top := taskSize(r.ABI, r.VMAs)
-	var full []row
+	full := make([]row, 0, 2*len(rows)+2)
 	prev := uint64(0)
 	for _, rw := range rows {
 		if rw.lo > prev {
@@ -674,7 +676,7 @@ func shrinkRows(rows []row) []row {
 		if rowsHeight(rows) <= maxPictureLines {
 			return rows
 		}
-		kept := rows[:0:0]
+		kept := make([]row, 0, len(rows))
 		for i, rw := range rows {
 			if rw.typ == rowGap && !rw.headroom && i > 0 && i < len(rows)-1 &&
 				rw.hi-rw.lo < minGap && rows[i-1].typ == rowMap && rows[i+1].typ == rowMap {
@@ -790,16 +792,11 @@ func mergeable(rw row) bool {
 // files and anonymous memory.
 func mergedRow(run []row) row {
 	m := row{typ: rowMap, lo: run[0].lo, hi: run[len(run)-1].hi}
-	sizes := map[string]uint64{}
-	var names []string
+	m.files = mergeNames(run)
 	var fileBytes, anonBytes uint64
 	for _, rw := range run {
 		m.count += rw.count
 		for _, name := range rw.names() {
-			if _, ok := sizes[name.text]; !ok {
-				names = append(names, name.text)
-			}
-			sizes[name.text] += name.size
 			if rw.kind == kindFile {
 				fileBytes += name.size
 			} else {
@@ -811,14 +808,63 @@ func mergedRow(run []row) row {
 	if fileBytes > anonBytes {
 		m.kind = kindFile
 	}
-	sort.SliceStable(names, func(i, j int) bool { return sizes[names[i]] > sizes[names[j]] })
-	m.files = make([]fileSize, len(names))
-	for i, n := range names {
-		m.files[i] = fileSize{n, sizes[n]}
-	}
-	m.label = strings.Join(names, ", ")
+	m.label = filesLabel(m.files)
 	m.prot = "×" + strconv.Itoa(m.count)
 	return m
+}
+
+// mergeNames sums the sizes of the names of run by name, biggest first
+// (first seen first among equals).
+func mergeNames(run []row) []fileSize {
+	var files []fileSize
+	var at map[string]int // index in files, once there are many
+	for _, rw := range run {
+		for _, name := range rw.names() {
+			i := -1
+			if at != nil {
+				if j, ok := at[name.text]; ok {
+					i = j
+				}
+			} else {
+				for j := range files {
+					if files[j].text == name.text {
+						i = j
+						break
+					}
+				}
+			}
+			if i >= 0 {
+				files[i].size += name.size
+				continue
+			}
+			files = append(files, name)
+			if at == nil && len(files) > 32 {
+				at = make(map[string]int, 2*len(files))
+				for j, f := range files {
+					at[f.text] = j
+				}
+			} else if at != nil {
+				at[name.text] = len(files) - 1
+			}
+		}
+	}
+	slices.SortStableFunc(files, func(a, b fileSize) int { return cmp.Compare(b.size, a.size) })
+	return files
+}
+
+func filesLabel(files []fileSize) string {
+	n := 0
+	for _, f := range files {
+		n += len(f.text) + 2
+	}
+	b := make([]byte, 0, n)
+	for i, f := range files {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, f.text...)
+	}
+	return string(b)
 }
 
 type fileSize struct {
