@@ -556,3 +556,50 @@ func TestPinMapsJoinAsTheKernelDoes(t *testing.T) {
 		"7e0000001000-7e0000003000 r--p /a@5000",
 	})
 }
+
+// Growing in place extends the mapping that holds the old range's last
+// byte, not a neighbour: the new part has its file, offsets and
+// protection, even with another file mapped right below.
+func TestPinMremapGrowsItsOwnMapping(t *testing.T) {
+	g := newGen(tPID)
+	tr := pinStart(t, g, Options{}, defaultExec(), defaultVMAs())
+	x := uint64(0x7e0000100000)
+	applyAll(tr,
+		g.mmap(0, 4*pinPage, protR|protX, 0x02, "/below", 0x9000, x-4*pinPage),
+		g.mmap(0, 2*pinPage, protR, 0x02, "/a", 0x2000, x),
+	)
+	if ch := tr.Apply(g.mremap(x, 2*pinPage, 3*pinPage, 0, 0, int64(x))); ch.Placement != PlacementMremap {
+		t.Errorf("placement %q", ch.Placement)
+	}
+	equalLines(t, "layout", layoutOf(t, tr, tPID), []string{
+		"7e00000fc000-7e0000100000 r-xp /below@9000",
+		"7e0000100000-7e0000103000 r--p /a@2000",
+	})
+	// A range the model never saw, with a mapping right after it: nothing
+	// to grow, and that mapping is not taken for it.
+	z := uint64(0x7e0000200000)
+	tr.Apply(g.mmap(0, pinPage, protR, 0x02, "/after", 0, z+pinPage))
+	if ch := tr.Apply(g.mremap(z, pinPage, 2*pinPage, 0, 0, int64(z))); ch.Placement != PlacementNone {
+		t.Errorf("an unknown range grew into the next mapping: %q", ch.Placement)
+	}
+}
+
+// mremap with old_len 0 from the very start of a shared mapping.
+func TestPinMremapDuplicateFromStart(t *testing.T) {
+	g := newGen(tPID)
+	tr := pinStart(t, g, Options{}, defaultExec(), defaultVMAs())
+	x := uint64(0x7e0000000000)
+	y := uint64(0x7e0000100000)
+	tr.Apply(g.mmap(0, 2*pinPage, protR, mapShared, "/shm", 0x4000, x))
+	if ch := tr.Apply(g.mremap(x, 0, 2*pinPage, mremapMayMove, 0, int64(y))); ch.Placement != PlacementMremap {
+		t.Errorf("placement %q", ch.Placement)
+	}
+	equalLines(t, "layout", layoutOf(t, tr, tPID), []string{
+		"7e0000000000-7e0000002000 r--s /shm@4000",
+		"7e0000100000-7e0000102000 r--s /shm@4000",
+	})
+	// From an address the model has nothing at: no second mapping.
+	if ch := tr.Apply(g.mremap(x+0x10000, 0, pinPage, mremapMayMove, 0, int64(y+0x10000))); ch.Placement != PlacementNone {
+		t.Errorf("duplicate of nothing: %q", ch.Placement)
+	}
+}
