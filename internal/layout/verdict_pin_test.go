@@ -603,3 +603,33 @@ func TestPinMremapDuplicateFromStart(t *testing.T) {
 		t.Errorf("duplicate of nothing: %q", ch.Placement)
 	}
 }
+
+// HeadroomChanged: the headroom moved to another power-of-two bucket or
+// crossed the threshold ("below" is under 64 MiB, not at it). 65 MiB and
+// 64 MiB share a bucket (2^26..2^27) and are both not below: no change;
+// nor from 64 MiB to 100 MiB.
+func TestPinHeadroomChangeAtTheThreshold(t *testing.T) {
+	g := newGen(tPID)
+	tr := pinStart(t, g, Options{}, defaultExec(), defaultVMAs())
+	applyAll(tr, g.anon(0, pinPage, tStartBrk+100*pinMiB), g.anon(0, pinPage, tStartBrk+65*pinMiB))
+	if ch := tr.Apply(g.anon(0, pinPage, tStartBrk+64*pinMiB)); ch.HeadroomChanged || ch.Headroom != 64*pinMiB {
+		t.Errorf("65 MiB to 64 MiB: changed %v headroom %#x", ch.HeadroomChanged, ch.Headroom)
+	}
+	tr.Apply(g.munmap(tStartBrk+65*pinMiB, pinPage))
+	if ch := tr.Apply(g.munmap(tStartBrk+64*pinMiB, pinPage)); ch.HeadroomChanged || ch.Headroom != 100*pinMiB {
+		t.Errorf("64 MiB to 100 MiB: changed %v headroom %#x", ch.HeadroomChanged, ch.Headroom)
+	}
+}
+
+// mremap moving and growing a range the model never saw: the target
+// range is unmapped and nothing is invented for it.
+func TestPinMremapMoveUnknownRange(t *testing.T) {
+	g := newGen(tPID)
+	tr := pinStart(t, g, Options{}, defaultExec(), defaultVMAs())
+	y := uint64(0x7e0000100000)
+	tr.Apply(g.mmap(0, 4*pinPage, protR, 0x02, "/b", 0, y))
+	if ch := tr.Apply(g.mremap(0x7e0000000000, pinPage, 2*pinPage, mremapMayMove|mremapFixed, y, int64(y))); ch.Placement != PlacementMremap {
+		t.Errorf("placement %q", ch.Placement)
+	}
+	equalLines(t, "layout", layoutOf(t, tr, tPID), []string{"7e0000102000-7e0000104000 r--p /b@2000"})
+}
