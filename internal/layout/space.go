@@ -159,11 +159,11 @@ type space struct {
 	count  int
 	window []region // scratch for protect
 
-	// finger is the last descent, valid while shape (bumped by every
-	// split, merge and removal of a node) is fingerShape: see seek.
-	finger      cursor
-	shape       uint64
-	fingerShape uint64
+	// cur is the cursor of the last seek, a valid path while shape
+	// (bumped by every split, merge and removal of a node) is curShape.
+	cur      cursor
+	shape    uint64
+	curShape uint64
 }
 
 // clone returns a deep copy of s.
@@ -187,7 +187,8 @@ func (s *space) search(addr uint64) (region, bool) {
 }
 
 // r yields the regions in address order with their rank, so that
-// `for i, r := range s.r` reads as it did when regions were a slice.
+// `for i, r := range s.r` reads as it did when regions were a slice. The
+// loop body must not look anything up in s (it walks s's one cursor).
 func (s *space) r(yield func(int, region) bool) {
 	i := 0
 	for c := s.seek(0); c.ok(); c.next() {
@@ -199,7 +200,7 @@ func (s *space) r(yield func(int, region) bool) {
 }
 
 // from calls f for each region ending above addr, in address order, while
-// f returns true. f must not change s.
+// f returns true. f must not change s nor look anything up in it.
 func (s *space) from(addr uint64, f func(region) bool) {
 	for c := s.seek(addr); c.ok() && f(*c.at()); c.next() {
 	}
@@ -224,7 +225,7 @@ func (s *space) splitAt(addr uint64) {
 	right.start, right.off = addr, x.offsetAt(addr)
 	x.end = addr
 	c.path[c.depth-1].i++
-	s.insertAt(&c, right)
+	s.insertAt(c, right)
 }
 
 // remove unmaps [start, end).
@@ -248,11 +249,11 @@ func (s *space) clear(start, end uint64) {
 			right.start, right.off = end, x.offsetAt(end)
 			x.end = start
 			c.path[c.depth-1].i++
-			s.insertAt(&c, right)
+			s.insertAt(c, right)
 			return
 		case x.start < start: // keep the part below start
 			x.end = start
-			s.fix(&c)
+			s.fix(c)
 		case x.end > end: // keep the part above end (its end, the key, stays)
 			x.off = x.offsetAt(end)
 			x.start = end
@@ -265,7 +266,7 @@ func (s *space) clear(start, end uint64) {
 			}
 			nd.deleteRange(i, j)
 			s.count -= j - i
-			s.fix(&c)
+			s.fix(c)
 		}
 	}
 }
@@ -285,13 +286,13 @@ func (s *space) insert(r region) {
 		if p := &nd.items[i]; sameOrigin(p, &r) {
 			p.end = r.end
 			r = *p
-			s.fix(&c)
+			s.fix(c)
 			s.joinNext(r)
 			return
 		}
 		c.path[c.depth-1].i++
 	}
-	s.insertAt(&c, r)
+	s.insertAt(c, r)
 	s.joinNext(r)
 }
 
@@ -308,7 +309,7 @@ func (s *space) joinNext(r region) {
 	nd, i := c.leaf()
 	nd.deleteRange(i, i+1)
 	s.count--
-	s.fix(&c)
+	s.fix(c)
 }
 
 // protect sets the protection bits of the mapped parts of [start, end).
@@ -355,7 +356,7 @@ func (s *space) protect(start, end uint64, prot uint8) {
 // put inserts r into a hole, as it is.
 func (s *space) put(r region) {
 	c := s.seek(r.start)
-	s.insertAt(&c, r)
+	s.insertAt(c, r)
 }
 
 // mappedEnd returns the end of the run of contiguous mapped pages that

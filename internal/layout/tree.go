@@ -122,8 +122,8 @@ func (nd *node) clone() *node {
 // regions than an address space can hold.
 const maxDepth = 16
 
-// cursor is a path from the root to an index in a leaf. Any change to the
-// tree invalidates it.
+// cursor is a path from the root to an index in a leaf. A split, merge or
+// removal of a node invalidates it (space.shape counts them).
 type cursor struct {
 	depth int
 	path  [maxDepth]struct {
@@ -172,23 +172,26 @@ func (c *cursor) next() bool {
 	return false
 }
 
-// seek returns a cursor at the first region ending above addr, or past the
-// last region of the last leaf when there is none.
-func (s *space) seek(addr uint64) cursor {
+// seek returns the space's cursor at the first region ending above addr,
+// or past the last region of the last leaf when there is none. There is
+// one cursor per space, reused (it is a few hundred bytes: copying and
+// zeroing one per lookup cost more than the lookup in a small tree), so a
+// seek ends the use of the previous one.
+func (s *space) seek(addr uint64) *cursor {
+	c := &s.cur
 	// One event looks up the same place several times (clear, insert,
 	// join, the next event's clear): the last leaf, while no node was
 	// split, merged or removed, answers for the addresses it spans.
-	if s.finger.depth > 0 && s.fingerShape == s.shape {
-		c := s.finger
+	if c.depth > 0 && s.curShape == s.shape {
 		if nd, _ := c.leaf(); nd.n > 0 && addr < nd.items[nd.n-1].end && addr >= c.below() {
 			c.path[c.depth-1].i = nd.find(addr)
 			return c
 		}
 	}
-	var c cursor
 	if s.root == nil {
 		s.root = newLeaf()
 	}
+	c.depth = 0
 	nd := s.root
 	for nd.in != nil {
 		lo, hi := 0, nd.n-1 // the last child when no max is above addr
@@ -200,14 +203,13 @@ func (s *space) seek(addr uint64) cursor {
 				lo = m + 1
 			}
 		}
-		i := lo
-		c.path[c.depth].nd, c.path[c.depth].i = nd, i
+		c.path[c.depth].nd, c.path[c.depth].i = nd, lo
 		c.depth++
-		nd = nd.in.kids[i]
+		nd = nd.in.kids[lo]
 	}
 	c.path[c.depth].nd, c.path[c.depth].i = nd, nd.find(addr)
 	c.depth++
-	s.finger, s.fingerShape = c, s.shape
+	s.curShape = s.shape
 	return c
 }
 
