@@ -369,8 +369,12 @@ func centre(s string, n int, fill rune) string {
 
 // pictureRows builds the rows of the picture in ascending address order.
 func pictureRows(r *layout.Report, o Options) []row {
-	vmas := append([]layout.Mapping(nil), r.VMAs...)
-	sort.SliceStable(vmas, func(i, j int) bool { return vmas[i].Start < vmas[j].Start })
+	// Reports come sorted: copy only to sort (the rows only read vmas).
+	vmas := r.VMAs
+	if !slices.IsSortedFunc(vmas, func(a, b layout.Mapping) int { return cmp.Compare(a.Start, b.Start) }) {
+		vmas = append([]layout.Mapping(nil), r.VMAs...)
+		sort.SliceStable(vmas, func(i, j int) bool { return vmas[i].Start < vmas[j].Start })
+	}
 	vmas = splitHeap(vmas, r)
 
 	// The executable's own size bounds what is believable as its bss.
