@@ -159,11 +159,13 @@ type space struct {
 	count  int
 	window []region // scratch for protect
 
-	// cur is the cursor of the last seek, a valid path while shape
-	// (bumped by every split, merge and removal of a node) is curShape.
-	cur      cursor
-	shape    uint64
-	curShape uint64
+	// cur is the cursor of the last seek, look the one of the last
+	// search (the heap's bound, every event: kept apart so that it does
+	// not pull cur away from where the changes are). Each is a valid path
+	// while shape, bumped by every split, merge and removal of a node, is
+	// what it was when the path was laid.
+	cur, look cursor
+	shape     uint64
 }
 
 // clone returns a deep copy of s.
@@ -179,7 +181,7 @@ func (s *space) len() int { return s.count }
 
 // search returns the first region that ends above addr (false: none).
 func (s *space) search(addr uint64) (region, bool) {
-	c := s.seek(addr)
+	c := s.seekWith(&s.look, addr)
 	if !c.ok() {
 		return region{}, false
 	}

@@ -126,6 +126,7 @@ const maxDepth = 16
 // removal of a node invalidates it (space.shape counts them).
 type cursor struct {
 	depth int
+	shape uint64 // the space's shape when the path was laid
 	path  [maxDepth]struct {
 		nd *node
 		i  int
@@ -177,12 +178,14 @@ func (c *cursor) next() bool {
 // one cursor per space, reused (it is a few hundred bytes: copying and
 // zeroing one per lookup cost more than the lookup in a small tree), so a
 // seek ends the use of the previous one.
-func (s *space) seek(addr uint64) *cursor {
-	c := &s.cur
-	// One event looks up the same place several times (clear, insert,
-	// join, the next event's clear): the last leaf, while no node was
-	// split, merged or removed, answers for the addresses it spans.
-	if c.depth > 0 && s.curShape == s.shape {
+func (s *space) seek(addr uint64) *cursor { return s.seekWith(&s.cur, addr) }
+
+// seekWith is seek with cursor c, starting from the leaf c is at. One
+// event looks up the same place several times (clear, insert, join, the
+// next event's clear): the last leaf, while no node was split, merged or
+// removed, answers for the addresses it spans.
+func (s *space) seekWith(c *cursor, addr uint64) *cursor {
+	if c.depth > 0 && c.shape == s.shape {
 		if nd, _ := c.leaf(); nd.n > 0 && addr < nd.items[nd.n-1].end && addr >= c.below() {
 			c.path[c.depth-1].i = nd.find(addr)
 			return c
@@ -209,7 +212,7 @@ func (s *space) seek(addr uint64) *cursor {
 	}
 	c.path[c.depth].nd, c.path[c.depth].i = nd, nd.find(addr)
 	c.depth++
-	s.curShape = s.shape
+	c.shape = s.shape
 	return c
 }
 
