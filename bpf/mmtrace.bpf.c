@@ -1072,10 +1072,14 @@ static __always_inline void read_execve_args(struct execve_event *e, struct infl
 		}
 		/* off < ARGS_LEN, so ARGS_LEN bytes from it stay inside args. */
 		int n = bpf_probe_read_user_str(&e->args[off & (ARGS_LEN - 1)], ARGS_LEN, (void *)arg);
-		if (n <= 0) {
+		if (n < 0) {
 			e->args_flags |= ARGS_TRUNCATED;
 			return;
 		}
+		/* 5.10 answers 0 for an empty string (its NUL is written),
+		 * newer kernels 1: count the NUL either way. Branchless, so
+		 * the verifier's paths through the loop do not double. */
+		n += (int)(((__u64)n - 1) >> 63);
 		if (n == ARGS_LEN)
 			e->args_flags |= ARGS_TRUNCATED; /* this argument was cut */
 		off += n;
