@@ -549,11 +549,16 @@ func TestPinMapsJoinAsTheKernelDoes(t *testing.T) {
 		g.mmap(x, pinPage, protR, 0x02|mapFixed, "/a", 0, x),
 		g.mmap(x+pinPage, pinPage, protR, 0x02|mapFixed, "/a", 0x5000, x+pinPage),
 		g.mmap(x+2*pinPage, pinPage, protR, 0x02|mapFixed, "/a", 0x6000, x+2*pinPage),
+		// Offsets going down: not contiguous either.
+		g.mmap(x+4*pinPage, pinPage, protR, 0x02|mapFixed, "/a", 0x5000, x+4*pinPage),
+		g.mmap(x+5*pinPage, pinPage, protR, 0x02|mapFixed, "/a", 0x4000, x+5*pinPage),
 	)
 	equalLines(t, "layout", layoutOf(t, tr, tPID), []string{
 		"10000000-10003000 rw-p [heap]",
 		"7e0000000000-7e0000001000 r--p /a@0",
 		"7e0000001000-7e0000003000 r--p /a@5000",
+		"7e0000004000-7e0000005000 r--p /a@5000",
+		"7e0000005000-7e0000006000 r--p /a@4000",
 	})
 }
 
