@@ -225,7 +225,7 @@ func (s *space) splitAt(addr uint64) {
 	x := c.at()
 	right := *x
 	right.start, right.off = addr, x.offsetAt(addr)
-	x.end = addr
+	c.setEnd(addr)
 	c.path[c.depth-1].i++
 	s.insertAt(c, right)
 }
@@ -249,12 +249,12 @@ func (s *space) clear(start, end uint64) {
 		case x.start < start && x.end > end: // a hole in the middle of one region
 			right := *x
 			right.start, right.off = end, x.offsetAt(end)
-			x.end = start
+			c.setEnd(start)
 			c.path[c.depth-1].i++
 			s.insertAt(c, right)
 			return
 		case x.start < start: // keep the part below start
-			x.end = start
+			c.setEnd(start)
 			s.fix(c)
 		case x.end > end: // keep the part above end (its end, the key, stays)
 			x.off = x.offsetAt(end)
@@ -263,7 +263,7 @@ func (s *space) clear(start, end uint64) {
 		default: // drop the regions of this leaf that lie inside
 			nd, i := c.leaf()
 			j := i + 1
-			for j < nd.n && nd.items[j].end <= end {
+			for j < nd.n && nd.ends[j] <= end {
 				j++
 			}
 			nd.deleteRange(i, j)
@@ -284,9 +284,9 @@ func (s *space) insert(r region) {
 	// r.start (the neighbour below) or starts at or above r.end.
 	c := s.seek(max(r.start, 1) - 1)
 	nd, i := c.leaf()
-	if i < nd.n && nd.items[i].end == r.start {
+	if i < nd.n && nd.ends[i] == r.start {
 		if p := &nd.items[i]; sameOrigin(p, &r) {
-			p.end = r.end
+			c.setEnd(r.end)
 			r = *p
 			s.fix(c)
 			s.joinNext(r)

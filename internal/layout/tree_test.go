@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -58,6 +59,9 @@ func TestTreeMatchesSlice(t *testing.T) {
 					t.Fatalf("seed %d op %d: tree has %d regions (len %d), slice %d; first difference at %d",
 						seed, op, len(all), tr.len(), len(ref.r), firstDiff(all, ref.r))
 				}
+				if err := tr.root.check(); err != nil {
+					t.Fatalf("seed %d op %d: %v", seed, op, err)
+				}
 				c := tr.clone()
 				c.remove(0, ^uint64(0)>>1)
 				if n := 0; func() bool { tr.from(0, func(region) bool { n++; return true }); return n != len(ref.r) }() {
@@ -67,6 +71,28 @@ func TestTreeMatchesSlice(t *testing.T) {
 		}
 		t.Logf("seed %d: %d regions at the end", seed, len(ref.r))
 	}
+}
+
+// check verifies what lookups rely on: a leaf's packed ends are its
+// regions' ends, and an inner node's maxima its children's last ends.
+func (nd *node) check() error {
+	if nd.in == nil {
+		for i := range nd.n {
+			if nd.ends[i] != nd.items[i].end {
+				return fmt.Errorf("leaf end %d is %#x, its region ends at %#x", i, nd.ends[i], nd.items[i].end)
+			}
+		}
+		return nil
+	}
+	for i := range nd.n {
+		if m, e := nd.in.max[i], nd.in.kids[i].lastEnd(); m != e {
+			return fmt.Errorf("max %d is %#x, the child ends at %#x", i, m, e)
+		}
+		if err := nd.in.kids[i].check(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func firstDiff(a, b []region) int {
