@@ -26,24 +26,31 @@ func bindRoot(t *testing.T) string {
 	return dir
 }
 
+// Also with the exec-time mappings read from /proc (kernels before 6.7),
+// which names them as mmtrace sees them, from outside the chroot.
 func TestPathsInChroot(t *testing.T) {
 	_, dir := binaries(t)
 	root := bindRoot(t)
-	maps := filepath.Join(t.TempDir(), "maps")
-	res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--",
-		"chroot", root, filepath.Join(dir, "hint_squeeze"), "/etc/passwd")
-	if res.code != 0 {
-		t.Fatalf("exit %d\n%s", res.code, res.stderr)
-	}
-	rep := res.report(t, "hint_squeeze")
-	sameLayout(t, rep, maps) // names as the process saw them
-	for _, v := range rep.VMAs {
-		if strings.HasPrefix(v.Path, root) {
-			t.Errorf("%s named from the global root: %s", v.Start, v.Path)
-		}
-	}
-	if !strings.Contains(strings.Join(rep.Notes, "\n"), "its root is "+root) {
-		t.Errorf("the report does not say the process's root is %s: %q", root, rep.Notes)
+	for _, how := range [][]string{nil, {"--no-exec-vmas"}} {
+		t.Run(strings.Join(append([]string{"exec VMAs"}, how...), " "), func(t *testing.T) {
+			maps := filepath.Join(t.TempDir(), "maps")
+			args := append(append([]string{}, how...), "--format", "json", "--",
+				"chroot", root, filepath.Join(dir, "hint_squeeze"), "/etc/passwd")
+			res := run(t, []string{"MAPS_OUT=" + maps}, args...)
+			if res.code != 0 {
+				t.Fatalf("exit %d\n%s", res.code, res.stderr)
+			}
+			rep := res.report(t, "hint_squeeze")
+			sameLayout(t, rep, maps) // names as the process saw them
+			for _, v := range rep.VMAs {
+				if strings.HasPrefix(v.Path, root) {
+					t.Errorf("%s named from the global root: %s", v.Start, v.Path)
+				}
+			}
+			if !strings.Contains(strings.Join(rep.Notes, "\n"), "its root is "+root) {
+				t.Errorf("the report does not say the process's root is %s: %q", root, rep.Notes)
+			}
+		})
 	}
 }
 

@@ -310,7 +310,13 @@ func EncodeProcVMAs(execRaw []byte, vmas []VMA) ([][]byte, error) {
 	x.VmasKnown = vmasFromProc
 	x.VmaCount = uint32(len(vmas))
 	out := [][]byte{bytesOfStruct(&x)}
+	// /proc/PID/maps names files as the reader sees them; the kernel's
+	// records name them as the process sees them, under its own root.
+	root := strings.TrimSuffix(string(cstr(x.Root[:])), "/")
 	for i, v := range vmas {
+		if root != "" && strings.HasPrefix(v.Path, root+"/") {
+			v.Path = v.Path[len(root):]
+		}
 		rec := bpf.MmtraceVmaEvent{
 			H:     bpf.MmtraceEventHeader{Kind: uint8(KindVMA), Pid: x.H.Pid, Tid: x.H.Tid, Time: x.H.Time},
 			Start: v.Start, End: v.End, Flags: v.Flags, Pgoff: v.PgOff,

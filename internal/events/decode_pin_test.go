@@ -540,3 +540,32 @@ func TestPinExecArgv(t *testing.T) {
 		t.Errorf("damaged args_len: %v argv %d truncated %v", err, len(ev.Exec.Argv), ev.Exec.ArgvTruncated)
 	}
 }
+
+// Read from /proc by mmtrace, a chrooted process's files carry its root
+// as a prefix; the records name them as the process sees them, as the
+// kernel's own walk does. Files outside its root keep their full path.
+func TestEncodeProcVMAsUnderRoot(t *testing.T) {
+	exec := bpf.MmtraceExecEvent{H: bpf.MmtraceEventHeader{Kind: uint8(KindExec), Pid: 5}}
+	pinCString(exec.Root[:], "/srv/jail")
+	vmas := []VMA{
+		{Start: 0x1000, End: 0x2000, Path: "/srv/jail/usr/bin/x"},
+		{Start: 0x3000, End: 0x4000, Path: "/srv/jailbreak/y"},
+		{Start: 0x5000, End: 0x6000, Path: "[stack]"},
+	}
+	recs, err := EncodeProcVMAs(pinBytes(&exec), vmas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDecoder()
+	var got []string
+	for _, r := range recs[1:] {
+		var ev Event
+		if err := d.Decode(r, &ev); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev.VMA.Path)
+	}
+	if want := []string{"/usr/bin/x", "/srv/jailbreak/y", "[stack]"}; !slices.Equal(got, want) {
+		t.Errorf("paths %q, want %q", got, want)
+	}
+}
