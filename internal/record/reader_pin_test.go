@@ -479,3 +479,27 @@ func TestPinHeaderChecksumWarningOffset(t *testing.T) {
 		t.Errorf("warnings %+v", w)
 	}
 }
+
+// hiccupReader returns nothing, without an error, three times before each
+// real read: io.Reader allows it, and the reader retries (as
+// io.ReadAtLeast does) rather than giving up.
+type hiccupReader struct {
+	r io.Reader
+	n int
+}
+
+func (h *hiccupReader) Read(b []byte) (int, error) {
+	if h.n++; h.n%4 != 0 {
+		return 0, nil
+	}
+	return h.r.Read(b)
+}
+
+func TestPinEmptyReadsAreRetried(t *testing.T) {
+	recs := sampleRecords(50)
+	data := write(t, recs, true)
+	got, warn, skipped := readFrom(t, &hiccupReader{r: iotest.HalfReader(bytes.NewReader(data))})
+	if !reflect.DeepEqual(got, recs) || len(warn) != 0 || skipped != 0 {
+		t.Errorf("%d records, warnings %v, skipped %d", len(got), warn, skipped)
+	}
+}
