@@ -503,3 +503,44 @@ func TestPinEmptyReadsAreRetried(t *testing.T) {
 		t.Errorf("%d records, warnings %v, skipped %d", len(got), warn, skipped)
 	}
 }
+
+// countingWriter counts the bytes handed to it.
+type countingWriter struct{ n int }
+
+func (c *countingWriter) Write(b []byte) (int, error) { c.n += len(b); return len(b), nil }
+
+// The Writer hands frames over in whole buffers (one write(2) per 64 KiB):
+// frames that exactly fill the buffer stay in it until the next Write or
+// Flush, and a frame of exactly the buffer's size is buffered, not
+// written on its own.
+func TestPinWriterBuffersWholeBuffers(t *testing.T) {
+	dst := &countingWriter{}
+	w, err := NewWriter(dst, testHeader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := dst.n
+	// Four frames of a quarter of the buffer each.
+	rec := make([]byte, bufSize/4-frameOverhead)
+	for range 4 {
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dst.n != hdr {
+		t.Errorf("%d bytes handed over with the buffer exactly full, want none yet", dst.n-hdr)
+	}
+	if err := w.Write([]byte{1}); err != nil || dst.n != hdr+bufSize {
+		t.Errorf("the next Write handed over %d bytes (%v), want the full buffer, %d", dst.n-hdr, err, bufSize)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	before := dst.n
+	if err := w.Write(make([]byte, bufSize-frameOverhead)); err != nil || dst.n != before {
+		t.Errorf("a frame of exactly the buffer's size: %d bytes written at once (%v), want 0", dst.n-before, err)
+	}
+	if err := w.Flush(); err != nil || dst.n != before+bufSize {
+		t.Errorf("Flush handed over %d bytes, want %d", dst.n-before, bufSize)
+	}
+}
