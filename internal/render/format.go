@@ -56,11 +56,15 @@ type flagName struct {
 	name string
 }
 
+// map32Bit is x86's MAP_32BIT. The events are x86's; the other flags have
+// the same values in asm-generic, so a replay on arm64 names them alike.
+const map32Bit = 0x40
+
 // mmapFlags lists MAP_* flags after the sharing type (the low two bits).
 var mmapFlags = []flagName{
 	{unix.MAP_FIXED, "FIXED"},
 	{unix.MAP_ANONYMOUS, "ANONYMOUS"},
-	{unix.MAP_32BIT, "32BIT"},
+	{map32Bit, "32BIT"},
 	{unix.MAP_GROWSDOWN, "GROWSDOWN"},
 	{unix.MAP_DENYWRITE, "DENYWRITE"},
 	{unix.MAP_EXECUTABLE, "EXECUTABLE"},
