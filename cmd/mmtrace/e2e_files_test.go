@@ -9,7 +9,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -93,17 +92,7 @@ func (r filesRun) run(t *testing.T, bin string, args ...string) (int, string, st
 			Uid: uint32(r.asUID), Gid: uint32(r.asUID), Groups: []uint32{}}}
 		cmd.Dir = filepath.Dir(bin)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.ExitCode(), stdout.String(), stderr.String()
-	case err != nil:
-		t.Fatalf("run mmtrace: %v", err)
-	}
-	return 0, stdout.String(), stderr.String()
+	return runCmd(t, cmd)
 }
 
 func ownerOf(t *testing.T, path string) (uid, gid uint32, perm os.FileMode) {

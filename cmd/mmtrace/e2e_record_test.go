@@ -28,7 +28,12 @@ import (
 func runBin(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	bin, _ := binaries(t)
-	cmd := exec.Command(bin, args...)
+	return runCmd(t, exec.Command(bin, args...))
+}
+
+// runCmd runs mmtrace's command and returns its exit status and output.
+func runCmd(t *testing.T, cmd *exec.Cmd) (int, string, string) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
