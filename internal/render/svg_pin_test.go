@@ -549,3 +549,12 @@ func TestPinSVGBss(t *testing.T) {
 		}
 	}
 }
+
+// An occupied interval of 8 KiB weighs 1 + log2(2)/3 = 4/3, one of 4 KiB
+// weighs 1: 4/7 of the height for the first.
+func TestPinYScaleOccupiedGrowsWithSize(t *testing.T) {
+	y := newYScale([]uint64{0x1000, 0x3000, 0x4000}, [][2]uint64{{0x1000, 0x4000}}, 0, 460, nil)
+	if !pinNear(y.pos[1], 460*4.0/7) {
+		t.Errorf("pos %v, want [0 %v 460]", y.pos, 460*4.0/7)
+	}
+}
