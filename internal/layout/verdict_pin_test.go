@@ -542,7 +542,9 @@ func TestPinBlockerNamedStack(t *testing.T) {
 func TestPinMapsJoinAsTheKernelDoes(t *testing.T) {
 	g := newGen(tPID)
 	tr := pinStart(t, g, Options{}, defaultExec(), defaultVMAs())
-	tr.Apply(g.brk(tStartBrk+0x1000, tStartBrk+0x1000))
+	// The break inside the heap's page: the memory above it starts past
+	// the break, so only the merged VMA is the heap by /proc's rule.
+	tr.Apply(g.brk(tStartBrk+0x800, tStartBrk+0x800))
 	tr.Apply(g.mmap(tStartBrk+0x1000, 0x2000, protR|protW, anonRW|mapFixed, "", 0, tStartBrk+0x1000))
 	x := uint64(0x7e0000000000)
 	applyAll(tr,
