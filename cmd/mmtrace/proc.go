@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/mmtrace/mmtrace/internal/events"
 	"github.com/mmtrace/mmtrace/internal/layout"
@@ -27,6 +29,9 @@ func (s *session) seed(p layout.ProcImage) {
 func readProcImage(pid uint32) (layout.ProcImage, error) {
 	dir := fmt.Sprintf("/proc/%d", pid)
 	p := layout.ProcImage{PID: pid}
+	if err := checkTraceable(pid); err != nil {
+		return p, err
+	}
 	f, err := os.Open(dir + "/maps")
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -46,6 +51,11 @@ func readProcImage(pid uint32) (layout.ProcImage, error) {
 	if err := parseStat(stat, &p); err != nil {
 		return p, fmt.Errorf("--pid %d: %w", pid, err)
 	}
+	// Exiting since checkTraceable: its mm is gone, and a layout made of
+	// nothing would be made up.
+	if len(p.Maps) == 0 {
+		return p, fmt.Errorf("pid %d (%s) has no address space to trace (it is exiting)", pid, p.Comm)
+	}
 	// /proc has no field for the current break; the heap VMA ends at it,
 	// page-aligned. No [heap] mapping: the break has not moved.
 	p.Brk = p.StartBrk
@@ -61,6 +71,52 @@ func readProcImage(pid uint32) (layout.ProcImage, error) {
 	}
 	p.ABI = elfABI(dir + "/exe")
 	return p, nil
+}
+
+// pfKthread is PF_KTHREAD in the flags of /proc/PID/stat
+// (include/linux/sched.h).
+const pfKthread = 0x00200000
+
+// checkTraceable refuses, in one sentence, a --pid that has no address
+// space of its own: a kernel thread, or a zombie. /proc shows either as
+// an empty maps file, which would read as a layout of nothing.
+func checkTraceable(pid uint32) error {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if os.IsNotExist(err) || errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("--pid %d: no such process", pid)
+	}
+	if err != nil {
+		return fmt.Errorf("--pid %d: read its stat: %w", pid, err)
+	}
+	return statTraceable(pid, stat)
+}
+
+// statTraceable is checkTraceable on the contents of /proc/PID/stat
+// (proc(5): field 3 the state, 9 the flags, 20 the number of threads).
+func statTraceable(pid uint32, b []byte) error {
+	open, close := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || close < open {
+		return fmt.Errorf("--pid %d: unexpected /proc stat format", pid)
+	}
+	comm := string(b[open+1 : close])
+	fields := strings.Fields(string(b[close+1:])) // fields[0] is field 3
+	if len(fields) < 18 {
+		return fmt.Errorf("--pid %d: /proc stat has %d fields, want 48 (Linux 3.3+)", pid, len(fields)+2)
+	}
+	flags, _ := strconv.ParseUint(fields[9-3], 10, 64)
+	threads, _ := strconv.ParseUint(fields[20-3], 10, 64)
+	switch state := fields[0]; {
+	case flags&pfKthread != 0:
+		return fmt.Errorf("pid %d (%s) is a kernel thread: it has no address space to trace", pid, comm)
+	case (state == "Z" || state == "X") && threads > 1:
+		// A thread-group leader that exited before its threads: the
+		// process lives on, but /proc shows no maps through the leader.
+		return fmt.Errorf("pid %d (%s): its main thread has exited while other threads run on, "+
+			"and /proc shows no address space through it: mmtrace cannot read its layout", pid, comm)
+	case state == "Z" || state == "X":
+		return fmt.Errorf("pid %d (%s) is a zombie: it has exited and has no address space to trace", pid, comm)
+	}
+	return nil
 }
 
 // parseStat reads comm, ppid, startstack and start_brk from

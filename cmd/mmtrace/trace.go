@@ -31,6 +31,13 @@ const (
 
 // trace runs a live session until Ctrl-C or, in run mode, the command's end.
 func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err error) {
+	// A --pid with no address space is refused before anything is
+	// opened or attached; readProcImage checks again once attached.
+	for _, p := range opts.pids {
+		if err := checkTraceable(uint32(p)); err != nil {
+			return err
+		}
+	}
 	outs, err := openOutputs(opts, stdout, stderr)
 	if err != nil {
 		return err
