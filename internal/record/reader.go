@@ -47,7 +47,20 @@ type Reader struct {
 	unknownSeen  map[uint16]bool // kind | flags<<8 already warned about
 	warnings     []Warning
 	moreWarnings int
+
+	// idx, while active, indexes checksums from the place of the last
+	// damage on, so that stepping over damage is linear in the file
+	// size (see crcindex.go). fill keeps its window in buf.
+	idx crcIndex
+	// examined counts the bytes damage handling looked at (markers
+	// searched for, frame headers, bytes checksummed), for tests.
+	examined int64
 }
+
+// idxSpan is how far past the start of its window the index serves
+// before a new window starts: damage handling keeps at most this much
+// plus one frame in memory, and redoes at most one frame per window.
+const idxSpan = MaxRecord
 
 // Open opens the recording at path and reads its header.
 func Open(path string) (*Reader, error) {
@@ -73,6 +86,7 @@ func Open(path string) (*Reader, error) {
 // recording of a newer format or of the other byte order.
 func NewReader(src io.Reader) (*Reader, error) {
 	r := &Reader{src: src, buf: make([]byte, 64<<10)}
+	r.idx.examined = &r.examined
 	if err := r.readPreamble(); err != nil {
 		return nil, err
 	}
@@ -231,7 +245,7 @@ func (r *Reader) Next() ([]byte, error) {
 			continue
 		}
 		f := r.buf[r.pos : r.pos+total]
-		if crc32.Checksum(f[2:frameHeaderLen+n], castagnoli) != le.Uint32(f[frameHeaderLen+n:]) {
+		if !r.intact(f) {
 			r.resync("checksum mismatch", start+int64(total))
 			continue
 		}
@@ -295,17 +309,46 @@ func (r *Reader) skipUnknown(at int64, kind, flags byte) {
 	r.warn(at, fmt.Sprintf("record at offset %d: %s (from a newer mmtrace?), skipped; more like it are only counted", at, what))
 }
 
+// intact reports whether the complete frame f, at the current position,
+// has a matching checksum. Near recent damage the index answers, so
+// that frames claiming long payloads over damaged stretches are not
+// read once per frame.
+func (r *Reader) intact(f []byte) bool {
+	n := len(f) - frameOverhead
+	want := le.Uint32(f[frameHeaderLen+n:])
+	if r.idx.active && r.offset()-r.idx.origin >= idxSpan {
+		r.idx.active = false
+	}
+	if !r.idx.active {
+		return crc32.Checksum(f[2:frameHeaderLen+n], castagnoli) == want
+	}
+	w := r.buf[r.idx.origin-r.base : r.end]
+	at := int(r.offset() - r.idx.origin)
+	return r.idx.sum(w, at+2, at+frameHeaderLen+n) == want
+}
+
 // resync steps over a damaged frame at the current position: it scans for
 // the next sync marker that starts a frame with a valid length and
 // checksum, and leaves the reader there (or at the end of the file). end is
 // where the damaged frame claimed to end, or -1 if that is not to be
 // trusted.
+//
+// Its cost is linear in the bytes it steps over: each marker costs a
+// constant (the index gives the checksum of the frame it claims to
+// start), and the index reads each byte of a window once.
 func (r *Reader) resync(why string, end int64) {
 	bad := r.offset()
+	if !r.idx.active {
+		r.idx.reset(bad)
+	}
 	r.pos++
 	for {
+		if r.offset()-r.idx.origin >= idxSpan {
+			r.idx.reset(r.offset())
+		}
 		i := bytes.Index(r.buf[r.pos:r.end], []byte{sync0, sync1})
 		if i < 0 {
+			r.examined += int64(r.end - r.pos)
 			if r.eof {
 				r.pos = r.end
 				break
@@ -314,12 +357,14 @@ func (r *Reader) resync(why string, end int64) {
 			if r.end > r.pos {
 				r.pos = r.end - 1
 			}
+			r.idx.reset(r.offset())
 			if err := r.fill(r.end - r.pos + 1); err != nil && err != io.EOF {
 				r.fail(err)
 				return
 			}
 			continue
 		}
+		r.examined += int64(i)
 		r.pos += i
 		ok, err := r.frameAt()
 		if err != nil {
@@ -359,6 +404,7 @@ func (r *Reader) frameAt() (bool, error) {
 	if err := r.fill(frameHeaderLen); err != nil {
 		return false, ignoreEOF(err)
 	}
+	r.examined += frameHeaderLen
 	n := le.Uint32(r.buf[r.pos+4:])
 	if n > MaxRecord {
 		return false, nil
@@ -367,8 +413,7 @@ func (r *Reader) frameAt() (bool, error) {
 	if err := r.fill(total); err != nil {
 		return false, ignoreEOF(err)
 	}
-	f := r.buf[r.pos : r.pos+total]
-	return crc32.Checksum(f[2:frameHeaderLen+n], castagnoli) == le.Uint32(f[frameHeaderLen+n:]), nil
+	return r.intact(r.buf[r.pos : r.pos+total]), nil
 }
 
 func ignoreEOF(err error) error {
@@ -395,8 +440,9 @@ func (r *Reader) warn(at int64, msg string) {
 }
 
 // fill makes at least n unread bytes available in buf[pos:end], moving
-// them to the front and growing buf as needed. It returns io.EOF if the
-// source ends first (the bytes that are there stay available).
+// them to the front and growing buf as needed; the index's window, when
+// it is active, stays in buf too. It returns io.EOF if the source ends
+// first (the bytes that are there stay available).
 func (r *Reader) fill(n int) error {
 	if r.end-r.pos >= n {
 		return nil
@@ -405,16 +451,20 @@ func (r *Reader) fill(n int) error {
 		return io.EOF
 	}
 	if r.pos+n > len(r.buf) {
-		if n > len(r.buf) {
-			nb := make([]byte, max(n, 2*len(r.buf)))
-			copy(nb, r.buf[r.pos:r.end])
+		keep := r.pos
+		if r.idx.active {
+			keep = int(r.idx.origin - r.base)
+		}
+		if need := r.pos - keep + n; need > len(r.buf) {
+			nb := make([]byte, max(need, 2*len(r.buf)))
+			copy(nb, r.buf[keep:r.end])
 			r.buf = nb
 		} else {
-			copy(r.buf, r.buf[r.pos:r.end])
+			copy(r.buf, r.buf[keep:r.end])
 		}
-		r.base += int64(r.pos)
-		r.end -= r.pos
-		r.pos = 0
+		r.base += int64(keep)
+		r.end -= keep
+		r.pos -= keep
 	}
 	for zero := 0; r.end-r.pos < n; {
 		m, err := r.src.Read(r.buf[r.end:])
