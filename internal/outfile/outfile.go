@@ -28,6 +28,7 @@
 package outfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -35,6 +36,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -186,6 +188,9 @@ type Set struct {
 	root   bool // effective uid 0: the rules against planted files apply
 	inputs []named
 	files  []*File
+	// Waiting, if set, is called once per FIFO that has no reader yet,
+	// before OpenContext waits for one.
+	Waiting func(flag, path string)
 }
 
 // New returns a Set that writes files for u.
@@ -209,7 +214,13 @@ const maxTries = 4
 // files are not truncated before Commit. Errors from the rules are
 // *Refusal; others come from the system (a missing directory, EACCES).
 func (s *Set) Open(flag, path string, kind Kind) (*File, error) {
-	f, err := s.open(flag, path, kind)
+	return s.OpenContext(context.Background(), flag, path, kind)
+}
+
+// OpenContext is Open, giving up when ctx ends while it waits for a
+// FIFO's reader (the error then wraps context.Cause(ctx)).
+func (s *Set) OpenContext(ctx context.Context, flag, path string, kind Kind) (*File, error) {
+	f, err := s.open(ctx, flag, path, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +228,7 @@ func (s *Set) Open(flag, path string, kind Kind) (*File, error) {
 	return f, nil
 }
 
-func (s *Set) open(flag, path string, kind Kind) (*File, error) {
+func (s *Set) open(ctx context.Context, flag, path string, kind Kind) (*File, error) {
 	if path == "" {
 		return nil, refuse("%s needs a file name", flag)
 	}
@@ -247,7 +258,7 @@ func (s *Set) open(flag, path string, kind Kind) (*File, error) {
 		if again, err = s.create(f, &dst); err != nil || !again {
 			break
 		}
-		if again, err = s.openExisting(f, kind, &dst); err != nil || !again {
+		if again, err = s.openExisting(ctx, f, kind, &dst); err != nil || !again {
 			break
 		}
 	}
@@ -297,7 +308,7 @@ func (s *Set) create(f *File, dir *unix.Stat_t) (again bool, err error) {
 
 // openExisting opens what is at the path, after checking it; again says
 // it vanished meanwhile.
-func (s *Set) openExisting(f *File, kind Kind, dir *unix.Stat_t) (again bool, err error) {
+func (s *Set) openExisting(ctx context.Context, f *File, kind Kind, dir *unix.Stat_t) (again bool, err error) {
 	pfd, err := unix.Openat(f.dirfd, f.base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return true, nil
@@ -343,7 +354,12 @@ func (s *Set) openExisting(f *File, kind Kind, dir *unix.Stat_t) (again bool, er
 	// Reopen the very object checked: /proc/self/fd/N of an O_PATH
 	// descriptor is that inode, whatever the path names now.
 	flags := unix.O_WRONLY | unix.O_CLOEXEC | unix.O_NOCTTY
-	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(target), flags, 0)
+	var fd int
+	if tst.Mode&unix.S_IFMT == unix.S_IFIFO {
+		fd, err = s.openFIFO(ctx, f, "/proc/self/fd/"+strconv.Itoa(target), flags)
+	} else {
+		fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(target), flags, 0)
+	}
 	if err != nil {
 		return false, fmt.Errorf("%s %s: %w", f.Flag, f.Path, err)
 	}
@@ -367,6 +383,39 @@ func (s *Set) openExisting(f *File, kind Kind, dir *unix.Stat_t) (again bool, er
 		f.KeptRoot = true
 	}
 	return false, nil
+}
+
+// fifoPoll is how often openFIFO looks for a reader.
+const fifoPoll = 20 * time.Millisecond
+
+// openFIFO opens a FIFO for writing without blocking in the kernel: a
+// blocking open waits for a reader where no signal can end the wait. It
+// opens non-blocking, which fails with ENXIO while there is no reader,
+// polls until there is one or ctx ends, then makes the descriptor
+// blocking again.
+func (s *Set) openFIFO(ctx context.Context, f *File, path string, flags int) (int, error) {
+	for said := false; ; {
+		fd, err := unix.Open(path, flags|unix.O_NONBLOCK, 0)
+		if err == nil {
+			if err := unix.SetNonblock(fd, false); err != nil {
+				unix.Close(fd)
+				return -1, err
+			}
+			return fd, nil
+		}
+		if !errors.Is(err, unix.ENXIO) {
+			return -1, err
+		}
+		if !said && s.Waiting != nil {
+			s.Waiting(f.Flag, f.Path)
+		}
+		said = true
+		select {
+		case <-ctx.Done():
+			return -1, context.Cause(ctx)
+		case <-time.After(fifoPoll):
+		}
+	}
 }
 
 // check applies the rules to an existing file (reached through a link

@@ -2,12 +2,14 @@ package record
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
+	"time"
 )
 
 // Errors NewReader and Open return (wrapped, with details) for files they
@@ -31,9 +33,10 @@ const maxWarnings = 100
 
 // Reader reads a recording. Records it returns alias its buffer.
 type Reader struct {
-	src  io.Reader
-	file *os.File // set by Open; Close closes it
-	hdr  Header
+	src     io.Reader
+	file    *os.File    // set by Open; Close closes it
+	stopCtx func() bool // OpenContext's wake-up on the context's end
+	hdr     Header
 
 	buf      []byte
 	pos, end int   // unread data is buf[pos:end]
@@ -64,7 +67,16 @@ const idxSpan = MaxRecord
 
 // Open opens the recording at path and reads its header.
 func Open(path string) (*Reader, error) {
-	f, err := os.Open(path)
+	return OpenContext(context.Background(), path)
+}
+
+// OpenContext is Open for a path whose reads may block, such as a FIFO
+// with no writer yet or a writer that goes quiet: opening, and every read
+// after it, gives up when ctx ends, with an error that wraps
+// context.Cause(ctx). Damage handling reads as it goes, so it stops
+// too.
+func OpenContext(ctx context.Context, path string) (*Reader, error) {
+	f, err := openContext(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -72,13 +84,70 @@ func Open(path string) (*Reader, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s is a directory, not an mmtrace recording", path)
 	}
-	r, err := NewReader(f)
+	var src io.Reader = f
+	var stop func() bool
+	if ctx.Done() != nil {
+		src = ctxReader{ctx, f}
+		// Wakes a read blocked on a pipe or FIFO (a regular file's
+		// reads do not block, and have no deadlines).
+		stop = context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	}
+	r, err := NewReader(src)
 	if err != nil {
+		if stop != nil {
+			stop()
+		}
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	r.file = f
+	r.file, r.stopCtx = f, stop
 	return r, nil
+}
+
+// openContext opens path for reading, giving up when ctx ends: opening a
+// FIFO blocks until a writer opens it. A given-up open goes on in the
+// background and closes what it gets.
+func openContext(ctx context.Context, path string) (*os.File, error) {
+	if ctx.Done() == nil {
+		return os.Open(path)
+	}
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(path)
+		ch <- opened{f, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.f, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return nil, fmt.Errorf("open %s: %w", path, context.Cause(ctx))
+	}
+}
+
+// ctxReader reads f until ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	f   *os.File
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	n, err := c.f.Read(p)
+	if err != nil && c.ctx.Err() != nil {
+		err = context.Cause(c.ctx)
+	}
+	return n, err
 }
 
 // NewReader reads the header of the recording in src. It refuses, with a
@@ -182,10 +251,17 @@ func (r *Reader) Close() error {
 	if r.file == nil {
 		return nil
 	}
+	if r.stopCtx != nil {
+		r.stopCtx()
+	}
 	err := r.file.Close()
 	r.file = nil
 	return err
 }
+
+// Offset is the file offset the reader has read up to: the start of the
+// next frame, or where damage handling is.
+func (r *Reader) Offset() int64 { return r.offset() }
 
 // Header returns the recording's header.
 func (r *Reader) Header() Header { return r.hdr }
