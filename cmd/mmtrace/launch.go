@@ -10,6 +10,8 @@ import (
 	"os/user"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Run mode starts the command through a copy of mmtrace itself (the
@@ -226,6 +228,43 @@ func (l *launched) wait() {
 		l.code = 1
 	}
 	close(l.done)
+}
+
+// exited reports whether the command has ended (status does not wait).
+func (l *launched) exited() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// forward passes a signal mmtrace received on to the command, unless the
+// terminal sent the command the same signal itself: a Ctrl-C (SIGINT,
+// SIGQUIT) goes to the terminal's whole foreground process group, and
+// twice in a row means "stop now" to many programs.
+func (l *launched) forward(sig syscall.Signal) {
+	if (sig == syscall.SIGINT || sig == syscall.SIGQUIT) && l.inTerminalForeground() {
+		return
+	}
+	_ = l.cmd.Process.Signal(sig)
+}
+
+// inTerminalForeground reports whether the command's process group is the
+// foreground group of mmtrace's controlling terminal.
+func (l *launched) inTerminalForeground() bool {
+	tty, err := os.Open("/dev/tty")
+	if err != nil {
+		return false // no controlling terminal
+	}
+	defer tty.Close()
+	fg, err := unix.IoctlGetInt(int(tty.Fd()), unix.TIOCGPGRP)
+	if err != nil {
+		return false
+	}
+	pg, err := unix.Getpgid(l.pid())
+	return err == nil && pg == fg
 }
 
 // status is the command's exit status, shell style (128+N for signal N).

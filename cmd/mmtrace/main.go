@@ -12,12 +12,10 @@ import (
 	"math"
 	"math/bits"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -127,7 +125,7 @@ func mainStatus(argv []string, stdout, stderr io.Writer) int {
 		return probeKernel(opts, stdout, stderr)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := catchSignals(context.Background())
 	defer stop()
 
 	if opts.read != "" {

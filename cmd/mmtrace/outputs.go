@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +27,10 @@ type outputs struct {
 // (a planted link, a hard link, an output that is an input, a directory)
 // is printed here and returned as exit status 2, as a usage error is.
 // Existing files are not truncated until commit.
-func openOutputs(opts *options, stdout, stderr io.Writer) (*outputs, error) {
+//
+// Opening a FIFO waits for its reader; mmtrace says so, and a signal ends
+// the wait (exit 128+N).
+func openOutputs(ctx context.Context, opts *options, stdout, stderr io.Writer) (*outputs, error) {
 	o := &outputs{out: stdout}
 	o.colorFile, _ = stdout.(*os.File)
 	u, err := outfile.Invoker()
@@ -34,6 +38,9 @@ func openOutputs(opts *options, stdout, stderr io.Writer) (*outputs, error) {
 		return nil, refused(stderr, err)
 	}
 	o.set = outfile.New(u)
+	o.set.Waiting = func(flag, path string) {
+		fmt.Fprintf(stderr, "mmtrace: waiting for a reader of %s %s (a FIFO)\n", flag, path)
+	}
 	if opts.read != "" {
 		o.set.Input("-r", opts.read)
 	}
@@ -49,8 +56,11 @@ func openOutputs(opts *options, stdout, stderr io.Writer) (*outputs, error) {
 		if f.path == "" {
 			continue
 		}
-		if *f.dst, err = o.set.Open(f.flag, f.path, f.kind); err != nil {
+		if *f.dst, err = o.set.OpenContext(ctx, f.flag, f.path, f.kind); err != nil {
 			o.set.Abort()
+			if ctx.Err() != nil {
+				return nil, interruption(ctx, " while waiting for a reader of %s %s (a FIFO)", f.flag, f.path)
+			}
 			var r *outfile.Refusal
 			if errors.As(err, &r) {
 				return nil, refused(stderr, err)

@@ -15,12 +15,12 @@ import (
 
 // replay runs a recording through the same analysis as a live session.
 func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err error) {
-	r, err := record.Open(opts.read)
+	r, err := openRecording(ctx, opts.read, stderr)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	outs, err := openOutputs(opts, stdout, stderr)
+	outs, err := openOutputs(ctx, opts, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,12 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 		}
 	}
 	skipped := 0
-	for ctx.Err() == nil {
+	var stopped error // a signal cut the replay short
+	for {
+		if ctx.Err() != nil {
+			stopped = interruption(ctx, " at offset %d of %s: the reports cover the records before it", r.Offset(), opts.read)
+			break
+		}
 		raw, err := r.Next()
 		// Records lost to damage keep their numbers: the events after
 		// them are numbered as in the live run and an intact copy.
@@ -69,6 +74,9 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 		}
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		if err != nil && ctx.Err() != nil {
+			continue // stopped above
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", opts.read, err)
@@ -85,8 +93,40 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 	if err != nil {
 		return err
 	}
+	if stopped != nil {
+		return stopped
+	}
 	if opts.check && found {
 		return exitStatus{opts.checkStatus}
 	}
 	return nil
 }
+
+// openRecording opens -r's recording. Opening a FIFO waits for a
+// writer: after a moment mmtrace says so, and a signal ends the wait.
+func openRecording(ctx context.Context, path string, stderr io.Writer) (*record.Reader, error) {
+	type opened struct {
+		r   *record.Reader
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		r, err := record.OpenContext(ctx, path)
+		ch <- opened{r, err}
+	}()
+	var o opened
+	select {
+	case o = <-ch:
+	case <-time.After(fifoNoteAfter):
+		fmt.Fprintf(stderr, "mmtrace: waiting for a recording to come through -r %s\n", path)
+		o = <-ch
+	}
+	if o.err != nil && ctx.Err() != nil {
+		return nil, interruption(ctx, " while waiting for -r %s (a FIFO no one writes to?)", path)
+	}
+	return o.r, o.err
+}
+
+// fifoNoteAfter is how long an open or the first read may wait before
+// mmtrace says what it waits for.
+const fifoNoteAfter = 200 * time.Millisecond

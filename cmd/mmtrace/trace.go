@@ -38,7 +38,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 			return err
 		}
 	}
-	outs, err := openOutputs(opts, stdout, stderr)
+	outs, err := openOutputs(ctx, opts, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -164,6 +164,10 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 
 	fmt.Fprintf(stderr, "mmtrace: tracing %s (attached in %d ms)\n", describeTargets(opts), attached.Milliseconds())
 	if child != nil {
+		if ctx.Err() != nil {
+			// Never started: the launcher is abandoned.
+			return interruption(ctx, " before %s started", opts.command[0])
+		}
 		if err := child.release(); err != nil {
 			return err
 		}
@@ -191,6 +195,10 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		return exitStatus{opts.checkStatus}
 	}
 	if child != nil {
+		if !child.exited() {
+			return interruption(ctx, ": %s (pid %d) had not exited when mmtrace stopped (on a second signal, or %v after the first): "+
+				"it is left running, untraced", opts.command[0], child.pid(), signalGrace)
+		}
 		if st := child.status(); st != 0 {
 			return exitStatus{st}
 		}
@@ -199,13 +207,17 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 }
 
 // consume drains the ring buffer on a short timer until the context ends
-// or the launched command has exited, then drains once more.
+// or the launched command has exited, then drains once more. In run mode
+// a signal is passed on to the command, whose end is then awaited: for
+// signalGrace, or until a second signal.
 func (s *session) consume(ctx context.Context, tr *loader.Tracer, child *launched) error {
 	var (
 		rec       ringbuf.Record
 		stopping  bool
 		lastLost  = time.Now()
 		lastFlush = time.Now()
+		done      = ctx.Done()
+		giveUp    <-chan time.Time
 	)
 	var childDone <-chan struct{}
 	if child != nil {
@@ -241,7 +253,18 @@ func (s *session) consume(ctx context.Context, tr *loader.Tracer, child *launche
 			return nil
 		}
 		select {
-		case <-ctx.Done():
+		case <-done:
+			sig, _ := signalOf(ctx)
+			if child == nil || sig == 0 {
+				stopping = true
+				break
+			}
+			done = nil // once
+			child.forward(sig)
+			giveUp = time.After(signalGrace)
+		case <-laterSignals(ctx):
+			stopping = true
+		case <-giveUp:
 			stopping = true
 		case <-childDone:
 			stopping = true

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// What SIGINT and SIGTERM do (README, "Exit statuses"):
+//   - while mmtrace waits or reads (opening a FIFO, replaying), it stops
+//     at once: a replay reports what it read; it exits 128+N for signal N
+//     with one sentence saying where it was;
+//   - tracing with no command, the signal is the normal end: drain,
+//     report the live images, exit 0;
+//   - in run mode the signal goes on to CMD (not a SIGINT that the
+//     terminal sent to CMD itself, Ctrl-C in CMD's foreground group), and
+//     mmtrace traces on until CMD exits, then exits with CMD's status
+//     (128+N if the signal killed it). A second signal, or CMD still
+//     running signalGrace later, stops mmtrace at once: CMD is reported
+//     as stopped and left running, and mmtrace exits 128+N.
+
+// signalGrace is how long run mode waits for CMD to exit once it has
+// passed a signal on; CI systems usually kill a job 2-10 s after asking.
+const signalGrace = 5 * time.Second
+
+// interrupted is the cause of the run's context once a signal arrived.
+type interrupted struct{ sig syscall.Signal }
+
+func (e interrupted) Error() string { return "interrupted by " + unix.SignalName(e.sig) }
+
+type laterSignalsKey struct{}
+
+// catchSignals returns a context that ends at the first SIGINT or
+// SIGTERM, with an interrupted cause; later ones go to laterSignals(ctx).
+func catchSignals(parent context.Context) (context.Context, func()) {
+	ch := make(chan os.Signal, 4)
+	more := make(chan os.Signal, 4)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.WithValue(parent, laterSignalsKey{}, (<-chan os.Signal)(more)))
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				if ctx.Err() == nil {
+					cancel(interrupted{s.(syscall.Signal)})
+					continue
+				}
+				select {
+				case more <- s:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel(nil)
+	}
+}
+
+// laterSignals delivers the signals after the first (nil, which never
+// delivers, for a context from elsewhere).
+func laterSignals(ctx context.Context) <-chan os.Signal {
+	ch, _ := ctx.Value(laterSignalsKey{}).(<-chan os.Signal)
+	return ch
+}
+
+// signalOf is the signal that ended ctx, if one did.
+func signalOf(ctx context.Context) (syscall.Signal, bool) {
+	var in interrupted
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &in) {
+		return in.sig, true
+	}
+	return 0, false
+}
+
+// interruption is the error that ends a run a signal cut short: exit
+// 128+N, and a sentence saying what was cut short: format follows
+// "interrupted by SIGINT", e.g. " while ...".
+func interruption(ctx context.Context, format string, a ...any) error {
+	sig, ok := signalOf(ctx)
+	if !ok {
+		return fmt.Errorf("%v"+format, append([]any{context.Cause(ctx)}, a...)...)
+	}
+	return statusError{128 + int(sig), fmt.Errorf("%v"+format, append([]any{interrupted{sig}}, a...)...)}
+}
