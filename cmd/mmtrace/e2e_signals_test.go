@@ -405,3 +405,50 @@ func readBytes(pid int) int64 {
 	}
 	return 0
 }
+
+// An output no one reads blocks mmtrace in a write, where it cannot act
+// on a signal: a signal that finds the one before it not acted on ends
+// mmtrace at once (exit 128+N, a sentence), rather than leaving only
+// SIGKILL.
+func TestE2ESignalStuckOutput(t *testing.T) {
+	_, dir := binaries(t)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A reader that never reads.
+	rd, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	r := start(t, nil, "--output", fifo, "--", filepath.Join(dir, "churn"), "1", "3000", filepath.Join(dir, "data"))
+	r.waitFor("mmtrace: tracing ")
+	pid := r.cmd.Process.Pid
+	for guard := time.Now().Add(hangGuard); !blockedIn(pid, "pipe_write"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(guard) {
+			t.Fatalf("mmtrace never blocked writing to the FIFO:\n%s", r.errText())
+		}
+	}
+	for range 3 {
+		r.signal(syscall.SIGTERM)
+		waitDelivered(t, pid, syscall.SIGTERM)
+	}
+	res := r.wait()
+	if res.code != 143 || !strings.Contains(res.stderr, "mmtrace: interrupted by SIGTERM again: exiting at once") {
+		t.Errorf("exit %d, stderr:\n%s\nwant 143 and a sentence", res.code, res.stderr)
+	}
+}
+
+// blockedIn reports whether a thread of pid waits in a kernel function
+// whose name ends in fn (/proc/PID/task/TID/wchan; 6.18 says
+// anon_pipe_write, older kernels pipe_write).
+func blockedIn(pid int, fn string) bool {
+	wchans, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pid))
+	for _, w := range wchans {
+		if b, err := os.ReadFile(w); err == nil && strings.HasSuffix(string(b), fn) {
+			return true
+		}
+	}
+	return false
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,7 +24,11 @@ import (
 //     mmtrace traces on until CMD exits, then exits with CMD's status
 //     (128+N if the signal killed it). A second signal, or CMD still
 //     running signalGrace later, stops mmtrace at once: CMD is reported
-//     as stopped and left running, and mmtrace exits 128+N.
+//     as stopped and left running, and mmtrace exits 128+N;
+//   - a signal that nothing waits for, or that finds the one before it
+//     not yet acted on (mmtrace is stuck writing to an output no one
+//     reads, say), ends mmtrace there and then, with exit 128+N and a
+//     sentence, without the rest of its output.
 
 // signalGrace is how long run mode waits for CMD to exit once it has
 // passed a signal on; CI systems usually kill a job 2-10 s after asking.
@@ -35,6 +40,16 @@ type interrupted struct{ sig syscall.Signal }
 func (e interrupted) Error() string { return "interrupted by " + unix.SignalName(e.sig) }
 
 type laterSignalsKey struct{}
+
+// awaitingCommand is set while run mode traces CMD: a second signal then
+// stops the wait for CMD, where it would otherwise end mmtrace at once.
+var awaitingCommand atomic.Bool
+
+// forceExit ends mmtrace on a second signal that nothing waits for.
+var forceExit = func(sig syscall.Signal) {
+	fmt.Fprintf(os.Stderr, "mmtrace: %v again: exiting at once, without the rest of the output\n", interrupted{sig})
+	os.Exit(128 + int(sig))
+}
 
 // catchSignals returns a context that ends at the first SIGINT or
 // SIGTERM, with an interrupted cause; later ones go to laterSignals(ctx).
@@ -50,6 +65,10 @@ func catchSignals(parent context.Context) (context.Context, func()) {
 			case s := <-ch:
 				if ctx.Err() == nil {
 					cancel(interrupted{s.(syscall.Signal)})
+					continue
+				}
+				if !awaitingCommand.Load() || len(more) > 0 {
+					forceExit(s.(syscall.Signal))
 					continue
 				}
 				select {

@@ -32,6 +32,11 @@ func TestSignalCatching(t *testing.T) {
 		err.Error() != "interrupted by SIGTERM while testing" {
 		t.Errorf("interruption = %v (%+v)", err, se)
 	}
+	// Run mode: the second goes to the wait for the command.
+	forced := make(chan syscall.Signal, 4)
+	forceExit = func(sig syscall.Signal) { forced <- sig }
+	awaitingCommand.Store(true)
+	defer awaitingCommand.Store(false)
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +45,40 @@ func TestSignalCatching(t *testing.T) {
 		if s != syscall.SIGINT {
 			t.Errorf("later signal %v", s)
 		}
+	case s := <-forced:
+		t.Fatalf("%v forced an exit while run mode waits", s)
 	case <-time.After(20 * time.Second): // hang guard
 		t.Fatal("the second signal was not delivered")
+	}
+	// Nothing waits, or the one before is not acted on: exit at once.
+	for _, awaiting := range []bool{false, true} {
+		awaitingCommand.Store(awaiting)
+		for range 2 {
+			if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			// Two pending signals are one: the second goes once the
+			// first is waiting to be acted on.
+			for guard := time.Now().Add(20 * time.Second); awaiting && len(laterSignals(ctx)) == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(guard) {
+					t.Fatal("the signal did not arrive")
+				}
+			}
+		}
+		select {
+		case s := <-forced:
+			if s != syscall.SIGTERM {
+				t.Errorf("forced by %v", s)
+			}
+		case <-time.After(20 * time.Second): // hang guard
+			t.Fatalf("no forced exit (awaiting the command: %v)", awaiting)
+		}
+		for len(laterSignals(ctx)) > 0 || len(forced) > 0 {
+			select {
+			case <-laterSignals(ctx):
+			case <-forced:
+			}
+		}
 	}
 	if laterSignals(context.Background()) != nil {
 		t.Error("a context from elsewhere has later signals")

@@ -173,6 +173,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		}
 	}
 
+	awaitingCommand.Store(child != nil)
 	if err := s.consume(ctx, tr, child); err != nil {
 		return err
 	}
@@ -223,6 +224,18 @@ func (s *session) consume(ctx context.Context, tr *loader.Tracer, child *launche
 	if child != nil {
 		childDone = child.done
 	}
+	// The first signal ends the run, or in run mode goes on to the
+	// command, once.
+	first := func() {
+		sig, _ := signalOf(ctx)
+		if child == nil || sig == 0 {
+			stopping = true
+			return
+		}
+		done = nil
+		child.forward(sig)
+		giveUp = time.After(signalGrace)
+	}
 	tr.SetDeadline(time.Now().Add(drainInterval))
 	for {
 		err := tr.ReadInto(&rec)
@@ -254,21 +267,20 @@ func (s *session) consume(ctx context.Context, tr *loader.Tracer, child *launche
 		}
 		select {
 		case <-done:
-			sig, _ := signalOf(ctx)
-			if child == nil || sig == 0 {
-				stopping = true
-				break
-			}
-			done = nil // once
-			child.forward(sig)
-			giveUp = time.After(signalGrace)
+			first()
 		case <-laterSignals(ctx):
+			if done != nil {
+				first()
+			}
 			stopping = true
 		case <-giveUp:
 			stopping = true
 		case <-childDone:
 			stopping = true
 		default:
+		}
+		if stopping {
+			awaitingCommand.Store(false)
 		}
 		tr.SetDeadline(time.Now().Add(drainInterval))
 	}
