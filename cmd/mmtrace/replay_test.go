@@ -570,9 +570,9 @@ func damage(t *testing.T, b []byte) []damaged {
 	t.Helper()
 	offs := frames(t, b)
 	cut := len(b) * 2 / 3
-	cutFrame := 0 // the frame the cut falls in
+	cutFrame := 0 // the frame the cut falls in, or cut if it falls between two
 	for _, o := range offs {
-		if o < cut {
+		if o <= cut {
 			cutFrame = o
 		}
 	}
