@@ -97,7 +97,15 @@ struct vm_area_struct {
 	void *vm_private_data;
 };
 
+/* include/linux/maple_tree.h (6.1+): the VMAs of an mm, by address. */
+struct maple_tree {
+	void *ma_root;
+};
+
 struct mm_struct {
+	struct maple_tree mm_mt;
+	int map_count;
+	unsigned long total_vm;
 	unsigned long mmap_base;
 	unsigned long mmap_legacy_base;
 	unsigned long mmap_compat_base;

@@ -187,7 +187,13 @@ struct inflight {
 	__u32 search_flags;
 	__u32 searches;
 	__u32 seq; /* see event_header.seq */
-	__u32 _pad2;
+	/* The lock path (see "The lock path"): the call was seen when it
+	 * took the mmap lock, with the mm's counters then. */
+	__u32 lock_path;
+	__u64 total_vm;
+	__s32 map_count;
+	__u32 _pad3;
+	__u64 search_len; /* the last search's length (huge-page padding) */
 };
 
 /* Scratch space too big for the 512-byte BPF stack. */
@@ -1257,6 +1263,7 @@ static __always_inline int on_search(unsigned long addr, struct vm_unmapped_area
 	in->search_low = info->low_limit;
 	in->search_high = info->high_limit;
 	in->search_flags = info->flags;
+	in->search_len = info->length;
 	in->search_result = addr;
 	in->searches++;
 	return 0;
@@ -1357,45 +1364,11 @@ static __always_inline struct file *fd_file(struct task_struct *task, int fd)
 	return file;
 }
 
-/* nr: the call's number as the exit sees it (compat numbers for i386). */
-static __always_inline int on_sys_exit(long ret, long nr, int mode)
+/* The record of a finished memory call a, which returned ret. */
+static __always_inline int emit_mem(struct inflight *in, long ret, __u64 pid_tgid, int mode)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	if (!is_traced(tgid))
-		return 0;
-	__u32 tid = pid_tgid;
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
-	if (!in || !in->kind)
-		return 0;
 	struct inflight a = *in;
-	in->kind = 0; /* done; the slot stays for the thread's next call */
-	/* A slot left by another call, whose exit every program skipped (a
-	 * loss already counted, see backup_seen): never pair it with this one. */
-	if (a.kind != KIND_EXECVE && a.syscall != nr)
-		return 0;
-
-	if (a.kind == KIND_EXECVE) {
-		if (ret >= 0)
-			return 0; /* success: sched_process_exec told the story */
-		struct execve_event *e = reserve(sizeof(*e), tgid);
-		if (!e)
-			return 0;
-		fill_header(&e->h, KIND_EXECVE, a.abi, pid_tgid);
-		e->syscall = a.syscall;
-		e->ret = ret;
-		/* Read again: what the entry could not read is in memory now, and
-		 * a failed exec should name what it tried, as strace does. */
-		read_execve_args(e, &a);
-		submit(e);
-		return 0;
-	}
-
-	if (a.abi == ABI_I386 && ret > 0)
-		ret = (__u32)ret; /* compat results are 32-bit addresses */
-	if (a.abi == ABI_I386 && (__s32)ret < 0 && (__s32)ret > -4096)
-		ret = (__s32)ret;
-
+	__u32 tgid = pid_tgid >> 32;
 	struct file *file = NULL;
 	if (a.kind == KIND_MMAP && !(a.args[3] & MAP_ANONYMOUS) && ret >= 0) {
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -1469,6 +1442,47 @@ static __always_inline int on_sys_exit(long ret, long nr, int mode)
 	return 0;
 }
 
+/* nr: the call's number as the exit sees it (compat numbers for i386). */
+static __always_inline int on_sys_exit(long ret, long nr, int mode)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!is_traced(tgid))
+		return 0;
+	__u32 tid = pid_tgid;
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in || !in->kind)
+		return 0;
+	struct inflight a = *in;
+	in->kind = 0; /* done; the slot stays for the thread's next call */
+	/* A slot left by another call, whose exit every program skipped (a
+	 * loss already counted, see backup_seen): never pair it with this one. */
+	if (a.kind != KIND_EXECVE && a.syscall != nr)
+		return 0;
+
+	if (a.kind == KIND_EXECVE) {
+		if (ret >= 0)
+			return 0; /* success: sched_process_exec told the story */
+		struct execve_event *e = reserve(sizeof(*e), tgid);
+		if (!e)
+			return 0;
+		fill_header(&e->h, KIND_EXECVE, a.abi, pid_tgid);
+		e->syscall = a.syscall;
+		e->ret = ret;
+		/* Read again: what the entry could not read is in memory now, and
+		 * a failed exec should name what it tried, as strace does. */
+		read_execve_args(e, &a);
+		submit(e);
+		return 0;
+	}
+
+	if (a.abi == ABI_I386 && ret > 0)
+		ret = (__u32)ret; /* compat results are 32-bit addresses */
+	if (a.abi == ABI_I386 && (__s32)ret < 0 && (__s32)ret > -4096)
+		ret = (__s32)ret;
+	return emit_mem(&a, ret, pid_tgid, mode);
+}
+
 static __always_inline int guarded_sys_exit(struct pt_regs *regs, long ret, int mode)
 {
 	if (!GUARD(mode, bpf_get_current_task_btf(), SLOT_EXIT, in_syscall, 0))
@@ -1482,4 +1496,280 @@ SEC("tracepoint/syscalls/sys_exit_mmap")
 int handle_exit64(struct syscall_exit_record *ctx)
 {
 	return on_sys_exit(ctx->ret, ctx->nr, PLAIN);
+}
+
+/*
+ * The lock path (6.1+ with bpf_task_pt_regs): no syscall tracepoints.
+ *
+ * The per-syscall tracepoints make every task on the machine enter the
+ * kernel's slow syscall path once any program is attached to them, traced
+ * or not. Every change to an address space instead takes the mmap lock for
+ * writing, and the mmap_lock tracepoints fire on lock operations alone.
+ * When a traced thread takes its mm's lock for writing, the call is read
+ * from the thread's saved user registers (the syscall number in orig_ax,
+ * the arguments by ABI); when it lets the lock go, the change is done and
+ * the outcome is read from the mm itself: brk from mm->brk, an mmap's
+ * address from the kernel's last search (or the caller's fixed address),
+ * checked against the mm's page count or the VMA now at that address.
+ * Calls that fail before they take the lock change nothing and are not
+ * seen; exec, fork and exit come from the sched tracepoints as before.
+ */
+#define PAGE_SIZE 4096UL
+#define PMD_SIZE (2UL << 20)
+#define MAP_FIXED 0x10
+#define MREMAP_FIXED 2
+#define MREMAP_DONTUNMAP 4
+#define ENOMEM 12
+#define EINVAL 22
+#define VM_PROT_BITS 7UL /* VM_READ | VM_WRITE | VM_EXEC, PROT_* alike */
+
+/* One maple tree node, read whole (struct maple_node is 256 bytes). */
+struct maple_node_words {
+	__u64 w[32];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct maple_node_words);
+} maple_scratch SEC(".maps");
+
+#define MAPLE_MAX_DEPTH 10
+
+/* The VMA containing addr, or NULL: mtree_lookup_walk (lib/maple_tree.c)
+ * over the mm's tree, which the caller's lock holds still. Node encoding
+ * (include/linux/maple_tree.h): the root is a node when its low bits are
+ * 10; a node's address is its pointer without the low 8 bits, whose bits
+ * 3-6 give its type; leaves (dense, leaf_64) hold the VMAs;
+ * range nodes have 15 pivots then 16 slots, allocation-range nodes (the
+ * inner nodes of an mm's tree) 9 pivots then 10 slots. */
+static __always_inline struct vm_area_struct *vma_at(struct mm_struct *mm, __u64 addr)
+{
+	__u32 zero = 0;
+	struct maple_node_words *n = bpf_map_lookup_elem(&maple_scratch, &zero);
+	if (!n)
+		return NULL;
+	__u64 entry = (__u64)BPF_CORE_READ(mm, mm_mt.ma_root);
+	if ((entry & 3) != 2 || entry <= 4096)
+		return NULL; /* empty, or a lone entry at index 0 */
+	for (int depth = 0; depth < MAPLE_MAX_DEPTH; depth++) {
+		/* Below the root, slots of inner nodes hold encoded nodes. */
+		if (entry <= 4096)
+			return NULL;
+		__u64 type = (entry >> 3) & 0xf;
+		if (bpf_probe_read_kernel(n->w, sizeof(n->w), (void *)(entry & ~0xffUL)))
+			return NULL;
+		int pivots = type == 3 ? 9 : 15;
+		int offset = pivots;
+		for (int i = 0; i < 15; i++) {
+			if (i >= pivots)
+				break;
+			if (n->w[1 + i] >= addr) {
+				offset = i;
+				break;
+			}
+		}
+		entry = n->w[(pivots + 1 + offset) & 31];
+		if (type < 2) /* a leaf: entry is the VMA or nothing */
+			return (entry & 7) || entry <= 4096 ? NULL : (struct vm_area_struct *)entry;
+	}
+	return NULL;
+}
+
+/* Whether one VMA maps all of [addr, addr+len) with at least prot. */
+static __always_inline int mapped(struct mm_struct *mm, __u64 addr, __u64 len, __u64 prot)
+{
+	struct vm_area_struct *vma = vma_at(mm, addr);
+	if (!vma)
+		return 0;
+	__u64 flags = BPF_CORE_READ(vma, vm_flags);
+	return BPF_CORE_READ(vma, vm_start) <= addr && BPF_CORE_READ(vma, vm_end) >= addr + len &&
+	       (flags & prot & VM_PROT_BITS) == (prot & VM_PROT_BITS);
+}
+
+static __always_inline __u64 page_align(__u64 n) { return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1); }
+
+/* Where the kernel placed a mapping of len bytes whose address came from
+ * its last search: the search's result, unless the search was padded by
+ * a huge page for alignment (__thp_get_unmapped_area), which then moved
+ * the address up to the file offset's alignment, or by a whole huge page
+ * when top-down found it aligned already. */
+static __always_inline __u64 searched_address(struct inflight *a, struct mm_struct *mm, __u64 len, __u64 off)
+{
+	__u64 low = a->search_result;
+	if (a->search_len != len + PMD_SIZE)
+		return low;
+	__u64 up = low + ((off - low) & (PMD_SIZE - 1));
+	if (up == low && !mapped(mm, low, len, 0))
+		return low + PMD_SIZE;
+	return up;
+}
+
+/* What the call a returned, judged from mm now that it is done. */
+static __always_inline long lock_path_result(struct inflight *a, struct mm_struct *mm)
+{
+	__s64 pages = (__s64)(BPF_CORE_READ(mm, total_vm) - a->total_vm);
+	__u64 task_size = BPF_CORE_READ(mm, task_size);
+	switch (a->kind) {
+	case KIND_BRK:
+		return BPF_CORE_READ(mm, brk); /* the break, moved or not */
+	case KIND_MMAP: {
+		__u64 len = page_align(a->args[1]);
+		if (!len || ((a->args[3] & MAP_FIXED) && (a->args[0] & (PAGE_SIZE - 1))))
+			return -EINVAL; /* do_mmap's checks, under the lock */
+		if (a->searches && a->search_result > -4096UL)
+			return a->search_result; /* no room */
+		if (a->args[3] & MAP_FIXED)
+			return mapped(mm, a->args[0], len, a->args[2]) ? a->args[0] : -ENOMEM;
+		/* Nothing is unmapped without MAP_FIXED: a mapping made adds
+		 * exactly its pages. */
+		if (pages != (__s64)(len >> 12))
+			return -ENOMEM;
+		if (!a->searches)
+			return a->args[0] & ~(PAGE_SIZE - 1); /* the hint was free */
+		return searched_address(a, mm, len, a->args[5]);
+	}
+	case KIND_MUNMAP: {
+		__u64 len = page_align(a->args[1]);
+		if ((a->args[0] & (PAGE_SIZE - 1)) || a->args[0] > task_size || a->args[1] > task_size - a->args[0] ||
+		    !len)
+			return -EINVAL; /* do_vmi_munmap's checks, under the lock */
+		return 0;
+	}
+	case KIND_MPROTECT: {
+		__u64 len = page_align(a->args[1]);
+		/* A hole or a refused protection fails the call; the first
+		 * VMA shows which. (The start was checked before the lock.) */
+		return mapped(mm, a->args[0], PAGE_SIZE, a->args[2]) &&
+				       mapped(mm, a->args[0] + len - PAGE_SIZE, PAGE_SIZE, a->args[2])
+			       ? 0
+			       : -ENOMEM;
+	}
+	case KIND_MREMAP: {
+		__u64 old_len = page_align(a->args[1]), new_len = page_align(a->args[2]);
+		__u64 flags = a->args[3];
+		__u64 to = a->args[0];
+		if (flags & MREMAP_FIXED)
+			to = a->args[4];
+		else if (a->searches && a->search_result > -4096UL)
+			return a->search_result;
+		else if (a->searches)
+			to = searched_address(a, mm, new_len, 0);
+		if (flags & MREMAP_FIXED)
+			return mapped(mm, to, new_len, 0) ? to : -ENOMEM;
+		__s64 want = (__s64)(new_len >> 12) - (__s64)(old_len >> 12);
+		if (flags & MREMAP_DONTUNMAP)
+			want = new_len >> 12;
+		return pages == want && mapped(mm, to, new_len, 0) ? to : -ENOMEM;
+	}
+	case KIND_UNMODELED:
+		/* The consumer only needs to know whether it changed anything. */
+		return pages || BPF_CORE_READ(mm, map_count) != a->map_count ? 0 : -EINVAL;
+	}
+	return -EINVAL;
+}
+
+/* The call's arguments from the thread's saved user registers, by ABI. */
+static __always_inline void regs_args(struct pt_regs *regs, __u8 abi, __u64 *args)
+{
+	if (abi == ABI_I386) {
+		args[0] = (__u32)BPF_CORE_READ(regs, bx);
+		args[1] = (__u32)BPF_CORE_READ(regs, cx);
+		args[2] = (__u32)BPF_CORE_READ(regs, dx);
+		args[3] = (__u32)BPF_CORE_READ(regs, si);
+		args[4] = (__u32)BPF_CORE_READ(regs, di);
+		args[5] = (__u32)BPF_CORE_READ(regs, bp);
+	} else {
+		args[0] = BPF_CORE_READ(regs, di);
+		args[1] = BPF_CORE_READ(regs, si);
+		args[2] = BPF_CORE_READ(regs, dx);
+		args[3] = BPF_CORE_READ(regs, r10);
+		args[4] = BPF_CORE_READ(regs, r8);
+		args[5] = BPF_CORE_READ(regs, r9);
+	}
+}
+
+static __always_inline int on_lock_acquired(struct mm_struct *mm, __u64 write, __u64 success)
+{
+	if (!(write & 1) || !(success & 1))
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_traced(pid_tgid >> 32))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if ((__u64)BPF_CORE_READ(task, mm) != (__u64)mm)
+		return 0; /* exec building a new mm, or another process's */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long id = BPF_CORE_READ(regs, orig_ax);
+	__u8 abi = task_abi(task);
+	__u8 kind = syscall_kind(id, abi == ABI_I386);
+	/* Not a memory call: the ELF loader inside execve, a fault that
+	 * grows the stack, madvise and others that change no layout. */
+	if (!kind || kind == KIND_EXECVE || kind == KIND_PERSONALITY)
+		return 0;
+	struct inflight in = { .kind = kind, .abi = abi, .syscall = id, .lock_path = 1 };
+	regs_args(regs, abi, in.args);
+	in.total_vm = BPF_CORE_READ(mm, total_vm);
+	in.map_count = BPF_CORE_READ(mm, map_count);
+	return on_sys_enter(&in, pid_tgid);
+}
+
+/* Number the change (see on_lock_released) and report the call. */
+static __always_inline int on_lock_done(struct mm_struct *mm)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!is_traced(tgid))
+		return 0;
+	__u32 tid = pid_tgid;
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in || !in->kind || !in->lock_path)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if ((__u64)BPF_CORE_READ(task, mm) != (__u64)mm)
+		return 0;
+	if (!in->seq) {
+		__u32 *n = bpf_map_lookup_elem(&change_seq, &tgid);
+		if (!n) {
+			__u32 zero = 0;
+			bpf_map_update_elem(&change_seq, &tgid, &zero, BPF_NOEXIST);
+			n = bpf_map_lookup_elem(&change_seq, &tgid);
+		}
+		if (n) {
+			*n += 1; /* writers of this mm are serialised by the lock */
+			in->seq = *n;
+		}
+	}
+	long ret = lock_path_result(in, mm);
+	if (in->abi == ABI_I386 && ret > 0)
+		ret = (__u32)ret;
+	emit_mem(in, ret, pid_tgid, PLAIN);
+	in->kind = 0;
+	return 0;
+}
+
+SEC("tp_btf/mmap_lock_acquire_returned")
+int BPF_PROG(lock_acquired, struct mm_struct *mm, __u64 write, __u64 success)
+{
+	return on_lock_acquired(mm, write, success);
+}
+
+/* Before 6.13 (about) the tracepoints also passed the memcg path. */
+SEC("tp_btf/mmap_lock_acquire_returned")
+int BPF_PROG(lock_acquired_memcg, struct mm_struct *mm, const char *memcg_path, __u64 write, __u64 success)
+{
+	return on_lock_acquired(mm, write, success);
+}
+
+SEC("tp_btf/mmap_lock_released")
+int BPF_PROG(lock_released, struct mm_struct *mm, __u64 write)
+{
+	return on_lock_done(mm);
+}
+
+SEC("tp_btf/mmap_lock_released")
+int BPF_PROG(lock_released_memcg, struct mm_struct *mm, const char *memcg_path, __u64 write)
+{
+	return on_lock_done(mm);
 }

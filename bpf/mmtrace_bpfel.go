@@ -116,13 +116,22 @@ type MmtraceInflight struct {
 	SearchFlags  uint32
 	Searches     uint32
 	Seq          uint32
-	Pad2         uint32
+	LockPath     uint32
+	TotalVm      uint64
+	MapCount     int32
+	Pad3         uint32
+	SearchLen    uint64
 }
 
 type MmtraceLostEvent struct {
 	_     structs.HostLayout
 	H     MmtraceEventHeader
 	Count uint64
+}
+
+type MmtraceMapleNodeWords struct {
+	_ structs.HostLayout
+	W [32]uint64
 }
 
 type MmtraceMemEvent struct {
@@ -207,6 +216,7 @@ const (
 	MmtraceMapInflight                       = "inflight"
 	MmtraceMapLostByPid                      = "lost_by_pid"
 	MmtraceMapLostTotal                      = "lost_total"
+	MmtraceMapMapleScratch                   = "maple_scratch"
 	MmtraceMapMarks                          = "marks"
 	MmtraceMapPhaseUnknown                   = "phase_unknown"
 	MmtraceMapScratchBusy                    = "scratch_busy"
@@ -239,6 +249,10 @@ const (
 	MmtraceProgHandleUnmappedArea            = "handle_unmapped_area"
 	MmtraceProgHandleUnmappedAreaBackup      = "handle_unmapped_area_backup"
 	MmtraceProgHandleUnmappedAreaGuarded     = "handle_unmapped_area_guarded"
+	MmtraceProgLockAcquired                  = "lock_acquired"
+	MmtraceProgLockAcquiredMemcg             = "lock_acquired_memcg"
+	MmtraceProgLockReleased                  = "lock_released"
+	MmtraceProgLockReleasedMemcg             = "lock_released_memcg"
 	MmtraceVarChangeOrder                    = "change_order"
 	MmtraceVarFilterComm                     = "filter_comm"
 	MmtraceVarSelfTgid                       = "self_tgid"
@@ -324,6 +338,10 @@ type MmtraceProgramSpecs struct {
 	HandleUnmappedArea            *ebpf.ProgramSpec `ebpf:"handle_unmapped_area"`
 	HandleUnmappedAreaBackup      *ebpf.ProgramSpec `ebpf:"handle_unmapped_area_backup"`
 	HandleUnmappedAreaGuarded     *ebpf.ProgramSpec `ebpf:"handle_unmapped_area_guarded"`
+	LockAcquired                  *ebpf.ProgramSpec `ebpf:"lock_acquired"`
+	LockAcquiredMemcg             *ebpf.ProgramSpec `ebpf:"lock_acquired_memcg"`
+	LockReleased                  *ebpf.ProgramSpec `ebpf:"lock_released"`
+	LockReleasedMemcg             *ebpf.ProgramSpec `ebpf:"lock_released_memcg"`
 }
 
 // MmtraceMapSpecs contains maps before they are loaded into the kernel.
@@ -337,6 +355,7 @@ type MmtraceMapSpecs struct {
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
 	LostByPid    *ebpf.MapSpec `ebpf:"lost_by_pid"`
 	LostTotal    *ebpf.MapSpec `ebpf:"lost_total"`
+	MapleScratch *ebpf.MapSpec `ebpf:"maple_scratch"`
 	Marks        *ebpf.MapSpec `ebpf:"marks"`
 	PhaseUnknown *ebpf.MapSpec `ebpf:"phase_unknown"`
 	ScratchBusy  *ebpf.MapSpec `ebpf:"scratch_busy"`
@@ -391,6 +410,7 @@ type MmtraceMaps struct {
 	Inflight     *ebpf.Map `ebpf:"inflight"`
 	LostByPid    *ebpf.Map `ebpf:"lost_by_pid"`
 	LostTotal    *ebpf.Map `ebpf:"lost_total"`
+	MapleScratch *ebpf.Map `ebpf:"maple_scratch"`
 	Marks        *ebpf.Map `ebpf:"marks"`
 	PhaseUnknown *ebpf.Map `ebpf:"phase_unknown"`
 	ScratchBusy  *ebpf.Map `ebpf:"scratch_busy"`
@@ -407,6 +427,7 @@ func (m *MmtraceMaps) Close() error {
 		m.Inflight,
 		m.LostByPid,
 		m.LostTotal,
+		m.MapleScratch,
 		m.Marks,
 		m.PhaseUnknown,
 		m.ScratchBusy,
@@ -466,6 +487,10 @@ type MmtracePrograms struct {
 	HandleUnmappedArea            *ebpf.Program `ebpf:"handle_unmapped_area"`
 	HandleUnmappedAreaBackup      *ebpf.Program `ebpf:"handle_unmapped_area_backup"`
 	HandleUnmappedAreaGuarded     *ebpf.Program `ebpf:"handle_unmapped_area_guarded"`
+	LockAcquired                  *ebpf.Program `ebpf:"lock_acquired"`
+	LockAcquiredMemcg             *ebpf.Program `ebpf:"lock_acquired_memcg"`
+	LockReleased                  *ebpf.Program `ebpf:"lock_released"`
+	LockReleasedMemcg             *ebpf.Program `ebpf:"lock_released_memcg"`
 }
 
 func (p *MmtracePrograms) Close() error {
@@ -497,6 +522,10 @@ func (p *MmtracePrograms) Close() error {
 		p.HandleUnmappedArea,
 		p.HandleUnmappedAreaBackup,
 		p.HandleUnmappedAreaGuarded,
+		p.LockAcquired,
+		p.LockAcquiredMemcg,
+		p.LockReleased,
+		p.LockReleasedMemcg,
 	)
 }
 

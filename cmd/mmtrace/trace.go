@@ -47,7 +47,13 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	// A kernel that runs no 32-bit programs needs no 32-bit coverage, and
 	// the 64-bit-only tracepoints cost every other process far less.
 	noIA32 := opts.noIA32
-	if !noIA32 {
+	lockPath, _ := loader.LockPathPossible(loader.Config{BTFPath: opts.btf, SyscallPath: opts.syscallPath})
+	if lockPath && noIA32 {
+		// Both ABIs are seen at the mmap lock at no cost to anyone.
+		noIA32 = false
+		fmt.Fprintf(stderr, "mmtrace: note: --no-ia32 changes nothing on this kernel: memory calls are traced at the mmap lock, where 32-bit calls cost no other process anything\n")
+	}
+	if !noIA32 && !lockPath {
 		if ok, why := hostabi.CanRunIA32(); !ok {
 			noIA32 = true
 			fmt.Fprintf(stderr, "mmtrace: note: %v, so no 32-bit process can exist: tracing 64-bit syscalls only, as --no-ia32 does\n", why)
@@ -62,6 +68,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		Backups:     opts.backups,
 		BackupsOnly: opts.backupsOnly,
 		NoIA32:      noIA32,
+		SyscallPath: opts.syscallPath,
 		TraceAll:    len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
 	}
 	for _, p := range opts.pids {

@@ -52,6 +52,9 @@ type Config struct {
 	// up, as if the kernel skipped every one: tests use it to check that
 	// the backups alone see everything, on any kernel.
 	BackupsOnly bool
+	// SyscallPath traces memory calls at the syscall tracepoints even
+	// where the kernel allows the lock path (see Features.LockPath).
+	SyscallPath bool
 }
 
 // AutoBackups lets Open choose the number of backup programs.
@@ -87,6 +90,14 @@ type Features struct {
 	Backups int
 	// BackupsReason says why there are backups or none.
 	BackupsReason string
+	// LockPath: memory calls are seen when they take and release the
+	// mmap lock (mmap_lock tracepoints, the saved user registers and the
+	// mm's maple tree: 6.1+), so no syscall tracepoint is attached and
+	// untraced tasks' syscalls cost nothing. Otherwise the raw syscall
+	// tracepoints (or syscalls:* with NoIA32) carry them.
+	LockPath bool
+	// PathReason says which path memory calls take, and why.
+	PathReason string
 }
 
 // Tracer is the loaded and attached set of kernel programs.
@@ -159,17 +170,29 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	t.Features.Searches = hasType[*btf.Typedef](kernelTypes, "btf_trace_vm_unmapped_area")
 	lockProg := lockReleasedProgram(kernelTypes)
 	t.Features.ChangeOrder = lockProg != ""
-	t.Features.Backups, t.Features.BackupsReason = chooseBackups(cfg)
+	t.Features.LockPath, t.Features.PathReason = chooseLockPath(cfg, kernelTypes, lockProg)
+	if t.Features.LockPath {
+		cfg.NoIA32 = false // both ABIs are seen at the lock, at no cost
+		t.Features.BackupsReason = "the lock path needs no backup programs"
+	} else {
+		t.Features.Backups, t.Features.BackupsReason = chooseBackups(cfg)
+	}
 
 	// The tracepoints and their programs, by the programs' plain names.
 	points := append(attachPoints[:len(attachPoints):len(attachPoints)],
 		attachPoint{execProg, "sched:sched_process_exec"})
-	if !cfg.NoIA32 {
+	switch {
+	case t.Features.LockPath:
+		memcg := lockProg == lockPrograms[1]
+		points = append(points,
+			attachPoint{pick(memcg, "lock_acquired_memcg", "lock_acquired"), "mmap_lock:mmap_lock_acquire_returned"},
+			attachPoint{pick(memcg, "lock_released_memcg", "lock_released"), "mmap_lock:mmap_lock_released"})
+	case !cfg.NoIA32:
 		points = append(points,
 			attachPoint{"handle_sys_enter", "raw_syscalls:sys_enter"},
 			attachPoint{"handle_sys_exit", "raw_syscalls:sys_exit"})
 	}
-	if t.Features.ChangeOrder {
+	if t.Features.ChangeOrder && !t.Features.LockPath {
 		points = append(points, attachPoint{lockProg, "mmap_lock:mmap_lock_released"})
 	}
 	if t.Features.Searches {
@@ -349,6 +372,91 @@ func lockReleasedProgram(kernel *btf.Spec) string {
 		return lockPrograms[1]
 	}
 	return ""
+}
+
+// LockPathPossible reports whether Open with cfg traces memory calls at
+// the mmap lock on this kernel, and says why in a sentence.
+func LockPathPossible(cfg Config) (bool, string) {
+	var kernel *btf.Spec
+	var err error
+	if cfg.BTFPath != "" {
+		kernel, err = loadBTF(cfg.BTFPath)
+	} else {
+		kernel, err = btf.LoadKernelSpec()
+	}
+	if err != nil {
+		return false, fmt.Sprintf("cannot read kernel BTF: %v", err)
+	}
+	return chooseLockPath(cfg, kernel, lockReleasedProgram(kernel))
+}
+
+// chooseLockPath decides whether memory calls are traced at the mmap
+// lock, and says why in a sentence.
+func chooseLockPath(cfg Config, kernel *btf.Spec, lockProg string) (bool, string) {
+	if cfg.SyscallPath {
+		return false, "memory calls are traced at the syscall tracepoints (--syscall-path)"
+	}
+	var missing []string
+	if lockProg == "" || !hasType[*btf.Typedef](kernel, "btf_trace_mmap_lock_acquire_returned") {
+		missing = append(missing, "the mmap_lock tracepoints")
+	}
+	if !hasMember(kernel, "mm_struct", "mm_mt") {
+		missing = append(missing, "the maple tree of VMAs (6.1+)")
+	}
+	if !hasEnumValue(kernel, "bpf_func_id", "BPF_FUNC_task_pt_regs") {
+		missing = append(missing, "bpf_task_pt_regs (5.15+)")
+	}
+	if len(missing) > 0 {
+		return false, "this kernel lacks " + strings.Join(missing, ", ") +
+			": memory calls are traced at the syscall tracepoints, which every task's syscalls pay for"
+	}
+	return true, "memory calls are traced at the mmap lock: no syscall tracepoint is attached"
+}
+
+func pick(cond bool, yes, no string) string {
+	if cond {
+		return yes
+	}
+	return no
+}
+
+// hasMember reports whether the kernel's struct has a member of that name.
+func hasMember(kernel *btf.Spec, typ, member string) bool {
+	var st *btf.Struct
+	if kernel == nil || kernel.TypeByName(typ, &st) != nil {
+		return false
+	}
+	return structHas(st.Members, member)
+}
+
+// structHas looks for member among members and inside anonymous ones
+// (mm_struct keeps its fields in an unnamed struct).
+func structHas(members []btf.Member, member string) bool {
+	for _, m := range members {
+		if m.Name == member {
+			return true
+		}
+		if m.Name == "" {
+			if st, ok := btf.UnderlyingType(m.Type).(*btf.Struct); ok && structHas(st.Members, member) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasEnumValue reports whether the kernel's enum has a value of that name.
+func hasEnumValue(kernel *btf.Spec, typ, value string) bool {
+	var en *btf.Enum
+	if kernel == nil || kernel.TypeByName(typ, &en) != nil {
+		return false
+	}
+	for _, v := range en.Values {
+		if v.Name == value {
+			return true
+		}
+	}
+	return false
 }
 
 // hasType reports whether the kernel's BTF has a type of that kind and name.
@@ -594,6 +702,10 @@ var programs = []kernelProgram{
 	{"handle_unmapped_area", "handle_unmapped_area_guarded", "handle_unmapped_area_backup", 5, true},
 	{"handle_lock_released", "", "handle_lock_released_backup", 6, false},
 	{"handle_lock_released_memcg", "", "handle_lock_released_memcg_backup", 6, false},
+	{"lock_acquired", "", "", 6, true},
+	{"lock_acquired_memcg", "", "", 6, true},
+	{"lock_released", "", "", 6, true},
+	{"lock_released_memcg", "", "", 6, true},
 	{"handle_enter64", "", "", 0, true},
 	{"handle_exit64", "", "", 0, true},
 }
