@@ -32,7 +32,7 @@ func main() {
 	flag.DurationVar(&cfg.target, "target", 500*time.Millisecond, "bare run time the iteration counts are calibrated to")
 	flag.StringVar(&cfg.mmtrace, "mmtrace", "./mmtrace", "the mmtrace binary")
 	flag.StringVar(&cfg.bin, "workloads", "", "directory with the compiled workloads (bench/run.sh builds them)")
-	flag.StringVar(&cfg.only, "only", "", "run one section: scale (the many-VMA churn and replay, ~1 min)")
+	flag.StringVar(&cfg.only, "only", "", "run one section: scale (the many-VMA churn and replay, ~1 min) or overhead (the ratio table)")
 	flag.Parse()
 	if cfg.bin == "" || cfg.rounds < 1 {
 		fmt.Fprintln(os.Stderr, "bench: run it with `make bench` (needs -workloads DIR and -rounds >= 1)")
@@ -102,8 +102,8 @@ func run(cfg config, out io.Writer) error {
 		t.print(out)
 		fmt.Fprintf(out, "\nload average at the end: %s; whole run %v\n", loadAverage(), time.Since(began).Round(time.Second))
 		return nil
-	} else if cfg.only != "" {
-		return fmt.Errorf("-only %s: the one section that runs alone is scale", cfg.only)
+	} else if cfg.only != "" && cfg.only != "overhead" {
+		return fmt.Errorf("-only %s: the sections that run alone are scale and overhead", cfg.only)
 	}
 
 	recording := filepath.Join(scratch, "bench.mmt")
@@ -142,15 +142,16 @@ func run(cfg config, out io.Writer) error {
 	untraced := []tracer{
 		untracedUnder("mmtrace --comm other"),
 		untracedUnder("mmtrace --no-ia32 --comm other", "--no-ia32"),
-		// What a kernel that preempts inside syscall programs costs (two
-		// backup copies each, the default there; see the README).
-		untracedUnder("mmtrace --backups 2 --comm other", "--backups", "2"),
+		// The prototype of issue 14: no syscall tracepoint at all.
+		untracedUnder("mmtrace --lock-path --comm other", "--lock-path"),
 	}
-	noIA32 := tracer{"mmtrace --no-ia32", func(a []string) (runResult, error) {
-		return h.runMmtrace(mmtraceRun{extra: []string{"--no-ia32"}}, a)
-	}}
-	withBackups := tracer{"mmtrace --backups 2", func(a []string) (runResult, error) {
-		return h.runMmtrace(mmtraceRun{extra: []string{"--backups", "2"}}, a)
+	if _, err := exec.LookPath("bpftrace"); err == nil {
+		untraced = append(untraced, tracer{"bpftrace syscalls:* (other comm)", func(a []string) (runResult, error) {
+			return runBareBesideBpftrace(a)
+		}})
+	}
+	lockPath := tracer{"mmtrace --lock-path", func(a []string) (runResult, error) {
+		return h.runMmtrace(mmtraceRun{extra: []string{"--lock-path"}}, a)
 	}}
 	var floor []tracer // the cheapest raw_syscalls attachment, on the mmap loop too
 	for i, p := range probeSets {
@@ -177,9 +178,9 @@ func run(cfg config, out io.Writer) error {
 
 	loads := []*workload{
 		{title: "mmap/munmap/brk loop", bin: "mmaploop", n0: 20000, per: "iteration (4 syscalls)",
-			cols: append(append([]tracer{mmtraceCol, withW, noIA32, withBackups}, floor...), others...)},
+			cols: append(append([]tracer{mmtraceCol, withW, lockPath}, floor...), others...)},
 		{title: "fork+exec /bin/true", bin: "forkexec", n0: 100, per: "process",
-			cols: append([]tracer{mmtraceCol}, others...)},
+			cols: append([]tracer{mmtraceCol, lockPath}, others...)},
 		{title: "untraced getppid loop", bin: "getppid", n0: 1000000, per: "syscall", cols: untraced},
 	}
 	for _, w := range loads {
@@ -216,6 +217,14 @@ func run(cfg config, out io.Writer) error {
 		}
 	}
 
+	if cfg.only == "overhead" {
+		t := &targets{}
+		printOverhead(out, loads, bare, cells, t)
+		t.print(out)
+		printNotes(out, notes)
+		return nil
+	}
+
 	fmt.Fprintln(os.Stderr, "bench: mmap loop at full rate, 1000 processes, burst, replay, scale")
 	full := fullRate(h, loads[0], min(cfg.rounds, 3))
 	rss := peakRSS(h)
@@ -247,12 +256,7 @@ func run(cfg config, out io.Writer) error {
 	}, t)
 	printScale(out, scale, t)
 	t.print(out)
-	if len(notes) > 0 {
-		fmt.Fprintln(out, "\nnotes:")
-		for _, n := range notes {
-			fmt.Fprintf(out, "  - %s\n", n)
-		}
-	}
+	printNotes(out, notes)
 	fmt.Fprintf(out, "\nload average at the end: %s; whole run %v\n", loadAverage(), time.Since(began).Round(time.Second))
 	if others := otherTracers(); len(others) > 0 {
 		fmt.Fprintf(out, "warning: at the end, %d tracing BPF programs of other tools are loaded\n", len(others))
@@ -311,4 +315,14 @@ func scratchBase() string {
 		return "/dev/shm"
 	}
 	return os.TempDir()
+}
+
+func printNotes(out io.Writer, notes []string) {
+	if len(notes) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nnotes:")
+	for _, n := range notes {
+		fmt.Fprintf(out, "  - %s\n", n)
+	}
 }

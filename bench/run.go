@@ -63,6 +63,34 @@ func runBpftrace(argv []string) (runResult, error) {
 	return runPlain("bpftrace", []string{"-q", "-o", "/dev/null", "-e", bpftraceScript, "-c", strings.Join(argv, " ")})
 }
 
+// runBareBesideBpftrace runs argv bare while bpftrace traces the same
+// memory syscalls for a command that never runs: what bpftrace left
+// waiting during an incident costs every other process.
+func runBareBesideBpftrace(argv []string) (runResult, error) {
+	script := strings.Replace(bpftraceScript, `comm == "mmaploop" || comm == "forkexec" || comm == "true"`,
+		`comm == "no-such-comm"`, 1)
+	before := len(otherTracers())
+	cmd := exec.Command("bpftrace", "-q", "-o", "/dev/null", "-e", script)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return runResult{}, fmt.Errorf("start bpftrace: %w", err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	}()
+	// Attached once its programs are loaded (one per probe).
+	for deadline := time.Now().Add(30 * time.Second); len(otherTracers()) <= before; {
+		if time.Now().After(deadline) {
+			return runResult{}, fmt.Errorf("bpftrace did not attach in 30 s: %s", lastLines(stderr.String()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // the rest of its probes
+	return runBare(argv)
+}
+
 func runPlain(name string, args []string) (runResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()

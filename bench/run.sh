@@ -5,6 +5,7 @@
 #   ROUNDS=N   interleaved rounds (default 7)
 #   CC=...     C compiler for the workloads (default cc)
 #   ONLY=scale the scale section alone (issue 18; about a minute)
+#   ONLY=overhead the ratio table alone (issue 14; bare, mmtrace, strace, bpftrace)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,11 @@ if ! command -v strace >/dev/null; then
 	echo "installing strace for the comparison column" >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends strace >/dev/null ||
 		echo "could not install strace: its column is skipped" >&2
+fi
+if ! command -v bpftrace >/dev/null; then
+	echo "installing bpftrace for the comparison column" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bpftrace >/dev/null ||
+		echo "could not install bpftrace: its column is skipped" >&2
 fi
 
 bin=$(mktemp -d /tmp/mmtrace-bench-bin.XXXXXX)

@@ -463,8 +463,8 @@ func TestOldMmapMatches(t *testing.T) {
 				bin := filepath.Join(dir, "old_mmap"+abi.suffix)
 				maps := filepath.Join(t.TempDir(), "maps")
 				args := []string{"--format", "json", "--", bin, filepath.Join(dir, "data")}
-				if path == "syscall" {
-					args = append([]string{"--syscall-path"}, args...)
+				if path == "lock" {
+					args = append([]string{"--lock-path"}, args...)
 				}
 				res := run(t, []string{"MAPS_OUT=" + maps}, args...)
 				if res.code != 0 {
@@ -511,10 +511,10 @@ func TestOldMmapMatches(t *testing.T) {
 }
 
 // lockPathKernel reports whether mmtrace traces memory calls at the mmap
-// lock on this kernel (--probe-kernel says which path it takes).
+// lock on this kernel when asked to (--lock-path).
 func lockPathKernel(t *testing.T) bool {
 	t.Helper()
-	ok, _ := loader.LockPathPossible(loader.Config{})
+	ok, _ := loader.LockPathPossible(loader.Config{LockPath: true})
 	return ok
 }
 

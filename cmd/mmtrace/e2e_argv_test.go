@@ -24,8 +24,8 @@ func received(t *testing.T, path string) []string {
 }
 
 // execves are the execve event lines, in order. Only the syscall path
-// (--syscall-path) sees execve calls; the lock path reports what exec ran
-// on the exec line and in the report (TestReportNamesCommandLine).
+// (the default) sees execve calls; the lock path (--lock-path) reports
+// what exec ran on the exec line and in the report.
 func (r runResult) execves() []map[string]any {
 	var out []map[string]any
 	for _, l := range r.lines {
@@ -71,7 +71,7 @@ func TestExecveArgvWhole(t *testing.T) {
 			prog := filepath.Join(dir, "show_args"+abi)
 			out := filepath.Join(t.TempDir(), "argv")
 			args := []string{prog, "", "b c", strings.Repeat("x", 257), "-", "last"}
-			res := run(t, []string{"ARGS_OUT=" + out}, append([]string{"--syscall-path", "--format", "json", "--", prog, "exec"}, args...)...)
+			res := run(t, []string{"ARGS_OUT=" + out}, append([]string{"--format", "json", "--", prog, "exec"}, args...)...)
 			if res.code != 0 {
 				t.Fatalf("exit %d\n%s", res.code, res.stderr)
 			}
@@ -100,7 +100,7 @@ func TestFailedExecNamesPath(t *testing.T) {
 	for _, abi := range []string{"", "32"} {
 		t.Run("show_args"+abi, func(t *testing.T) {
 			need32(t, abi)
-			res := run(t, nil, "--syscall-path", "--format", "json", "--", filepath.Join(dir, "show_args"+abi), "fail")
+			res := run(t, nil, "--format", "json", "--", filepath.Join(dir, "show_args"+abi), "fail")
 			if res.code != 0 {
 				t.Fatalf("exit %d\n%s", res.code, res.stderr)
 			}
@@ -138,7 +138,7 @@ func TestExecveArgvTruncated(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "argv")
-			res := run(t, []string{"ARGS_OUT=" + out}, append([]string{"--syscall-path", "--format", "json", "--", prog, "exec"}, c.args...)...)
+			res := run(t, []string{"ARGS_OUT=" + out}, append([]string{"--format", "json", "--", prog, "exec"}, c.args...)...)
 			if res.code != 0 {
 				t.Fatalf("exit %d\n%s", res.code, res.stderr)
 			}

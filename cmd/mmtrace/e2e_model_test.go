@@ -137,98 +137,103 @@ func TestPlacementsNamed(t *testing.T) {
 		{"32", "i386", "bottom-up", "legacy", true},
 	} {
 		name := "placements" + c.abi
-		t.Run(name+"/"+c.layout, func(t *testing.T) {
-			need32(t, c.abi)
-			tmp := t.TempDir()
-			maps, places := filepath.Join(tmp, "maps"), filepath.Join(tmp, "places")
-			fixture := filepath.Join(dir, name)
-			cmd := []string{fixture, data, c.alloc}
-			if c.legacy {
-				sa, err := exec.LookPath("setarch")
-				if err != nil {
-					t.Fatalf("setarch (util-linux) is needed for the legacy layout: %v", err)
+		for _, path := range []string{"syscall", "lock"} {
+			t.Run(name+"/"+c.layout+"/"+path, func(t *testing.T) {
+				need32(t, c.abi)
+				tmp := t.TempDir()
+				maps, places := filepath.Join(tmp, "maps"), filepath.Join(tmp, "places")
+				fixture := filepath.Join(dir, name)
+				cmd := []string{fixture, data, c.alloc}
+				if c.legacy {
+					sa, err := exec.LookPath("setarch")
+					if err != nil {
+						t.Fatalf("setarch (util-linux) is needed for the legacy layout: %v", err)
+					}
+					cmd = append([]string{sa, c.arch, "-L"}, cmd...)
 				}
-				cmd = append([]string{sa, c.arch, "-L"}, cmd...)
-			}
-			res := run(t, []string{"MAPS_OUT=" + maps, "PLACES_OUT=" + places},
-				append([]string{"--format", "json", "--"}, cmd...)...)
-			if res.code != 0 {
-				t.Fatalf("exit %d\n%s", res.code, res.stderr)
-			}
-			out := modelOutputOf(t, res)
-			rep := res.report(t, name)
-			if rep.Layout != c.layout {
-				t.Errorf("layout %s (%s), want %s", rep.Layout, rep.LayoutReason, c.layout)
-			}
-			mmaps, mremaps := out.of("mmap", rep.PID), out.of("mremap", rep.PID)
+				args := []string{"--format", "json", "--"}
+				if path == "lock" {
+					args = append([]string{"--lock-path"}, args...)
+				}
+				res := run(t, []string{"MAPS_OUT=" + maps, "PLACES_OUT=" + places}, append(args, cmd...)...)
+				if res.code != 0 {
+					t.Fatalf("exit %d\n%s", res.code, res.stderr)
+				}
+				out := modelOutputOf(t, res)
+				rep := res.report(t, name)
+				if rep.Layout != c.layout {
+					t.Errorf("layout %s (%s), want %s", rep.Layout, rep.LayoutReason, c.layout)
+				}
+				mmaps, mremaps := out.of("mmap", rep.PID), out.of("mremap", rep.PID)
 
-			seen := map[string]bool{}
-			for _, p := range readPlaces(t, places) {
-				kind, addr := p[0], hexval(t, p[1])
-				seen[kind] = true
-				switch kind {
-				case "mremap-grow", "mremap-move":
-					l := lastResult(mremaps, addr)
-					if l == nil {
-						t.Errorf("%s: no mremap line with result %#x", kind, addr)
-						continue
-					}
-					if l["placement"] != "mremap" {
-						t.Errorf("%s: mremap line says placement %v", kind, l["placement"])
-					}
-					moved := l["addr"] != p[1]
-					if moved != (kind == "mremap-move") {
-						t.Errorf("%s: mremap from %v to %#x", kind, l["addr"], addr)
-					}
-					v := vmaAt(t, rep, addr)
-					if kind == "mremap-move" && (hexval(t, v.Start) != addr || v.Placement != "mremap") {
-						t.Errorf("%s: vma %+v, want one starting at %#x placed by mremap", kind, v, addr)
-					}
-					if kind == "mremap-grow" && (hexval(t, v.Start) != addr || hexval(t, v.End) != addr+2*4096) {
-						t.Errorf("%s: vma %+v, want %#x grown to two pages", kind, v, addr)
-					}
-				case "brk":
-					v := vmaAt(t, rep, addr)
-					if v.Path != "[heap]" || v.Placement != "brk" {
-						t.Errorf("brk: vma %+v, want the [heap] placed by brk", v)
-					}
-				default:
-					l := lastResult(mmaps, addr)
-					if l == nil {
-						t.Errorf("%s: no mmap line with result %#x", kind, addr)
-						continue
-					}
-					if l["placement"] != kind {
-						t.Errorf("%s: mmap line (hint %v, flags %v) says placement %v", kind, l["addr"], l["flags"], l["placement"])
-					}
-					v := vmaAt(t, rep, addr)
-					if hexval(t, v.Start) != addr || v.Placement != kind {
-						t.Errorf("%s: vma %+v, want one starting at %#x placed %s", kind, v, addr, kind)
+				seen := map[string]bool{}
+				for _, p := range readPlaces(t, places) {
+					kind, addr := p[0], hexval(t, p[1])
+					seen[kind] = true
+					switch kind {
+					case "mremap-grow", "mremap-move":
+						l := lastResult(mremaps, addr)
+						if l == nil {
+							t.Errorf("%s: no mremap line with result %#x", kind, addr)
+							continue
+						}
+						if l["placement"] != "mremap" {
+							t.Errorf("%s: mremap line says placement %v", kind, l["placement"])
+						}
+						moved := l["addr"] != p[1]
+						if moved != (kind == "mremap-move") {
+							t.Errorf("%s: mremap from %v to %#x", kind, l["addr"], addr)
+						}
+						v := vmaAt(t, rep, addr)
+						if kind == "mremap-move" && (hexval(t, v.Start) != addr || v.Placement != "mremap") {
+							t.Errorf("%s: vma %+v, want one starting at %#x placed by mremap", kind, v, addr)
+						}
+						if kind == "mremap-grow" && (hexval(t, v.Start) != addr || hexval(t, v.End) != addr+2*4096) {
+							t.Errorf("%s: vma %+v, want %#x grown to two pages", kind, v, addr)
+						}
+					case "brk":
+						v := vmaAt(t, rep, addr)
+						if v.Path != "[heap]" || v.Placement != "brk" {
+							t.Errorf("brk: vma %+v, want the [heap] placed by brk", v)
+						}
+					default:
+						l := lastResult(mmaps, addr)
+						if l == nil {
+							t.Errorf("%s: no mmap line with result %#x", kind, addr)
+							continue
+						}
+						if l["placement"] != kind {
+							t.Errorf("%s: mmap line (hint %v, flags %v) says placement %v", kind, l["addr"], l["flags"], l["placement"])
+						}
+						v := vmaAt(t, rep, addr)
+						if hexval(t, v.Start) != addr || v.Placement != kind {
+							t.Errorf("%s: vma %+v, want one starting at %#x placed %s", kind, v, addr, kind)
+						}
 					}
 				}
-			}
-			for _, k := range []string{"hint", "hint-ignored", "fixed", "fixed-noreplace", c.alloc, "mremap-grow", "mremap-move", "brk"} {
-				if !seen[k] {
-					t.Errorf("the fixture made no %s mapping", k)
+				for _, k := range []string{"hint", "hint-ignored", "fixed", "fixed-noreplace", c.alloc, "mremap-grow", "mremap-move", "brk"} {
+					if !seen[k] {
+						t.Errorf("the fixture made no %s mapping", k)
+					}
 				}
-			}
 
-			// The ELF loader's mappings: the binary, ld.so, stack, vdso.
-			var execMaps int
-			for _, v := range rep.VMAs {
-				ldso := strings.HasPrefix(filepath.Base(v.Path), "ld-linux")
-				if v.Path == fixture || ldso || v.Path == "[stack]" || v.Path == "[vdso]" {
-					execMaps++
-					if v.Placement != "exec" {
-						t.Errorf("%s %s-%s: placement %q, want exec", v.Path, v.Start, v.End, v.Placement)
+				// The ELF loader's mappings: the binary, ld.so, stack, vdso.
+				var execMaps int
+				for _, v := range rep.VMAs {
+					ldso := strings.HasPrefix(filepath.Base(v.Path), "ld-linux")
+					if v.Path == fixture || ldso || v.Path == "[stack]" || v.Path == "[vdso]" {
+						execMaps++
+						if v.Placement != "exec" {
+							t.Errorf("%s %s-%s: placement %q, want exec", v.Path, v.Start, v.End, v.Placement)
+						}
 					}
 				}
-			}
-			if execMaps < 4 {
-				t.Errorf("only %d vmas of the binary, ld.so, stack and vdso in the report", execMaps)
-			}
-			sameLayout(t, rep, maps)
-		})
+				if execMaps < 4 {
+					t.Errorf("only %d vmas of the binary, ld.so, stack and vdso in the report", execMaps)
+				}
+				sameLayout(t, rep, maps)
+			})
+		}
 	}
 }
 
@@ -247,13 +252,18 @@ func TestThreadsChurnMatchesProcMaps(t *testing.T) {
 	_, dir := binaries(t)
 	data := filepath.Join(dir, "data")
 	for _, abi := range []string{"", "32"} {
-		for _, seed := range []string{"1", "2", "3"} {
+		for _, seed := range []string{"1", "2", "3", "lock"} {
 			name := "threads_churn" + abi
 			t.Run(name+"/seed"+seed, func(t *testing.T) {
 				need32(t, abi)
 				maps := filepath.Join(t.TempDir(), "maps")
-				res := run(t, []string{"MAPS_OUT=" + maps}, "-v", "--format", "json", "--backups", "8", "--",
-					filepath.Join(dir, name), seed, "1500", data)
+				// seed "lock": seed 1 on the lock path (--lock-path).
+				path := []string{"--backups", "8"}
+				if seed == "lock" {
+					seed, path = "1", []string{"--lock-path"}
+				}
+				res := run(t, []string{"MAPS_OUT=" + maps}, append(append([]string{"-v", "--format", "json"}, path...),
+					"--", filepath.Join(dir, name), seed, "1500", data)...)
 				if res.code != 0 {
 					t.Fatalf("exit %d\n%s", res.code, res.stderr)
 				}

@@ -576,8 +576,7 @@ func TestNoIA32(t *testing.T) {
 // coverage and says nothing of it.
 func TestNoIA32ChosenByKernel(t *testing.T) {
 	_, dir := binaries(t)
-	// Only the syscall path has a cheaper 64-bit-only form to choose.
-	res := run(t, nil, "--syscall-path", "--format", "json", "--", filepath.Join(dir, "hint_squeeze"), "/etc/passwd")
+	res := run(t, nil, "--format", "json", "--", filepath.Join(dir, "hint_squeeze"), "/etc/passwd")
 	ok, _ := hostabi.CanRunIA32()
 	noted := strings.Count(res.stderr, "no 32-bit process can exist")
 	switch {

@@ -73,7 +73,7 @@ type options struct {
 	backupsS    string
 	backupsOnly bool
 	noIA32      bool
-	syscallPath bool
+	lockPath    bool
 	color       string
 	command     []string
 	args        []string // the whole command line, for recordings
@@ -233,7 +233,7 @@ func newFlagSet(opts *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&opts.version, "version", false, "print mmtrace's version and the Go version it was built with, and exit")
 	fs.BoolVar(&opts.noExecVMAs, "no-exec-vmas", false, "read exec-time mappings from /proc even where the kernel can walk them (for testing)")
 	_ = fs.MarkHidden("no-exec-vmas")
-	fs.BoolVar(&opts.syscallPath, "syscall-path", false, "trace memory calls at the syscall tracepoints even where the kernel allows the cheaper mmap lock path (every process's syscalls then pay)")
+	fs.BoolVar(&opts.lockPath, "lock-path", false, "trace memory calls at the mmap lock (6.1+), not at the syscall tracepoints: other processes' syscalls then pay nothing, but execve and personality calls, and calls that fail before they lock, are not seen (a prototype)")
 	fs.BoolVar(&opts.backupsOnly, "backups-only", false, "attach the backup copies but not the programs they back up (for testing)")
 	_ = fs.MarkHidden("backups-only")
 	fs.Usage = func() {

@@ -13,11 +13,11 @@ import (
 // text or one JSON line; exit 1 when mmtrace cannot trace here at all.
 func probeKernel(opts *options, stdout, stderr io.Writer) int {
 	r := loader.Probe(loader.Config{
-		BTFPath:     opts.btf,
-		NoIA32:      opts.noIA32,
-		SyscallPath: opts.syscallPath,
-		NoExecVMAs:  opts.noExecVMAs,
-		Backups:     opts.backups,
+		BTFPath:    opts.btf,
+		NoIA32:     opts.noIA32,
+		LockPath:   opts.lockPath,
+		NoExecVMAs: opts.noExecVMAs,
+		Backups:    opts.backups,
 	})
 	var err error
 	if opts.format == "json" {

@@ -47,7 +47,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	// A kernel that runs no 32-bit programs needs no 32-bit coverage, and
 	// the 64-bit-only tracepoints cost every other process far less.
 	noIA32 := opts.noIA32
-	lockPath, _ := loader.LockPathPossible(loader.Config{BTFPath: opts.btf, SyscallPath: opts.syscallPath})
+	lockPath, _ := loader.LockPathPossible(loader.Config{BTFPath: opts.btf, LockPath: opts.lockPath})
 	if lockPath && noIA32 {
 		// Both ABIs are seen at the mmap lock at no cost to anyone.
 		noIA32 = false
@@ -68,7 +68,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		Backups:     opts.backups,
 		BackupsOnly: opts.backupsOnly,
 		NoIA32:      noIA32,
-		SyscallPath: opts.syscallPath,
+		LockPath:    opts.lockPath,
 		TraceAll:    len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
 	}
 	for _, p := range opts.pids {
@@ -141,6 +141,9 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 				err = fmt.Errorf("finish recording: %w", cerr)
 			}
 		}()
+	}
+	if opts.lockPath && !tr.Features.LockPath {
+		fmt.Fprintf(stderr, "mmtrace: note: %s\n", tr.Features.PathReason)
 	}
 	if !tr.Features.ExecVMAs {
 		fmt.Fprintf(stderr, "mmtrace: note: %s\n", tr.Features.ExecVMAsReason)

@@ -46,7 +46,7 @@ _mmtrace() {
     esac
 
     if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W $'--comm\n-p\n--pid\n-u\n--user\n--format\n-o\n--output\n-w\n--write\n-r\n--read\n--squeeze-threshold\n--check\n--check-status\n--svg\n--color\n-v\n--verbose\n--no-ia32\n--syscall-path\n--btf\n--ring-size\n--backups\n--probe-kernel\n--version\n-h\n--help\n--' -- "$cur"))
+        COMPREPLY=($(compgen -W $'--comm\n-p\n--pid\n-u\n--user\n--format\n-o\n--output\n-w\n--write\n-r\n--read\n--squeeze-threshold\n--check\n--check-status\n--svg\n--color\n-v\n--verbose\n--no-ia32\n--lock-path\n--btf\n--ring-size\n--backups\n--probe-kernel\n--version\n-h\n--help\n--' -- "$cur"))
     fi
 }
 complete -F _mmtrace mmtrace

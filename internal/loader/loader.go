@@ -52,9 +52,9 @@ type Config struct {
 	// up, as if the kernel skipped every one: tests use it to check that
 	// the backups alone see everything, on any kernel.
 	BackupsOnly bool
-	// SyscallPath traces memory calls at the syscall tracepoints even
-	// where the kernel allows the lock path (see Features.LockPath).
-	SyscallPath bool
+	// LockPath traces memory calls at the mmap lock where the kernel
+	// allows it (see Features.LockPath); else at the syscall tracepoints.
+	LockPath bool
 }
 
 // AutoBackups lets Open choose the number of backup programs.
@@ -393,8 +393,8 @@ func LockPathPossible(cfg Config) (bool, string) {
 // chooseLockPath decides whether memory calls are traced at the mmap
 // lock, and says why in a sentence.
 func chooseLockPath(cfg Config, kernel *btf.Spec, lockProg string) (bool, string) {
-	if cfg.SyscallPath {
-		return false, "memory calls are traced at the syscall tracepoints (--syscall-path)"
+	if !cfg.LockPath {
+		return false, "memory calls are traced at the syscall tracepoints (--lock-path asks for the mmap lock)"
 	}
 	var missing []string
 	if lockProg == "" || !hasType[*btf.Typedef](kernel, "btf_trace_mmap_lock_acquire_returned") {
