@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -325,6 +326,55 @@ func TestSize(t *testing.T) {
 	} {
 		if got := Size(c.n); got != c.want {
 			t.Errorf("Size(%d) = %s, want %s", c.n, got, c.want)
+		}
+	}
+}
+
+// The integer paths of appendSize and appendSeconds print what strconv's
+// float formatting printed before them: boundaries, ties and a spread of
+// pseudo-random values.
+func TestSizeAndSecondsAsFloat(t *testing.T) {
+	floatSize := func(n uint64) string {
+		if n < 1024 {
+			return strconv.FormatUint(n, 10) + " B"
+		}
+		v, i := float64(n)/1024, 0
+		for v >= 1024 && i < 5 {
+			v /= 1024
+			i++
+		}
+		prec := 1
+		if v >= 100 {
+			prec = 0
+		}
+		return strconv.FormatFloat(v, 'f', prec, 64) + " " + string("KMGTPE"[i]) + "iB"
+	}
+	floatSeconds := func(ns int64) string { return strconv.FormatFloat(float64(ns)/1e9, 'f', 6, 64) }
+	sizes := []uint64{1024, 1075, 1126, 1177, 1280, 1331, 1<<53 - 1, 1 << 53, 102348, 102349, 102400, 1048524, 1048525, 1048576}
+	times := []int64{0, 499, 500, 501, 1500, 2500, 999999499, 999999500, 999999501, 1<<52 - 1, 1 << 52, -1, -1500}
+	for k := uint(10); k <= 60; k += 10 {
+		for _, m := range []uint64{1, 99, 100, 1023, 1024} {
+			for _, d := range []int64{-1, 0, 1} {
+				sizes = append(sizes, uint64(int64(m<<k)+d))
+			}
+		}
+		// Ties of the first decimal, both parities.
+		sizes = append(sizes, 1<<k+1<<k/20, 3<<k+1<<k/20, 1<<k+3<<k/20)
+	}
+	rng := uint64(1)
+	for range 200000 {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		sizes = append(sizes, rng>>(rng%64))
+		times = append(times, int64(rng>>(12+rng%40)))
+	}
+	for _, n := range sizes {
+		if got, want := string(appendSize(nil, n)), floatSize(n); got != want {
+			t.Fatalf("appendSize(%d) = %s, want %s", n, got, want)
+		}
+	}
+	for _, ns := range times {
+		if got, want := string(appendSeconds(nil, ns)), floatSeconds(ns); got != want {
+			t.Fatalf("appendSeconds(%d) = %s, want %s", ns, got, want)
 		}
 	}
 }

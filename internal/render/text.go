@@ -93,12 +93,11 @@ func appendEventPrefix(b []byte, ev *events.Event, ch layout.Change, t0 uint64) 
 	if comm == "" {
 		comm = "?"
 	}
-	rel := float64(int64(ev.Time-t0)) / 1e9
 	// As fmt's "%6d %10.6f %7d %-15s %-6s ", without its allocations.
 	var num [32]byte
 	b = padLeftBytes(b, strconv.AppendUint(num[:0], ev.Seq, 10), 6)
 	b = append(b, ' ')
-	b = padLeftBytes(b, strconv.AppendFloat(num[:0], rel, 'f', 6, 64), 10)
+	b = padLeftBytes(b, appendSeconds(num[:0], int64(ev.Time-t0)), 10)
 	b = append(b, ' ')
 	abi := ev.ABI.String()
 	if ev.Kind == events.KindLost && ev.PID == 0 {
