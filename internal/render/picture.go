@@ -50,6 +50,7 @@ type row struct {
 	notes    []segment
 	headroom bool       // the gap directly above the heap
 	files    []fileSize // a merged row: the files in it, largest first
+	rest     uint64     // a merged row: bytes of the names beyond maxNames, not in files
 }
 
 // maxPictureLines bounds the picture; beyond it small gaps are hidden and
@@ -369,6 +370,15 @@ func centre(s string, n int, fill rune) string {
 
 // pictureRows builds the rows of the picture in ascending address order.
 func pictureRows(r *layout.Report, o Options) []row {
+	var work int
+	return countedRows(r, o, &work)
+}
+
+// countedRows is pictureRows adding its steps to *work: rows and mappings
+// visited, heap comparisons, names merged. A report may hold hundreds of
+// thousands of mappings, so the count must grow linearly with them (a
+// test holds it to that; a timed one would flake).
+func countedRows(r *layout.Report, o Options, work *int) []row {
 	// Reports come sorted: copy only to sort (the rows only read vmas).
 	vmas := r.VMAs
 	if !slices.IsSortedFunc(vmas, func(a, b layout.Mapping) int { return cmp.Compare(a.Start, b.Start) }) {
@@ -385,18 +395,18 @@ func pictureRows(r *layout.Report, o Options) []row {
 		}
 	}
 
-	marks := make([][]segment, len(vmas))
-	for i := range vmas {
-		marks[i] = mappingMarks(r, &vmas[i])
-	}
+	mk := newMarker(r)
 
-	rows := make([]row, 0, len(vmas)+1)
+	// Sized as it grows: many mappings fold into few rows.
+	var rows []row
 	for i := 0; i < len(vmas); {
+		*work++
 		m := vmas[i]
 		k := kindOf(&m, r.Exe)
+		notes := mk.marks(&m)
 		rw := row{typ: rowMap, lo: m.Start, hi: m.End, kind: k, label: mapLabel(&m, k, r.Exe),
-			prot: m.Prot, count: 1, notes: marks[i]}
-		rw.pinned = len(marks[i]) > 0 || k == kindHeap || k == kindStack
+			prot: m.Prot, count: 1, notes: notes}
+		rw.pinned = len(notes) > 0 || k == kindHeap || k == kindStack
 		if rw.pinned && k == kindFile {
 			rw.long = m.Path
 		}
@@ -415,7 +425,8 @@ func pictureRows(r *layout.Report, o Options) []row {
 		}
 		i++
 		bssFolded := false
-		for !rw.pinned && i < len(vmas) && len(marks[i]) == 0 {
+		for !rw.pinned && i < len(vmas) && !mk.marked(&vmas[i]) {
+			*work++
 			n := &vmas[i]
 			nk := kindOf(n, r.Exe)
 			if n.Start < rw.hi {
@@ -474,6 +485,7 @@ func pictureRows(r *layout.Report, o Options) []row {
 	full := make([]row, 0, 2*len(rows)+2)
 	prev := uint64(0)
 	for _, rw := range rows {
+		*work++
 		if rw.lo > prev {
 			full = append(full, row{typ: rowGap, lo: prev, hi: rw.lo, label: "free"})
 		}
@@ -487,7 +499,7 @@ func pictureRows(r *layout.Report, o Options) []row {
 
 	markHeadroom(full, r, o)
 	full = insertMmapBase(full, r)
-	return shrinkRows(full)
+	return shrinkRows(full, work)
 }
 
 // splitHeap cuts the [heap] VMA at the heap's own bounds, start_brk and
@@ -501,9 +513,17 @@ func splitHeap(vmas []layout.Mapping, r *layout.Report) []layout.Mapping {
 		return vmas
 	}
 	lo, hi := r.StartBrk&^4095, pageUp(max(r.Brk, r.StartBrk))
+	whole := func(m *layout.Mapping) bool {
+		return m.Path != "[heap]" || (m.Start >= lo && m.End <= hi) || m.End <= lo || m.Start >= hi
+	}
+	first := slices.IndexFunc(vmas, func(m layout.Mapping) bool { return !whole(&m) })
+	if first < 0 {
+		return vmas // nothing to cut: no copy of what may be 100k mappings
+	}
 	out := make([]layout.Mapping, 0, len(vmas)+2)
-	for _, m := range vmas {
-		if m.Path != "[heap]" || (m.Start >= lo && m.End <= hi) || m.End <= lo || m.Start >= hi {
+	out = append(out, vmas[:first]...)
+	for _, m := range vmas[first:] {
+		if whole(&m) {
 			out = append(out, m)
 			continue
 		}
@@ -529,20 +549,51 @@ func splitHeap(vmas []layout.Mapping, r *layout.Report) []layout.Mapping {
 	return out
 }
 
-// mappingMarks are the notes shown beside a mapping: squeezer, blocker of
+// marker finds the marks of each mapping; the blockers of failed brk
+// calls are sorted once, so that a mapping's count is a binary search and
+// not a walk over every failure.
+type marker struct {
+	r        *layout.Report
+	blockers []uint64 // start of the mapping each failed brk was blocked by
+}
+
+func newMarker(r *layout.Report) *marker {
+	mk := &marker{r: r}
+	for i := range r.BrkFailures {
+		if b := r.BrkFailures[i].BlockedBy; b != nil {
+			mk.blockers = append(mk.blockers, b.Start)
+		}
+	}
+	slices.Sort(mk.blockers)
+	return mk
+}
+
+// blocked is the number of failed brk calls blocked by a mapping starting
+// in [lo, hi).
+func (mk *marker) blocked(lo, hi uint64) int {
+	i, _ := slices.BinarySearch(mk.blockers, lo)
+	j, _ := slices.BinarySearch(mk.blockers, hi)
+	return j - i
+}
+
+// marked says whether m has marks, without building them.
+func (mk *marker) marked(m *layout.Mapping) bool {
+	r := mk.r
+	contains := func(x *layout.Mapping) bool { return x != nil && x.Start >= m.Start && x.Start < m.End }
+	return r.Squeezer != nil && contains(&r.Squeezer.Mapping) || mk.blocked(m.Start, m.End) > 0 ||
+		contains(r.BoundedBy) || m.Path == "[heap]"
+}
+
+// marks are the notes shown beside a mapping: squeezer, blocker of
 // failed brk calls, the mapping that bounds the heap now, the heap's brk.
-func mappingMarks(r *layout.Report, m *layout.Mapping) []segment {
+func (mk *marker) marks(m *layout.Mapping) []segment {
+	r := mk.r
 	var out []segment
 	contains := func(x *layout.Mapping) bool { return x != nil && x.Start >= m.Start && x.Start < m.End }
 	if r.Squeezer != nil && contains(&r.Squeezer.Mapping) {
 		out = append(out, segment{"◀ SQUEEZER (" + string(r.Squeezer.Placement) + ", seq " + strconv.FormatUint(r.Squeezer.Seq, 10) + ")", sgrBadRed})
 	}
-	blocked := 0
-	for i := range r.BrkFailures {
-		if contains(r.BrkFailures[i].BlockedBy) {
-			blocked++
-		}
-	}
+	blocked := mk.blocked(m.Start, m.End)
 	if blocked > 0 {
 		t := "◀ blocked brk"
 		if len(out) > 0 {
@@ -659,8 +710,9 @@ func insertRow(rows []row, at int, rw row) []row {
 	return rows
 }
 
-func rowsHeight(rows []row) int {
+func rowsHeight(rows []row, work *int) int {
 	n := 0
+	*work += len(rows)
 	for _, rw := range rows {
 		if rw.typ == rowGap {
 			n += gapLines(rw.hi - rw.lo)
@@ -674,14 +726,16 @@ func rowsHeight(rows []row) int {
 // shrinkRows keeps the picture near maxPictureLines: first it hides ever
 // larger gaps between ordinary mappings, then merges runs of libraries and
 // anonymous mappings into one row each. The heap, its headroom, the stack
-// and marked mappings always keep their own rows.
-func shrinkRows(rows []row) []row {
+// and marked mappings always keep their own rows. Its work (added to
+// *work) is linear in the rows.
+func shrinkRows(rows []row, work *int) []row {
 	for _, minGap := range []uint64{64 << 10, 1 << 20, 16 << 20, 256 << 20} {
-		if rowsHeight(rows) <= maxPictureLines {
+		if rowsHeight(rows, work) <= maxPictureLines {
 			return rows
 		}
 		kept := make([]row, 0, len(rows))
 		for i, rw := range rows {
+			*work++
 			if rw.typ == rowGap && !rw.headroom && i > 0 && i < len(rows)-1 &&
 				rw.hi-rw.lo < minGap && rows[i-1].typ == rowMap && rows[i+1].typ == rowMap {
 				continue
@@ -694,11 +748,69 @@ func shrinkRows(rows []row) []row {
 	// picture fits, so that big libraries keep their own rows longest.
 	// Files join files and anonymous memory joins anonymous memory first:
 	// a row named after a library must not be mostly anonymous memory.
-	return mergeSmallest(rows, rowsHeight(rows))
+	rows, height := prefold(rows, rowsHeight(rows, work), work)
+	return mergeSmallest(rows, height, work)
+}
+
+// foldExact is the most mergeable rows that mergeSmallest, O(n log n),
+// takes as they are; foldKeep is how many of the largest keep their rows
+// when prefold has to cut more down first.
+const (
+	foldExact = 256
+	foldKeep  = 64
+)
+
+// prefold brings a picture of more than foldExact mergeable rows down in
+// one linear pass: the largest rows (whole power-of-two size classes, from
+// the top, at most foldKeep of them) keep theirs, and each run of smaller
+// neighbours becomes one row. mergeSmallest then works on a few hundred
+// rows at most, whatever the process mapped: all it can merge is a kept
+// row with a run or another kept row. It returns the rows and their height.
+func prefold(rows []row, height int, work *int) ([]row, int) {
+	var classes [65]int // mergeable rows by bits.Len64 of their size
+	n := 0
+	for _, rw := range rows {
+		*work++
+		if mergeable(rw) {
+			classes[bits.Len64(rw.hi-rw.lo)]++
+			n++
+		}
+	}
+	if n <= foldExact || height <= maxPictureLines {
+		return rows, height
+	}
+	cut, kept := len(classes), 0
+	for cut > 0 && kept+classes[cut-1] <= foldKeep {
+		cut--
+		kept += classes[cut]
+	}
+	small := func(rw row) bool { return mergeable(rw) && bits.Len64(rw.hi-rw.lo) < cut }
+	out := rows[:0] // in place: a write never overtakes the read
+	for i := 0; i < len(rows); {
+		*work++
+		j := i + 1
+		if small(rows[i]) {
+			for j < len(rows) && small(rows[j]) {
+				*work++
+				j++
+			}
+		}
+		if j-i == 1 {
+			out = append(out, rows[i])
+		} else {
+			out = append(out, mergedRow(rows[i:j], work))
+			height -= j - i - 1
+		}
+		i = j
+	}
+	return out, height
 }
 
 // pairHeap holds candidate merges, smallest first, then leftmost first.
-type pairHeap []rowPair
+type pairHeap struct {
+	pairs []rowPair
+	work  *int // comparisons are counted
+}
 
 // rowPair is rows i and j (next to each other) as they were at versions
 // vi and vj; a merge since then makes it stale.
@@ -708,16 +820,18 @@ type rowPair struct {
 	vi, vj int
 }
 
-func (h pairHeap) Len() int { return len(h) }
-func (h pairHeap) Less(a, b int) bool {
-	return h[a].size < h[b].size || h[a].size == h[b].size && h[a].i < h[b].i
+func (h *pairHeap) Len() int { return len(h.pairs) }
+func (h *pairHeap) Less(a, b int) bool {
+	*h.work++
+	p := h.pairs
+	return p[a].size < p[b].size || p[a].size == p[b].size && p[a].i < p[b].i
 }
-func (h pairHeap) Swap(a, b int) { h[a], h[b] = h[b], h[a] }
-func (h *pairHeap) Push(x any)   { *h = append(*h, x.(rowPair)) }
+func (h *pairHeap) Swap(a, b int) { h.pairs[a], h.pairs[b] = h.pairs[b], h.pairs[a] }
+func (h *pairHeap) Push(x any)    { h.pairs = append(h.pairs, x.(rowPair)) }
 func (h *pairHeap) Pop() any {
-	old := *h
+	old := h.pairs
 	x := old[len(old)-1]
-	*h = old[:len(old)-1]
+	h.pairs = old[:len(old)-1]
 	return x
 }
 
@@ -725,8 +839,9 @@ func (h *pairHeap) Pop() any {
 // the neighbouring pair of mergeable rows that spans the fewest bytes,
 // taking pairs of the same kind first, the leftmost on a tie. Rows are a
 // linked list and candidate pairs wait in heaps (stale ones are skipped
-// when they come up), so it costs O(n log n) for n rows, not O(n²).
-func mergeSmallest(rows []row, height int) []row {
+// when they come up), so it costs O(n log n) for n rows, not O(n²); prefold
+// keeps n small.
+func mergeSmallest(rows []row, height int, work *int) []row {
 	if height <= maxPictureLines {
 		return rows
 	}
@@ -736,8 +851,9 @@ func mergeSmallest(rows []row, height int) []row {
 		next[i], prev[i] = i+1, i-1
 	}
 	next[n-1] = -1
-	var same, all pairHeap
+	same, all := pairHeap{work: work}, pairHeap{work: work}
 	push := func(i int) { // the pair of row i and the one after it
+		*work++
 		j := next[i]
 		if i < 0 || j < 0 || !mergeable(rows[i]) || !mergeable(rows[j]) {
 			return
@@ -768,7 +884,7 @@ func mergeSmallest(rows []row, height int) []row {
 			}
 		}
 		i, j := p.i, p.j
-		rows[i] = mergedRow([]row{rows[i], rows[j]})
+		rows[i] = mergedRow([]row{rows[i], rows[j]}, work)
 		ver[i]++
 		next[i] = next[j]
 		if next[j] >= 0 {
@@ -782,6 +898,7 @@ func mergeSmallest(rows []row, height int) []row {
 	}
 	kept := make([]row, 0, n)
 	for i := 0; i >= 0; i = next[i] {
+		*work++
 		kept = append(kept, rows[i])
 	}
 	return kept
@@ -794,18 +911,20 @@ func mergeable(rw row) bool {
 // mergedRow joins neighbouring rows into one, naming what is in it
 // largest first, anonymous memory included, and painted as the larger of
 // files and anonymous memory.
-func mergedRow(run []row) row {
+func mergedRow(run []row, work *int) row {
 	m := row{typ: rowMap, lo: run[0].lo, hi: run[len(run)-1].hi}
-	m.files = mergeNames(run)
+	m.files, m.rest = mergeNames(run, work)
 	var fileBytes, anonBytes uint64
 	for _, rw := range run {
 		m.count += rw.count
+		bytes := rw.rest
 		for _, name := range rw.names() {
-			if rw.kind == kindFile {
-				fileBytes += name.size
-			} else {
-				anonBytes += name.size
-			}
+			bytes += name.size
+		}
+		if rw.kind == kindFile {
+			fileBytes += bytes
+		} else {
+			anonBytes += bytes
 		}
 	}
 	m.kind = kindAnon
@@ -817,13 +936,20 @@ func mergedRow(run []row) row {
 	return m
 }
 
+// maxNames is the most names a merged row keeps: its label is cut to the
+// bar's width long before, and a row of 100k distinct files must not cost
+// a sort of them all.
+const maxNames = 64
+
 // mergeNames sums the sizes of the names of run by name, biggest first
-// (first seen first among equals).
-func mergeNames(run []row) []fileSize {
-	var files []fileSize
+// (first seen first among equals), keeping the maxNames biggest; rest is
+// the bytes of the others, and of those the rows of run had dropped.
+func mergeNames(run []row, work *int) (files []fileSize, rest uint64) {
 	var at map[string]int // index in files, once there are many
 	for _, rw := range run {
+		rest += rw.rest
 		for _, name := range rw.names() {
+			*work++
 			i := -1
 			if at != nil {
 				if j, ok := at[name.text]; ok {
@@ -831,6 +957,7 @@ func mergeNames(run []row) []fileSize {
 				}
 			} else {
 				for j := range files {
+					*work++
 					if files[j].text == name.text {
 						i = j
 						break
@@ -852,8 +979,59 @@ func mergeNames(run []row) []fileSize {
 			}
 		}
 	}
+	files, dropped := topNames(files, work)
 	slices.SortStableFunc(files, func(a, b fileSize) int { return cmp.Compare(b.size, a.size) })
-	return files
+	return files, rest + dropped
+}
+
+// topNames keeps the maxNames biggest of files (the first seen among
+// equals), in their order, with a heap of maxNames: linear in the names.
+// It returns them and the bytes of the others.
+func topNames(files []fileSize, work *int) ([]fileSize, uint64) {
+	if len(files) <= maxNames {
+		return files, 0
+	}
+	// worse says whether name a ranks after name b.
+	worse := func(a, b int) bool {
+		return files[a].size < files[b].size || files[a].size == files[b].size && a > b
+	}
+	h := make([]int, 0, maxNames) // indices, the one ranking last on top
+	for i := range files {
+		*work++
+		switch {
+		case len(h) < maxNames:
+			h = append(h, i)
+			for c := len(h) - 1; c > 0 && worse(h[c], h[(c-1)/2]); c = (c - 1) / 2 {
+				h[c], h[(c-1)/2] = h[(c-1)/2], h[c]
+			}
+		case worse(h[0], i):
+			h[0] = i
+			for c := 0; ; {
+				w := c
+				for _, k := range []int{2*c + 1, 2*c + 2} {
+					if k < len(h) && worse(h[k], h[w]) {
+						w = k
+					}
+				}
+				if w == c {
+					break
+				}
+				h[c], h[w] = h[w], h[c]
+				c = w
+			}
+		}
+	}
+	slices.Sort(h)
+	var total uint64
+	for _, f := range files {
+		total += f.size
+	}
+	kept := make([]fileSize, len(h))
+	for k, i := range h {
+		kept[k] = files[i]
+		total -= files[i].size
+	}
+	return kept, total
 }
 
 func filesLabel(files []fileSize) string {

@@ -2,6 +2,8 @@ package render
 
 import (
 	"bytes"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -155,5 +157,92 @@ func TestUncertainShown(t *testing.T) {
 	Picture(&buf, r, Options{Width: 100})
 	if !strings.Contains(buf.String(), "verdict uncertain: the layout at exec was seen only in part") {
 		t.Errorf("picture does not say the exec layout was partial:\n%s", buf.String())
+	}
+}
+
+// crowdedReport is hintSqueeze64 with n more mappings below its heap:
+// distinct files and anonymous memory of 1-16 pages, a page apart, so that
+// every one is a row the picture has to fold.
+func crowdedReport(n int) *layout.Report {
+	r := hintSqueeze64()
+	vmas := make([]layout.Mapping, 0, n+len(r.VMAs))
+	at, rng := uint64(0x100000000), uint64(1)
+	for i := range n {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		size := (1 + rng>>60) * 4096
+		path := ""
+		if i%3 != 0 {
+			path = "/usr/lib/lib" + strconv.Itoa(i) + ".so"
+		}
+		vmas = append(vmas, mp(at, at+size, "r--p", path, layout.PlacementTopDown, uint64(100+i)))
+		at += size + 4096
+	}
+	r.VMAs = append(vmas, r.VMAs...)
+	return r
+}
+
+// TestFoldLinear: building the picture's rows takes work in proportion to
+// the mappings, so that a report of 100k mappings renders as fast per
+// mapping as one of a thousand. The work is counted (rows visited, heap
+// comparisons, names merged), not timed: an O(n log n) fold does 1.7
+// times the work per mapping at 128k as at 1k, a quadratic one far more.
+func TestFoldLinear(t *testing.T) {
+	perRow := map[int]float64{}
+	for _, n := range []int{1 << 10, 1 << 17} {
+		r := crowdedReport(n)
+		var work int
+		rows := countedRows(r, Options{Width: 100}, &work)
+		perRow[n] = float64(work) / float64(n)
+		var w int
+		if h := rowsHeight(rows, &w); h > maxPictureLines {
+			t.Errorf("%d mappings: the picture is %d lines high, want at most %d", n, h, maxPictureLines)
+		}
+		for _, want := range []string{"SQUEEZER", "[heap]", "[stack]"} {
+			found := false
+			for _, rw := range rows {
+				found = found || strings.Contains(rw.label+notesText(rw.notes), want)
+			}
+			if !found {
+				t.Errorf("%d mappings: no row shows %q", n, want)
+			}
+		}
+	}
+	t.Logf("work per mapping: %.1f at 1k, %.1f at 128k", perRow[1<<10], perRow[1<<17])
+	if perRow[1<<17] > 1.2*perRow[1<<10] || perRow[1<<17] > 30 {
+		t.Errorf("folding is not linear: %.1f steps per mapping at 128k mappings, %.1f at 1k", perRow[1<<17], perRow[1<<10])
+	}
+}
+
+// TestFoldKeepsLargest: with more rows than mergeSmallest takes as they
+// are, the largest mappings still get rows of their own and a merged row
+// is named after its largest files.
+func TestFoldKeepsLargest(t *testing.T) {
+	r := crowdedReport(4 * foldExact)
+	big := mp(0x200000000, 0x240000000, "r--p", "/usr/lib/big.so", layout.PlacementTopDown, 99)
+	i := slices.IndexFunc(r.VMAs, func(m layout.Mapping) bool { return m.Start > big.Start })
+	r.VMAs = slices.Insert(r.VMAs, i, big)
+	rows := mapRows(r)
+	own := false
+	for _, rw := range rows {
+		own = own || rw.lo == big.Start && rw.hi == big.End && rw.label == "big.so"
+	}
+	if !own {
+		t.Errorf("the 1 GiB mapping has no row of its own among %d rows", len(rows))
+	}
+	for _, rw := range rows {
+		if len(rw.files) > maxNames {
+			t.Errorf("row %#x-%#x keeps %d names, want at most %d", rw.lo, rw.hi, len(rw.files), maxNames)
+		}
+		var sum uint64
+		for k, f := range rw.files {
+			sum += f.size
+			if k > 0 && f.size > rw.files[k-1].size {
+				t.Errorf("row %#x-%#x: names not largest first: %v", rw.lo, rw.hi, rw.files)
+				break
+			}
+		}
+		if rw.files != nil && sum+rw.rest > rw.hi-rw.lo {
+			t.Errorf("row %#x-%#x: its names add up to %d bytes, more than it spans", rw.lo, rw.hi, sum+rw.rest)
+		}
 	}
 }
