@@ -274,6 +274,8 @@ func (im *image) report(how string, seq uint64) *Report {
 func (im *image) vmas() []Mapping {
 	out := make([]Mapping, 0, im.len())
 	var last region
+	var lastPath pathID
+	var lastName string
 	for _, r := range im.r {
 		if len(out) > 0 && last.end == r.start && last.flags == r.flags && last.path == r.path &&
 			(!r.path.fileBacked() || last.off+(last.end-last.start) == r.off) {
@@ -281,7 +283,17 @@ func (im *image) vmas() []Mapping {
 			last = r
 			continue
 		}
-		out = append(out, r.mapping())
+		// Field by field into the slot: a Mapping built aside and copied
+		// in is a bulk write barrier per mapping while the collector runs
+		// (and it does, for a report of 100k mappings). Neighbours mostly
+		// share a path: look it up once per run.
+		if r.path != lastPath {
+			lastPath, lastName = r.path, r.path.String()
+		}
+		out = out[:len(out)+1]
+		m := &out[len(out)-1]
+		m.Start, m.End, m.Prot, m.Offset = r.start, r.end, protString(r.flags), r.off
+		m.Path, m.Placement, m.Seq = lastName, r.place.Placement(), r.seq
 		last = r
 	}
 	for i := range out {

@@ -206,7 +206,9 @@ func mergeSorted(out []Mapping) []Mapping {
 				continue
 			}
 		}
-		out[w] = out[i]
+		if w != i { // a copy of a Mapping is a write barrier while the GC runs
+			out[w] = out[i]
+		}
 		w++
 	}
 	return out[:w]
