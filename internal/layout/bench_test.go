@@ -82,3 +82,28 @@ func BenchmarkChurnAtScale(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBuildAtScale is how vmachurn makes its n VMAs: one mapping,
+// then mprotect of every other page up it, each splitting the last
+// region. It reports the time per mprotect and the report's cost after.
+func BenchmarkBuildAtScale(b *testing.B) {
+	const n = 1 << 18
+	g := newGen(tPID)
+	base := uint64(0x100000000)
+	evs := make([]*events.Event, 0, n/2)
+	for i := uint64(1); i < n; i += 2 {
+		evs = append(evs, g.mprotect(base+i*page, page, protR, 0))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tr := NewTracker(Options{})
+		applyAll(tr, g.exec(defaultExec(), defaultVMAs())...)
+		tr.Apply(g.anon(0, n*page, base))
+		for _, e := range evs {
+			tr.Apply(e)
+		}
+		if r := tr.Snapshot(tPID); len(r.VMAs) < n {
+			b.Fatalf("%d VMAs, want %d", len(r.VMAs), n)
+		}
+	}
+}

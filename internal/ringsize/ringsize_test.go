@@ -16,6 +16,8 @@ func TestAdvice(t *testing.T) {
 		{"default ring", 16 << 20, 1000, 44500, 100000, ": 99% of 101000; --ring-size 32MiB would have held them"},
 		// Exactly a power of two is enough as it is.
 		{"exact fit", 16 << 20, 1, 40, (16 << 20) / 48, ": 100% of 349526; --ring-size 32MiB would have held them"},
+		// 56-byte records, 64 in the ring: 262144 of them are 16 MiB.
+		{"exactly a power of two", 16 << 20, 1, 56, 262144, ": 100% of 262145; --ring-size 32MiB would have held them"},
 		{"one more byte", 16 << 20, 1, 40, (16<<20)/48 + 1, ": 100% of 349527; --ring-size 64MiB would have held them"},
 		{"smallest ring", Min, 3, 3 * 24, 1, ": 25% of 4; --ring-size 32KiB would have held them"},
 		{"gigabytes", 1 << 30, 10, 480, 1 << 20, ": 100% of 1048586; --ring-size 2GiB would have held them"},
