@@ -24,7 +24,27 @@ const (
 	scaleReplays = 3      // best of, per format
 	scaleLive    = 1 << 16
 	maxMapCount  = "/proc/sys/vm/max_map_count"
+
+	// The one-worker mmap stress (mmapstress): passes over 256 MiB, 2
+	// mprotects a page and an mmap and munmap a pass. 16 passes take
+	// about 10 s traced on the 2-core test VM.
+	stressPasses = 16
+	stressCalls  = stressPasses * (2*(256<<20)/4096 + 2)
 )
+
+// scaleResult is the scale section: the replay rows and the live stress.
+type scaleResult struct {
+	rows   []scaleRow
+	stress stressRow
+}
+
+// stressRow is the one-worker mmap stress traced live with the default
+// ring to /dev/null: did the consumer keep up with one busy worker?
+type stressRow struct {
+	elapsed time.Duration // the workload's loop under tracing
+	lost    uint64        // records lost (mmtrace's stderr)
+	err     error
+}
 
 type scaleRow struct {
 	vmas      int
@@ -39,9 +59,17 @@ type scaleRow struct {
 	err       error
 }
 
-// scaleSection measures every size; it raises vm.max_map_count for the
-// largest and puts it back.
-func scaleSection(h *harness) []scaleRow {
+// scaleSection measures every size, then the one-worker stress; it
+// raises vm.max_map_count for the largest size and puts it back.
+func scaleSection(h *harness) scaleResult {
+	var res scaleResult
+	res.rows = scaleRows(h)
+	fmt.Fprintf(os.Stderr, "bench: scale, one-worker mmap stress (%d passes over 256 MiB)\n", stressPasses)
+	res.stress = stressRun(h)
+	return res
+}
+
+func scaleRows(h *harness) []scaleRow {
 	rows := make([]scaleRow, 0, len(scaleSizes))
 	restore, err := raiseMaxMapCount(scaleSizes[len(scaleSizes)-1] + 1000)
 	if err != nil {
@@ -56,6 +84,15 @@ func scaleSection(h *harness) []scaleRow {
 		rows = append(rows, scaleAt(h, n))
 	}
 	return rows
+}
+
+// stressRun traces mmapstress live, default ring, JSON to /dev/null.
+func stressRun(h *harness) stressRow {
+	res, err := h.runMmtrace(mmtraceRun{}, h.workload("mmapstress", strconv.Itoa(stressPasses)))
+	if err != nil {
+		return stressRow{err: fmt.Errorf("one-worker mmap stress: %w", err)}
+	}
+	return stressRow{elapsed: res.elapsed, lost: res.lost}
 }
 
 func scaleAt(h *harness, n int) scaleRow {
@@ -136,7 +173,8 @@ func raiseMaxMapCount(n int) (func(), error) {
 	}, nil
 }
 
-func printScale(out io.Writer, rows []scaleRow, t *targets) {
+func printScale(out io.Writer, res scaleResult, t *targets) {
+	rows := res.rows
 	fmt.Fprintf(out, "\n== scale: %dk rounds of munmap + MAP_FIXED among n VMAs (vmachurn), -r replay to /dev/null ==\n", scaleRounds/1000)
 	fmt.Fprintf(out, "  %9s %9s %12s %12s %12s %12s %10s %10s\n",
 		"VMAs", "events", "JSON M/s", "text M/s", "JSON M/cpu-s", "text M/cpu-s", "peak RSS", "live lost")
@@ -190,4 +228,18 @@ func printScale(out io.Writer, rows []scaleRow, t *targets) {
 	fmt.Fprintf(out, "  RSS per 100k VMAs: %.1f MiB ((%.1f - %.1f MiB) / %dk VMAs more)\n",
 		per/mib, float64(last.rss)/mib, float64(first.rss)/mib, (last.vmas-first.vmas)/1000)
 	t.add(rssWhat, fmt.Sprintf("%.1f MiB", per/mib), per <= 32*mib)
+	printStress(out, res.stress, t)
+}
+
+func printStress(out io.Writer, s stressRow, t *targets) {
+	const what = "0 lost, one-worker mmap stress live (default ring)"
+	fmt.Fprintf(out, "\n== one-worker mmap stress: 256 MiB changed page by page, %d passes (mmapstress), live, default ring, JSON to /dev/null ==\n", stressPasses)
+	if s.err != nil {
+		fmt.Fprintf(out, "  %v\n", s.err)
+		t.unknown(what, s.err)
+		return
+	}
+	fmt.Fprintf(out, "  %d traced calls in %.1f s (%.2f M/s), lost %d\n",
+		stressCalls, s.elapsed.Seconds(), float64(stressCalls)/s.elapsed.Seconds()/1e6, s.lost)
+	t.add(what, fmt.Sprintf("%d lost", s.lost), s.lost == 0)
 }
