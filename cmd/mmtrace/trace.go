@@ -172,6 +172,11 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		s.seed(p)
 	}
 
+	// Run mode: from here a second signal ends the wait for CMD instead
+	// of mmtrace itself. Set before "tracing" is printed and CMD released:
+	// whoever signals us on seeing either must find the run-mode handling.
+	awaitingCommand.Store(child != nil)
+	defer awaitingCommand.Store(false)
 	fmt.Fprintf(stderr, "mmtrace: tracing %s (attached in %d ms)\n", describeTargets(opts), attached.Milliseconds())
 	if child != nil {
 		if ctx.Err() != nil {
@@ -183,7 +188,6 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		}
 	}
 
-	awaitingCommand.Store(child != nil)
 	if err := s.consume(ctx, tr, child); err != nil {
 		return err
 	}
