@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mmtrace/mmtrace/internal/kerneltest"
 	"github.com/mmtrace/mmtrace/internal/record"
 )
 
@@ -80,7 +81,7 @@ func TestE2EPIDWithoutAddressSpace(t *testing.T) {
 	if res.code != 1 || res.stderr != want || res.stdout != "" {
 		t.Errorf("--pid 2: exit %d, stderr %q, stdout %q; want exit 1 and %q", res.code, res.stderr, res.stdout, want)
 	}
-	pid := zombie(t)
+	pid := kerneltest.Zombie(t)
 	res = runGuarded(t, "--pid", fmt.Sprint(pid))
 	want = fmt.Sprintf("mmtrace: pid %d (true) is a zombie: it has exited and has no address space to trace\n", pid)
 	if res.code != 1 || res.stderr != want || res.stdout != "" {

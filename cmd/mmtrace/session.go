@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mmtrace/mmtrace/internal/events"
 	"github.com/mmtrace/mmtrace/internal/layout"
 	"github.com/mmtrace/mmtrace/internal/record"
@@ -360,15 +358,6 @@ func rootNote(pid uint32, x *events.Exec, tracerNS uint32) string {
 			"(mmtrace's is mnt:[%d]); while it runs its files are under /proc/%d/root", x.MntNS, tracerNS, pid)
 	}
 	return ""
-}
-
-// ownMountNS is mmtrace's mount namespace inode number, 0 if unknown.
-func ownMountNS() uint32 {
-	var st unix.Stat_t
-	if unix.Stat("/proc/self/ns/mnt", &st) != nil {
-		return 0
-	}
-	return uint32(st.Ino)
 }
 
 // unmodeledNote names a call that changed the address space in a way the

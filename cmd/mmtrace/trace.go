@@ -18,6 +18,7 @@ import (
 	"github.com/mmtrace/mmtrace/internal/hostabi"
 	"github.com/mmtrace/mmtrace/internal/layout"
 	"github.com/mmtrace/mmtrace/internal/loader"
+	"github.com/mmtrace/mmtrace/internal/procfs"
 	"github.com/mmtrace/mmtrace/internal/record"
 )
 
@@ -34,7 +35,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	// A --pid with no address space is refused before anything is
 	// opened or attached; readProcImage checks again once attached.
 	for _, p := range opts.pids {
-		if err := checkTraceable(uint32(p)); err != nil {
+		if err := procfs.CheckTraceable(uint32(p)); err != nil {
 			return err
 		}
 	}
@@ -100,7 +101,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	// that a replay starts from the same facts.
 	var procImages []layout.ProcImage
 	for _, p := range opts.pids {
-		img, err := readProcImage(uint32(p))
+		img, err := procfs.ReadImage(uint32(p))
 		if err != nil {
 			return err
 		}
@@ -112,10 +113,10 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		return err
 	}
 
-	legacyVA := readSysctl("/proc/sys/vm/legacy_va_layout") == "1"
+	legacyVA := procfs.LegacyVALayout()
 	s := newSession(opts, outs, stderr, legacyVA)
 	s.noIA32 = noIA32
-	s.mntNS = ownMountNS()
+	s.mntNS = procfs.OwnMountNS()
 	if opts.write != "" {
 		h := record.NewHeader()
 		h.Args = opts.args
@@ -350,14 +351,6 @@ func describeTargets(opts *options) string {
 		return "every new process"
 	}
 	return strings.Join(parts, ", ") + " and children"
-}
-
-func readSysctl(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }
 
 func boolString(b bool) string {

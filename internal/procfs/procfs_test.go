@@ -1,13 +1,14 @@
-package main
+package procfs
 
 import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/mmtrace/mmtrace/internal/events"
+	"github.com/mmtrace/mmtrace/internal/kerneltest"
 )
 
 // A process with no address space of its own has no layout to start
@@ -47,36 +48,57 @@ func TestPIDKernelThreadAndZombie(t *testing.T) {
 	if b, err := os.ReadFile("/proc/2/stat"); err != nil || !bytes.Contains(b, []byte("(kthreadd)")) {
 		t.Skip("pid 2 is not kthreadd here (a pid namespace?)")
 	}
-	if _, err := readProcImage(2); err == nil || err.Error() != "pid 2 (kthreadd) is a kernel thread: it has no address space to trace" {
+	if _, err := ReadImage(2); err == nil || err.Error() != "pid 2 (kthreadd) is a kernel thread: it has no address space to trace" {
 		t.Errorf("--pid 2: %v", err)
 	}
-	pid := zombie(t)
+	pid := kerneltest.Zombie(t)
 	want := fmt.Sprintf("pid %d (true) is a zombie: it has exited and has no address space to trace", pid)
-	if _, err := readProcImage(uint32(pid)); err == nil || err.Error() != want {
+	if _, err := ReadImage(uint32(pid)); err == nil || err.Error() != want {
 		t.Errorf("--pid of a zombie: %v, want %q", err, want)
 	}
 }
 
-// zombie starts true(1) and lets it exit without reaping it; the test's
-// cleanup reaps it.
-func zombie(t *testing.T) int {
-	t.Helper()
-	cmd := exec.Command("true")
-	if err := cmd.Start(); err != nil {
+// This test's own process, read as --pid reads one: its stat fields and
+// the heap found in its maps, and the snapshot that stands in for the
+// kernel's exec-time walk.
+func TestReadImageSelf(t *testing.T) {
+	p, err := ReadImage(uint32(os.Getpid()))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Wait() })
-	pid := cmd.Process.Pid
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			t.Fatal(err)
+	if p.Comm != "procfs.test" || p.PPID != uint32(os.Getppid()) || p.StartStack == 0 || p.StartBrk == 0 || p.Brk < p.StartBrk {
+		t.Errorf("image %+v", p)
+	}
+	if p.ABI != events.ABI64 || len(p.Maps) == 0 {
+		t.Errorf("abi %v, %d maps", p.ABI, len(p.Maps))
+	}
+	var stack bool
+	for _, v := range ExecVMAs(uint32(os.Getpid())) {
+		if v.Path == "[vsyscall]" {
+			t.Error("the gate page is in the snapshot")
 		}
-		if i := bytes.LastIndexByte(b, ')'); i > 0 && bytes.HasPrefix(b[i+1:], []byte(" Z ")) {
-			return pid
+		if v.Path == "[stack]" {
+			stack = v.Flags == vmRead|vmWrite|vmGrowsDown
 		}
-		if time.Now().After(deadline) { // a hang guard, not a timing check
-			t.Fatalf("pid %d never became a zombie: %s", pid, b)
+	}
+	if !stack {
+		t.Error("no [stack] VMA flagged rw and growing down")
+	}
+}
+
+func TestProtFlags(t *testing.T) {
+	for _, c := range []struct {
+		prot, path string
+		want       uint64
+	}{
+		{"r-xp", "/bin/true", vmRead | vmExec},
+		{"rw-s", "/dev/shm/x", vmRead | vmWrite | vmMayShare},
+		{"---p", "", 0},
+		{"rw-p", "[stack]", vmRead | vmWrite | vmGrowsDown},
+		{"rw", "", 0},
+	} {
+		if got := protFlags(c.prot, c.path); got != c.want {
+			t.Errorf("protFlags(%q, %q) = %#x, want %#x", c.prot, c.path, got, c.want)
 		}
 	}
 }
