@@ -19,7 +19,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mmtrace/mmtrace/internal/launch"
 	"github.com/mmtrace/mmtrace/internal/loader"
+	"github.com/mmtrace/mmtrace/internal/pipeline"
 )
 
 // maxBackups bounds --backups: each copy costs every syscall on
@@ -32,21 +34,11 @@ const (
 	exitError    = 1
 	exitUsage    = 2
 	exitSqueezed = 3 // --check found a squeezed image or a failed brk (--check-status changes it)
-	// A command that cannot be run, as shells say it.
-	exitNotExecutable = 126
-	exitNotFound      = 127
 )
 
-// Ring buffer sizes: the kernel takes a power of two of at least a page
-// that fits its 32-bit max_entries; below 16 KiB an exec record and the
-// execve before it (2 KiB of command line each) would not fit beside the
-// records around them; beyond hugeRing we warn, as the ring is locked
+// hugeRing is the --ring-size beyond which we warn: the ring is locked
 // kernel memory for the whole run.
-const (
-	minRing  = 16 << 10
-	maxRing  = 1 << 31
-	hugeRing = 1 << 30
-)
+const hugeRing = 1 << 30
 
 // options are the parsed command line.
 type options struct {
@@ -64,7 +56,7 @@ type options struct {
 	ringSize    int
 	ringSizeS   string
 	user        string
-	runAs       *credential // -u, resolved
+	runAs       *launch.Credential // -u, resolved
 	checkStatus int
 	version     bool
 	probeKernel bool
@@ -91,18 +83,19 @@ type exitStatus struct{ code int }
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 // statusError is an error printed as usual but with its own exit status,
-// such as 127 for a command that is not found.
+// such as 130 for a run SIGINT cut short (launch.Error is another).
 type statusError struct {
 	code int
 	err  error
 }
 
-func (e statusError) Error() string { return e.err.Error() }
-func (e statusError) Unwrap() error { return e.err }
+func (e statusError) Error() string   { return e.err.Error() }
+func (e statusError) Unwrap() error   { return e.err }
+func (e statusError) ExitStatus() int { return e.code }
 
 func main() {
-	if isLauncher() {
-		runLauncher() // never returns
+	if launch.IsLauncher() {
+		launch.RunLauncher() // never returns
 	}
 	os.Exit(mainStatus(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -135,13 +128,13 @@ func mainStatus(argv []string, stdout, stderr io.Writer) int {
 		err = trace(ctx, opts, stdout, stderr)
 	}
 	var st exitStatus
-	var se statusError
+	var se interface{ ExitStatus() int }
 	switch {
 	case errors.As(err, &st):
 		return st.code
 	case errors.As(err, &se):
 		fmt.Fprintf(stderr, "mmtrace: %v\n", err)
-		return se.code
+		return se.ExitStatus()
 	case err != nil:
 		fmt.Fprintf(stderr, "mmtrace: %v\n", err)
 		return exitError
@@ -300,9 +293,9 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	switch {
 	case err != nil:
 		return nil, usageError{fmt.Sprintf("--ring-size: %v", err)}
-	case ring > maxRing:
+	case ring > pipeline.MaxRingSize:
 		return nil, usageError{fmt.Sprintf("--ring-size %s is too large: a BPF ring buffer holds at most 2 GiB", opts.ringSizeS)}
-	case ring < minRing || ring&(ring-1) != 0:
+	case ring < pipeline.MinRingSize || ring&(ring-1) != 0:
 		return nil, usageError{fmt.Sprintf("--ring-size %s must be a power of two from 16KiB to 2GiB", opts.ringSizeS)}
 	}
 	opts.ringSize = int(ring)
@@ -347,7 +340,7 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 		if len(opts.command) == 0 {
 			return nil, usageError{"-u runs the command after -- as another user: give one (mmtrace -u USER -- CMD)"}
 		}
-		if opts.runAs, err = lookupCredential(opts.user); err != nil {
+		if opts.runAs, err = launch.LookupCredential(opts.user); err != nil {
 			return nil, usageError{err.Error()}
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"runtime"
@@ -198,23 +197,6 @@ func TestParseFlags(t *testing.T) {
 	opts, err = parseArgs([]string{"-u", "4000000", "--", "id"}, io.Discard)
 	if err != nil || opts.runAs.UID != 4000000 || opts.runAs.GID != 4000000 {
 		t.Errorf("-u 4000000: %+v, %v", opts.runAs, err)
-	}
-}
-
-// HOME, USER and LOGNAME become the user's; the rest stays.
-func TestCredentialEnv(t *testing.T) {
-	c := &credential{Name: "alice", UID: 1000, GID: 1000, Home: "/home/alice"}
-	env := c.env([]string{"HOME=/root", "USER=root", "PATH=/bin", "TERM=xterm"})
-	cmd := exec.Command("/bin/true")
-	cmd.Env = env
-	got := strings.Join(cmd.Environ(), " ")
-	for _, want := range []string{"HOME=/home/alice", "USER=alice", "LOGNAME=alice", "PATH=/bin", "TERM=xterm"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("environment %q lacks %q", got, want)
-		}
-	}
-	if strings.Contains(got, "HOME=/root") || strings.Contains(got, "USER=root") {
-		t.Errorf("environment %q keeps root's", got)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/mmtrace/mmtrace/internal/outfile"
+	"github.com/mmtrace/mmtrace/internal/pipeline"
+	"github.com/mmtrace/mmtrace/internal/render"
 )
 
 // outputs are the files a run writes (--output, -w, --svg), all opened and
@@ -104,4 +106,27 @@ func (o *outputs) close(err *error) {
 			*err = fmt.Errorf("%s %s: %w", f.Flag, f.Path, cerr)
 		}
 	}
+}
+
+// pipeline hands the open files to the pipeline (an absent one is nil).
+func (o *outputs) pipeline(stderr io.Writer) pipeline.Outputs {
+	p := pipeline.Outputs{Out: o.out, Stderr: stderr}
+	if o.svg != nil {
+		p.SVG = o.svg
+	}
+	if o.rec != nil {
+		p.Record = o.rec
+	}
+	return p
+}
+
+// colorWanted applies --color to the terminal the output may be.
+func colorWanted(mode string, f *os.File) bool {
+	switch mode {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return f != nil && render.ColorWanted(f)
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mmtrace/mmtrace/internal/launch"
 )
 
 // What SIGINT and SIGTERM do (README, "Exit statuses"):
@@ -112,4 +114,36 @@ func interruption(ctx context.Context, format string, a ...any) error {
 		return fmt.Errorf("%v"+format, append([]any{context.Cause(ctx)}, a...)...)
 	}
 	return statusError{128 + int(sig), fmt.Errorf("%v"+format, append([]any{interrupted{sig}}, a...)...)}
+}
+
+// stopWhen is closed when a live run should end: at the first signal or,
+// in run mode, when the command exits, or after a signal passed on to
+// the command when it has not exited signalGrace later or a second
+// signal comes.
+func stopWhen(ctx context.Context, child *launch.Cmd) <-chan struct{} {
+	stop := make(chan struct{})
+	go func() {
+		defer close(stop)
+		if child == nil {
+			<-ctx.Done()
+			return
+		}
+		defer awaitingCommand.Store(false) // a signal from now on ends mmtrace
+		select {
+		case <-child.Done():
+			return
+		case <-ctx.Done():
+		}
+		sig, ok := signalOf(ctx)
+		if !ok {
+			return
+		}
+		child.Forward(sig)
+		select {
+		case <-child.Done():
+		case <-laterSignals(ctx):
+		case <-time.After(signalGrace):
+		}
+	}()
+	return stop
 }

@@ -1,4 +1,8 @@
-package main
+// Package launch runs run mode's command (mmtrace -- CMD) so that its
+// first exec is traced: through a copy of mmtrace itself (the launcher)
+// that waits on a pipe until tracing is attached and its pid is in the
+// kernel's filter, then execs the command, as another user with -u.
+package launch
 
 import (
 	"encoding/json"
@@ -14,10 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Run mode starts the command through a copy of mmtrace itself (the
-// launcher) that waits on a pipe until tracing is attached and its pid is
-// in the kernel filter, then execs the command. So the command's first
-// exec, and everything after it, is seen.
+// launcherEnv marks the launcher's copy of mmtrace.
 const launcherEnv = "MMTRACE_LAUNCHER"
 
 // launcherUserEnv hands the launcher the -u credential (JSON). The
@@ -27,10 +28,12 @@ const launcherEnv = "MMTRACE_LAUNCHER"
 // the user to be able to execute mmtrace's own binary.)
 const launcherUserEnv = "MMTRACE_LAUNCHER_USER"
 
-func isLauncher() bool { return os.Getenv(launcherEnv) == "1" }
+// IsLauncher says whether this process is the launcher: main then calls
+// RunLauncher before anything else.
+func IsLauncher() bool { return os.Getenv(launcherEnv) == "1" }
 
-// credential is who -u runs the command as.
-type credential struct {
+// Credential is who -u runs the command as.
+type Credential struct {
 	Name   string   `json:"name"`
 	UID    uint32   `json:"uid"`
 	GID    uint32   `json:"gid"`
@@ -38,9 +41,9 @@ type credential struct {
 	Home   string   `json:"home,omitempty"`
 }
 
-// lookupCredential resolves -u USER: a name, or a uid. A uid with no
+// LookupCredential resolves -u USER: a name, or a uid. A uid with no
 // passwd entry gets the same number as its gid and no groups.
-func lookupCredential(name string) (*credential, error) {
+func LookupCredential(name string) (*Credential, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		if _, numErr := strconv.ParseUint(name, 10, 32); numErr != nil {
@@ -48,10 +51,10 @@ func lookupCredential(name string) (*credential, error) {
 		}
 		if u, err = user.LookupId(name); err != nil {
 			n, _ := strconv.ParseUint(name, 10, 32)
-			return &credential{Name: name, UID: uint32(n), GID: uint32(n), Groups: []uint32{}}, nil
+			return &Credential{Name: name, UID: uint32(n), GID: uint32(n), Groups: []uint32{}}, nil
 		}
 	}
-	c := &credential{Name: u.Username, Home: u.HomeDir, Groups: []uint32{}}
+	c := &Credential{Name: u.Username, Home: u.HomeDir, Groups: []uint32{}}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
 	if err1 != nil || err2 != nil {
@@ -72,7 +75,7 @@ func lookupCredential(name string) (*credential, error) {
 
 // env is the environment the command gets as this user: mmtrace's own,
 // with HOME, USER and LOGNAME set to the user's (as sudo -u sets them).
-func (c *credential) env(base []string) []string {
+func (c *Credential) env(base []string) []string {
 	env := append([]string(nil), base...)
 	if c.Home != "" {
 		env = append(env, "HOME="+c.Home)
@@ -81,7 +84,7 @@ func (c *credential) env(base []string) []string {
 }
 
 // become makes the calling process (every thread) the user, groups first.
-func (c *credential) become() error {
+func (c *Credential) become() error {
 	groups := make([]int, len(c.Groups))
 	for i, g := range c.Groups {
 		groups[i] = int(g)
@@ -98,9 +101,9 @@ func (c *credential) become() error {
 	return nil
 }
 
-// runLauncher is the launcher's whole life: wait for the go-ahead on fd 3,
+// RunLauncher is the launcher's whole life: wait for the go-ahead on fd 3,
 // then become the command.
-func runLauncher() {
+func RunLauncher() {
 	gate := os.NewFile(3, "gate")
 	var b [1]byte
 	if n, _ := gate.Read(b[:]); n != 1 {
@@ -110,14 +113,14 @@ func runLauncher() {
 	os.Unsetenv(launcherEnv)
 	if v, ok := os.LookupEnv(launcherUserEnv); ok {
 		os.Unsetenv(launcherUserEnv)
-		var c credential
+		var c Credential
 		if err := json.Unmarshal([]byte(v), &c); err != nil {
 			fmt.Fprintf(os.Stderr, "mmtrace: -u: %v\n", err)
-			os.Exit(exitNotExecutable)
+			os.Exit(notExecutable)
 		}
 		if err := c.become(); err != nil {
 			fmt.Fprintf(os.Stderr, "mmtrace: cannot run %s as user %s: %v\n", os.Args[1], c.Name, err)
-			os.Exit(exitNotExecutable)
+			os.Exit(notExecutable)
 		}
 	}
 	// Looked up again as the user the command runs as.
@@ -127,38 +130,57 @@ func runLauncher() {
 	}
 	se := commandError(os.Args[1], err)
 	fmt.Fprintf(os.Stderr, "mmtrace: %v\n", se)
-	os.Exit(se.code)
+	os.Exit(se.Status)
 }
+
+// Exit statuses of a command that cannot be run, as shells give them.
+const (
+	notExecutable = 126
+	notFound      = 127
+)
+
+// Error is a command that cannot be run, with the exit status a shell
+// gives for it.
+type Error struct {
+	Status int
+	Err    error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// ExitStatus is the status mmtrace exits with.
+func (e *Error) ExitStatus() int { return e.Status }
 
 // commandError says why a command cannot be run, with the status a shell
 // gives: 127 when it is not found, 126 when it cannot be executed.
-func commandError(name string, err error) statusError {
+func commandError(name string, err error) *Error {
 	var errno syscall.Errno
 	switch {
 	case errors.Is(err, exec.ErrNotFound):
-		return statusError{exitNotFound, fmt.Errorf("cannot run %s: command not found", name)}
+		return &Error{notFound, fmt.Errorf("cannot run %s: command not found", name)}
 	case errors.Is(err, fs.ErrNotExist):
-		return statusError{exitNotFound, fmt.Errorf("cannot run %s: no such file or directory", name)}
+		return &Error{notFound, fmt.Errorf("cannot run %s: no such file or directory", name)}
 	case errors.As(err, &errno):
-		return statusError{exitNotExecutable, fmt.Errorf("cannot run %s: %v", name, errno)}
+		return &Error{notExecutable, fmt.Errorf("cannot run %s: %v", name, errno)}
 	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	return statusError{exitNotExecutable, fmt.Errorf("cannot run %s: %v", name, err)}
+	return &Error{notExecutable, fmt.Errorf("cannot run %s: %v", name, err)}
 }
 
-// launched is a command held by the launcher.
-type launched struct {
+// Cmd is a command held by the launcher until Release.
+type Cmd struct {
 	cmd  *exec.Cmd
 	gate *os.File
 	done chan struct{}
 	code int
 }
 
-// launch starts the launcher for command, to run as runAs if not nil.
-func launch(command []string, runAs *credential) (*launched, error) {
+// Start starts the launcher for command, to run as runAs if not nil.
+func Start(command []string, runAs *Credential) (*Cmd, error) {
 	if _, err := exec.LookPath(command[0]); err != nil {
 		return nil, commandError(command[0], err)
 	}
@@ -187,15 +209,16 @@ func launch(command []string, runAs *credential) (*launched, error) {
 		return nil, fmt.Errorf("launch %s: %w", command[0], err)
 	}
 	r.Close()
-	l := &launched{cmd: cmd, gate: w, done: make(chan struct{})}
+	l := &Cmd{cmd: cmd, gate: w, done: make(chan struct{})}
 	go l.wait()
 	return l, nil
 }
 
-func (l *launched) pid() int { return l.cmd.Process.Pid }
+// PID is the launcher's pid, which the command keeps.
+func (l *Cmd) PID() int { return l.cmd.Process.Pid }
 
-// release lets the launcher exec the command.
-func (l *launched) release() error {
+// Release lets the launcher exec the command.
+func (l *Cmd) Release() error {
 	defer func() { l.gate.Close(); l.gate = nil }()
 	if _, err := l.gate.Write([]byte{1}); err != nil {
 		return fmt.Errorf("start %s: %w", l.cmd.Args[1], err)
@@ -203,8 +226,8 @@ func (l *launched) release() error {
 	return nil
 }
 
-// abandon ends a launcher that was never released (tracing failed).
-func (l *launched) abandon() {
+// Abandon ends a launcher that was never released (tracing failed).
+func (l *Cmd) Abandon() {
 	if l.gate != nil {
 		l.gate.Close() // the launcher reads EOF and exits 127
 		l.gate = nil
@@ -212,7 +235,10 @@ func (l *launched) abandon() {
 	}
 }
 
-func (l *launched) wait() {
+// Done is closed when the command has ended.
+func (l *Cmd) Done() <-chan struct{} { return l.done }
+
+func (l *Cmd) wait() {
 	err := l.cmd.Wait()
 	var ee *exec.ExitError
 	switch {
@@ -230,8 +256,8 @@ func (l *launched) wait() {
 	close(l.done)
 }
 
-// exited reports whether the command has ended (status does not wait).
-func (l *launched) exited() bool {
+// Exited reports whether the command has ended, without waiting.
+func (l *Cmd) Exited() bool {
 	select {
 	case <-l.done:
 		return true
@@ -240,11 +266,11 @@ func (l *launched) exited() bool {
 	}
 }
 
-// forward passes a signal mmtrace received on to the command, unless the
+// Forward passes a signal mmtrace received on to the command, unless the
 // terminal sent the command the same signal itself: a Ctrl-C (SIGINT,
 // SIGQUIT) goes to the terminal's whole foreground process group, and
 // twice in a row means "stop now" to many programs.
-func (l *launched) forward(sig syscall.Signal) {
+func (l *Cmd) Forward(sig syscall.Signal) {
 	if (sig == syscall.SIGINT || sig == syscall.SIGQUIT) && l.inTerminalForeground() {
 		return
 	}
@@ -253,7 +279,7 @@ func (l *launched) forward(sig syscall.Signal) {
 
 // inTerminalForeground reports whether the command's process group is the
 // foreground group of mmtrace's controlling terminal.
-func (l *launched) inTerminalForeground() bool {
+func (l *Cmd) inTerminalForeground() bool {
 	tty, err := os.Open("/dev/tty")
 	if err != nil {
 		return false // no controlling terminal
@@ -263,12 +289,13 @@ func (l *launched) inTerminalForeground() bool {
 	if err != nil {
 		return false
 	}
-	pg, err := unix.Getpgid(l.pid())
+	pg, err := unix.Getpgid(l.PID())
 	return err == nil && pg == fg
 }
 
-// status is the command's exit status, shell style (128+N for signal N).
-func (l *launched) status() int {
+// Status waits for the command's end: its exit status, shell style
+// (128+N for signal N).
+func (l *Cmd) Status() int {
 	<-l.done
 	return l.code
 }

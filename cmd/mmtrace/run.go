@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/mmtrace/mmtrace/internal/launch"
+	"github.com/mmtrace/mmtrace/internal/loader"
+	"github.com/mmtrace/mmtrace/internal/pipeline"
+	"github.com/mmtrace/mmtrace/internal/procfs"
+	"github.com/mmtrace/mmtrace/internal/render"
+)
+
+// trace runs a live session until a signal or, in run mode, the command's end.
+func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err error) {
+	// A --pid with no address space is refused before anything is
+	// opened or attached; the pipeline checks again once attached.
+	for _, p := range opts.pids {
+		if err := procfs.CheckTraceable(uint32(p)); err != nil {
+			return err
+		}
+	}
+	outs, err := openOutputs(ctx, opts, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer outs.close(&err)
+
+	lo := pipeline.LiveOptions{
+		Loader: loader.Config{
+			Comms:       opts.comms,
+			RingSize:    opts.ringSize,
+			BTFPath:     opts.btf,
+			NoExecVMAs:  opts.noExecVMAs,
+			Backups:     opts.backups,
+			BackupsOnly: opts.backupsOnly,
+			NoIA32:      opts.noIA32,
+			LockPath:    opts.lockPath,
+			TraceAll:    len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
+		},
+		Verbose: opts.verbose,
+		Stderr:  stderr,
+	}
+	for _, p := range opts.pids {
+		lo.Loader.PIDs = append(lo.Loader.PIDs, uint32(p))
+		lo.ProcPIDs = append(lo.ProcPIDs, uint32(p))
+	}
+	// Run mode: start CMD held before its exec, so its pid is in the
+	// filter before the first exec we want to see.
+	var child *launch.Cmd
+	if len(opts.command) > 0 {
+		if child, err = launch.Start(opts.command, opts.runAs); err != nil {
+			return err
+		}
+		defer child.Abandon()
+		lo.Loader.PIDs = append(lo.Loader.PIDs, uint32(child.PID()))
+	}
+	live, err := pipeline.OpenLive(lo)
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	// Tracing goes ahead: now existing output files may be truncated.
+	if err := outs.commit(); err != nil {
+		return err
+	}
+
+	// Run mode: from here a second signal ends the wait for CMD instead
+	// of mmtrace itself. Set before "tracing" is printed and CMD released:
+	// whoever signals us on seeing either must find the run-mode handling.
+	awaitingCommand.Store(child != nil)
+	defer awaitingCommand.Store(false)
+	fmt.Fprintf(stderr, "mmtrace: tracing %s (attached in %d ms)\n", describeTargets(opts), live.Attached().Milliseconds())
+	if child != nil {
+		if ctx.Err() != nil {
+			// Never started: the launcher is abandoned.
+			return interruption(ctx, " before %s started", opts.command[0])
+		}
+		if err := child.Release(); err != nil {
+			return err
+		}
+	}
+	live.StopWhen(stopWhen(ctx, child))
+	found, err := pipeline.Run(live, pipelineOptions(opts, outs), outs.pipeline(stderr))
+	if err != nil {
+		return err
+	}
+	if opts.check && found {
+		return exitStatus{opts.checkStatus}
+	}
+	if child != nil {
+		if !child.Exited() {
+			return interruption(ctx, ": %s (pid %d) had not exited when mmtrace stopped (on a second signal, or %v after the first): "+
+				"it is left running, untraced", opts.command[0], child.PID(), signalGrace)
+		}
+		if st := child.Status(); st != 0 {
+			return exitStatus{st}
+		}
+	}
+	return nil
+}
+
+// replay runs a recording through the same pipeline as a live session.
+func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err error) {
+	var pids []uint32
+	for _, p := range opts.pids {
+		pids = append(pids, uint32(p))
+	}
+	rec, err := pipeline.OpenRecording(ctx, opts.read, pipeline.NewFilter(opts.comms, pids), stderr)
+	if err != nil {
+		return stopped(ctx, err)
+	}
+	defer rec.Close()
+	outs, err := openOutputs(ctx, opts, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer outs.close(&err)
+	if err := outs.commit(); err != nil {
+		return err
+	}
+	found, err := pipeline.Run(rec, pipelineOptions(opts, outs), outs.pipeline(stderr))
+	if err != nil {
+		return stopped(ctx, err)
+	}
+	if opts.check && found {
+		return exitStatus{opts.checkStatus}
+	}
+	return nil
+}
+
+// stopped turns the pipeline's "a signal cut this short" into exit 128+N
+// with its sentence.
+func stopped(ctx context.Context, err error) error {
+	var st *pipeline.Stopped
+	if errors.As(err, &st) {
+		return interruption(ctx, " %s", st.Where)
+	}
+	return err
+}
+
+func pipelineOptions(opts *options, outs *outputs) pipeline.Options {
+	return pipeline.Options{
+		Render: render.Options{
+			Color:            colorWanted(opts.color, outs.colorFile),
+			Width:            render.TerminalWidth(outs.colorFile),
+			SqueezeThreshold: opts.threshold,
+			Verbose:          opts.verbose,
+		},
+		JSON:  opts.format == "json",
+		Check: opts.check,
+		Args:  opts.args,
+	}
+}
+
+func describeTargets(opts *options) string {
+	var parts []string
+	for _, c := range opts.comms {
+		parts = append(parts, "comm "+c)
+	}
+	for _, p := range opts.pids {
+		parts = append(parts, "pid "+strconv.FormatUint(uint64(p), 10))
+	}
+	if len(opts.command) > 0 {
+		parts = append(parts, strings.Join(opts.command, " "))
+	}
+	if len(parts) == 0 {
+		return "every new process"
+	}
+	return strings.Join(parts, ", ") + " and children"
+}
