@@ -284,3 +284,30 @@ func TestPinMunmapMiddle(t *testing.T) {
 }
 
 func hexRange(a, b uint64) string { return hex(a)[2:] + "-" + hex(b)[2:] }
+
+// Where personality calls are not traced (--lock-path), a personality at
+// exec is never called "inherited": a call just before exec could have set
+// it. A default personality still is.
+func TestPersonaSourceWhenCallsUnseen(t *testing.T) {
+	for _, c := range []struct {
+		unseen  bool
+		persona uint32
+		want    string
+	}{
+		{false, addrCompatLayout, "inherited"},
+		{true, addrCompatLayout, personaUnseen},
+		{true, 0, "inherited"},
+	} {
+		g := newGen(tPID)
+		tr := NewTracker(Options{PersonaCallsUnseen: c.unseen})
+		x := defaultExec()
+		x.Personality = c.persona
+		if c.persona != 0 {
+			x.MmapBase = tLegacy
+		}
+		applyAll(tr, g.exec(x, defaultVMAs())...)
+		if r := tr.Snapshot(tPID); r.PersonalitySource != c.want {
+			t.Errorf("unseen %v persona %#x: source %q, want %q", c.unseen, c.persona, r.PersonalitySource, c.want)
+		}
+	}
+}

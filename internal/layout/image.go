@@ -43,6 +43,9 @@ func newImageFromExec(ev *events.Event, opts Options) *image {
 		Personality: x.Personality, PersonalitySource: "inherited",
 		ExecSeq: ev.Seq,
 	}
+	if opts.PersonaCallsUnseen && x.Personality != 0 {
+		im.rep.PersonalitySource = personaUnseen
+	}
 	if im.taskSize == 0 {
 		im.taskSize = TaskSize(ev.ABI)
 	}

@@ -54,7 +54,13 @@ const (
 type Options struct {
 	SqueezeThreshold uint64 // bytes; 0 means DefaultSqueezeThreshold
 	LegacyVALayout   bool   // the host's vm.legacy_va_layout sysctl was 1 (for layout_reason)
+	// PersonaCallsUnseen: personality(2) calls are not traced (the lock
+	// path), so a personality at exec may have been set just before it.
+	PersonaCallsUnseen bool
 }
+
+// personaUnseen is the personality source when calls are not traced.
+const personaUnseen = "inherited, or set by personality(2) before exec (--lock-path does not see that call)"
 
 // Tracker holds the model of every live traced process image.
 type Tracker struct {

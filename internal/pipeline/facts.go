@@ -16,6 +16,7 @@ type Facts struct {
 	LegacyVALayout bool               // vm.legacy_va_layout was set
 	ExecVMAs       bool               // the kernel walked each new image's VMAs (else /proc did)
 	NoIA32         bool               // 32-bit syscalls were not traced
+	LockPath       bool               // memory calls were seen at the mmap lock: no personality or execve calls
 	MountNS        uint32             // mmtrace's mount namespace; 0: unknown
 	ProcImages     []layout.ProcImage // the --pid processes as /proc showed them at the start
 }
@@ -27,6 +28,7 @@ const (
 	optExecVMAs   = "exec_vmas"
 	optIA32       = "ia32"
 	optMountNS    = "mnt_ns"
+	optLockPath   = "lock_path"
 	optProcImages = "proc_images" // JSON []layout.ProcImage
 )
 
@@ -38,6 +40,7 @@ func (f Facts) options(threshold uint64) (map[string]string, error) {
 		optExecVMAs:  boolOption(f.ExecVMAs),
 		optIA32:      boolOption(!f.NoIA32),
 		optMountNS:   strconv.FormatUint(uint64(f.MountNS), 10),
+		optLockPath:  boolOption(f.LockPath),
 	}
 	if len(f.ProcImages) > 0 {
 		b, err := json.Marshal(f.ProcImages)
@@ -57,6 +60,7 @@ func factsOf(h record.Header) (Facts, error) {
 		LegacyVALayout: o[optLegacyVA] == "1",
 		ExecVMAs:       o[optExecVMAs] != "0",
 		NoIA32:         o[optIA32] == "0",
+		LockPath:       o[optLockPath] == "1",
 	}
 	if ns, err := strconv.ParseUint(o[optMountNS], 10, 32); err == nil {
 		f.MountNS = uint32(ns)

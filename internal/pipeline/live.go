@@ -80,6 +80,7 @@ func OpenLive(opts LiveOptions) (*Live, error) {
 		LegacyVALayout: procfs.LegacyVALayout(),
 		ExecVMAs:       tr.Features.ExecVMAs,
 		NoIA32:         opts.Loader.NoIA32,
+		LockPath:       tr.Features.LockPath,
 		MountNS:        procfs.OwnMountNS(),
 	}
 	for _, pid := range opts.ProcPIDs {

@@ -23,6 +23,7 @@ func TestFactsRoundTrip(t *testing.T) {
 		LegacyVALayout: true,
 		ExecVMAs:       false,
 		NoIA32:         true,
+		LockPath:       true,
 		MountNS:        4026531841,
 		ProcImages: []layout.ProcImage{{PID: 42, PPID: 1, Comm: "srv", Exe: "/srv", ABI: events.ABI32,
 			StartBrk: 0x1000, Brk: 0x3000, Maps: []layout.Mapping{{Start: 0x1000, End: 0x3000, Prot: "rw-p", Path: "[heap]"}}}},
