@@ -17,18 +17,28 @@ import (
 // from the example after "one `report` line:".
 func readmeReportKeys(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
+	s := readme(t)
 	i := strings.Index(s, "one `report` line:")
 	if i < 0 {
 		t.Fatal("the README no longer documents the report line")
 	}
 	start := strings.Index(s[i:], "```\n") + i + 4
 	end := strings.Index(s[start:], "```") + start
-	return keysIn(regexp.MustCompile(`"([a-z_]+)":`).FindAllStringSubmatch(s[start:end], -1))
+	return keysIn(keyRE.FindAllStringSubmatch(s[start:end], -1))
+}
+
+var (
+	keyRE  = regexp.MustCompile(`"([a-z_]+)":`) // a JSON key
+	tickRE = regexp.MustCompile("`([a-z_]+)`")  // a word in backticks
+)
+
+func readme(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func keysIn(matches [][]string) []string {
