@@ -136,7 +136,8 @@ func newPipeline(opts Options, outs Outputs, facts Facts) *Pipeline {
 		stderr: outs.Stderr,
 		start:  time.Now(),
 	}
-	p.tracker = layout.NewTracker(layout.Options{SqueezeThreshold: p.threshold(), LegacyVALayout: facts.LegacyVALayout})
+	p.tracker = layout.NewTracker(layout.Options{SqueezeThreshold: p.threshold(), LegacyVALayout: facts.LegacyVALayout,
+		PersonaCallsUnseen: facts.LockPath})
 	if opts.JSON {
 		p.out = render.NewJSON(outs.Out, opts.Render)
 	} else {
