@@ -258,16 +258,17 @@ func (c *cursor) below() uint64 {
 	return 0
 }
 
-// splitPoint is where to split overfull nd, edited at index i: in half,
-// but when the edit appended (as a process making its mappings one after
-// another, or mprotect walking up a mapping, does) the new node gets only
-// fan/4, the fewest a node keeps, so that the tree fills to three quarters
-// and not to half: fewer nodes to allocate, scan and miss in the cache.
+// splitPoint is where to split overfull nd, edited at index i (a leaf's
+// new item, an inner node's split child): in half for an edit in the
+// lower half, else just after the edit, keeping fan/4 (the fewest a node
+// keeps) on the right. A process makes its mappings one after another, and
+// mprotect walks up a mapping, each time inserting at the same place
+// before the few regions above it: split there, the next inserts fill the
+// right node while the left stays full, and the tree fills to two thirds
+// or more instead of a half: fewer nodes to allocate, fault in, scan and
+// miss in the cache.
 func splitPoint(nd *node, i int) int {
-	if i >= nd.n-2 {
-		return nd.n - fan/4
-	}
-	return nd.n / 2
+	return min(max(i+2, nd.n/2), nd.n-fan/4)
 }
 
 // fix restores the tree after an edit of the leaf under c: the maxima on
