@@ -1749,27 +1749,50 @@ static __always_inline int on_lock_done(struct mm_struct *mm)
 	return 0;
 }
 
+/*
+ * Newer kernels (7.x) run tracepoint programs preemptibly, and the kernel
+ * skips a program on a CPU where another task was preempted inside it.
+ * Where the kernel has the kfuncs (6.10+), the lock programs turn
+ * preemption off first thing: what is left preemptible is the few
+ * instructions before that, not the body. Skips are still counted.
+ */
+extern void bpf_preempt_disable(void) __ksym __weak;
+extern void bpf_preempt_enable(void) __ksym __weak;
+
+#define UNPREEMPTED(call)                                    \
+	({                                                   \
+		int __r;                                     \
+		if (!!bpf_preempt_disable) {                 \
+			bpf_preempt_disable();               \
+			__r = call;                          \
+			bpf_preempt_enable();                \
+		} else {                                     \
+			__r = call;                          \
+		}                                            \
+		__r;                                         \
+	})
+
 SEC("tp_btf/mmap_lock_acquire_returned")
 int BPF_PROG(lock_acquired, struct mm_struct *mm, __u64 write, __u64 success)
 {
-	return on_lock_acquired(mm, write, success);
+	return UNPREEMPTED(on_lock_acquired(mm, write, success));
 }
 
 /* Before 6.13 (about) the tracepoints also passed the memcg path. */
 SEC("tp_btf/mmap_lock_acquire_returned")
 int BPF_PROG(lock_acquired_memcg, struct mm_struct *mm, const char *memcg_path, __u64 write, __u64 success)
 {
-	return on_lock_acquired(mm, write, success);
+	return UNPREEMPTED(on_lock_acquired(mm, write, success));
 }
 
 SEC("tp_btf/mmap_lock_released")
 int BPF_PROG(lock_released, struct mm_struct *mm, __u64 write)
 {
-	return on_lock_done(mm);
+	return UNPREEMPTED(on_lock_done(mm));
 }
 
 SEC("tp_btf/mmap_lock_released")
 int BPF_PROG(lock_released_memcg, struct mm_struct *mm, const char *memcg_path, __u64 write)
 {
-	return on_lock_done(mm);
+	return UNPREEMPTED(on_lock_done(mm));
 }
