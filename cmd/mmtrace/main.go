@@ -21,7 +21,7 @@ import (
 
 	"github.com/mmtrace/mmtrace/internal/launch"
 	"github.com/mmtrace/mmtrace/internal/loader"
-	"github.com/mmtrace/mmtrace/internal/pipeline"
+	"github.com/mmtrace/mmtrace/internal/ringsize"
 )
 
 // maxBackups bounds --backups: each copy costs every syscall on
@@ -35,10 +35,6 @@ const (
 	exitUsage    = 2
 	exitSqueezed = 3 // --check found a squeezed image or a failed brk (--check-status changes it)
 )
-
-// hugeRing is the --ring-size beyond which we warn: the ring is locked
-// kernel memory for the whole run.
-const hugeRing = 1 << 30
 
 // options are the parsed command line.
 type options struct {
@@ -290,16 +286,14 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	ring, err := parseSize(opts.ringSizeS)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, usageError{fmt.Sprintf("--ring-size: %v", err)}
-	case ring > pipeline.MaxRingSize:
-		return nil, usageError{fmt.Sprintf("--ring-size %s is too large: a BPF ring buffer holds at most 2 GiB", opts.ringSizeS)}
-	case ring < pipeline.MinRingSize || ring&(ring-1) != 0:
-		return nil, usageError{fmt.Sprintf("--ring-size %s must be a power of two from 16KiB to 2GiB", opts.ringSizeS)}
+	}
+	if err := ringsize.Check(ring); err != nil {
+		return nil, usageError{fmt.Sprintf("--ring-size %s %v", opts.ringSizeS, err)}
 	}
 	opts.ringSize = int(ring)
-	if ring > hugeRing && opts.read == "" && !opts.probeKernel {
+	if ring > ringsize.Huge && opts.read == "" && !opts.probeKernel {
 		fmt.Fprintf(stderr, "mmtrace: warning: --ring-size %s locks %d MiB of kernel memory for the whole run\n",
 			opts.ringSizeS, ring>>20)
 	}

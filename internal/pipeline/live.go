@@ -16,15 +16,6 @@ import (
 	"github.com/mmtrace/mmtrace/internal/procfs"
 )
 
-// Ring buffer sizes (--ring-size): the kernel takes a power of two of at
-// least a page that fits its 32-bit max_entries; below 16 KiB an exec
-// record and the execve before it (2 KiB of command line each) would not
-// fit beside the records around them.
-const (
-	MinRingSize = 16 << 10
-	MaxRingSize = 1 << 31
-)
-
 const (
 	// drainInterval is how long records may wait in the ring: the kernel
 	// submits without waking us (waking per record costs 1-12 us each).

@@ -16,6 +16,7 @@ import (
 	"github.com/mmtrace/mmtrace/internal/layout"
 	"github.com/mmtrace/mmtrace/internal/record"
 	"github.com/mmtrace/mmtrace/internal/render"
+	"github.com/mmtrace/mmtrace/internal/ringsize"
 )
 
 // Options are the analysis' settings from the command line.
@@ -122,7 +123,7 @@ type Pipeline struct {
 	skipped  uint64 // of which skipped by the kernel, for no one process
 	badSeen  bool
 
-	// Live only, for the advice on lost records.
+	// Live only, for the advice on lost records (ringsize.Advice).
 	received uint64 // records the kernel delivered
 	recBytes uint64 // their size
 	ringSize int
@@ -334,7 +335,7 @@ func (p *Pipeline) finish() (bool, error) {
 	}
 	if n := p.lost - p.skipped; n > 0 {
 		fmt.Fprintf(p.stderr, "mmtrace: %d records were lost (ring buffer full%s); "+
-			"affected reports say uncertain\n", n, p.ringAdvice(n))
+			"affected reports say uncertain\n", n, ringsize.Advice(p.ringSize, p.received, p.recBytes, n))
 	}
 	if p.skipped > 0 {
 		hint := "more --backups help"
@@ -345,35 +346,6 @@ func (p *Pipeline) finish() (bool, error) {
 			"every image live then says uncertain (%s)\n", p.skipped, hint)
 	}
 	return len(p.failing) > 0, errors.Join(errs...)
-}
-
-// ringAdvice says how much of the stream n lost records were and which
-// --ring-size would have held them as well: the ring plus their bytes (at
-// the average record size, with the ring's 8-byte header), rounded up to
-// a power of two. Live runs only; a replay cannot know.
-func (p *Pipeline) ringAdvice(lost uint64) string {
-	if p.ringSize <= 0 || p.received == 0 {
-		return "; a larger --ring-size helps"
-	}
-	pct := 100 * float64(lost) / float64(lost+p.received)
-	per := (p.recBytes/p.received+7)&^7 + 8
-	need := uint64(p.ringSize) + lost*per
-	size := uint64(MinRingSize)
-	for size < need && size < MaxRingSize {
-		size <<= 1
-	}
-	return fmt.Sprintf(": %.2g%% of %d; --ring-size %s would have held them", pct, lost+p.received, ringSizeText(size))
-}
-
-// ringSizeText writes a power of two the way --ring-size reads it.
-func ringSizeText(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%dGiB", n>>30)
-	case n >= 1<<20:
-		return fmt.Sprintf("%dMiB", n>>20)
-	}
-	return fmt.Sprintf("%dKiB", n>>10)
 }
 
 // rootNote says where an image's file names are rooted when that is not

@@ -197,19 +197,28 @@ func TestRunReplayStopped(t *testing.T) {
 	}
 }
 
-// The advice names the smallest power of two that would have held the
-// lost records, beside what was lost.
+// The lost-records line gives the advice for what this run's ring
+// received, counting only the records the ring lost (not those the kernel
+// skipped); a replay, which knows no ring, can only say that more helps.
 func TestRingAdvice(t *testing.T) {
-	p := &Pipeline{ringSize: 1 << 20, received: 1000, recBytes: 1000 * 120}
-	if got, want := p.ringAdvice(1000), ": 50% of 2000; --ring-size 2MiB would have held them"; got != want {
-		t.Errorf("ringAdvice = %q, want %q", got, want)
-	}
-	if got := (&Pipeline{}).ringAdvice(5); got != "; a larger --ring-size helps" {
-		t.Errorf("a replay's advice %q", got)
-	}
-	for n, want := range map[uint64]string{16 << 10: "16KiB", 64 << 20: "64MiB", 2 << 30: "2GiB"} {
-		if got := ringSizeText(n); got != want {
-			t.Errorf("ringSizeText(%d) = %q", n, got)
+	for _, c := range []struct {
+		name string
+		p    Pipeline
+		want string
+	}{
+		{"live", Pipeline{ringSize: 1 << 20, received: 1000, recBytes: 1000 * 120, lost: 1500, skipped: 500},
+			"mmtrace: 1000 records were lost (ring buffer full: 50% of 2000; --ring-size 2MiB would have held them); affected reports say uncertain\n"},
+		{"replay", Pipeline{lost: 5},
+			"mmtrace: 5 records were lost (ring buffer full; a larger --ring-size helps); affected reports say uncertain\n"},
+	} {
+		var stderr bytes.Buffer
+		p := newPipeline(Options{}, Outputs{Out: io.Discard, Stderr: &stderr}, Facts{})
+		p.ringSize, p.received, p.recBytes, p.lost, p.skipped = c.p.ringSize, c.p.received, c.p.recBytes, c.p.lost, c.p.skipped
+		if _, err := p.finish(); err != nil {
+			t.Fatal(err)
+		}
+		if first := strings.SplitAfterN(stderr.String(), "\n", 2)[0]; first != c.want {
+			t.Errorf("%s: stderr %q, want first line %q", c.name, stderr.String(), c.want)
 		}
 	}
 }

@@ -4,16 +4,35 @@
 package ringsize
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 )
 
 // Min and Max bound --ring-size: a BPF ring buffer is a power of two
-// pages, and the kernel refuses more than 2 GiB.
+// pages, and the kernel refuses more than 2 GiB (its max_entries is 32
+// bits). Below 16 KiB an exec record and the execve before it (2 KiB of
+// command line each) would not fit beside the records around them.
 const (
 	Min = 16 << 10
 	Max = 1 << 31
 )
+
+// Huge is the size beyond which mmtrace warns: the ring is locked kernel
+// memory for the whole run.
+const Huge = 1 << 30
+
+// Check says why n cannot be a ring buffer's size, in words that follow
+// the size as the user wrote it; nil when it can.
+func Check(n uint64) error {
+	switch {
+	case n > Max:
+		return errors.New("is too large: a BPF ring buffer holds at most 2 GiB")
+	case n < Min || n&(n-1) != 0:
+		return errors.New("must be a power of two from 16KiB to 2GiB")
+	}
+	return nil
+}
 
 // Advice says how much of the stream lost records were and which
 // --ring-size would have held them as well: the ring plus their bytes (at

@@ -39,3 +39,14 @@ func TestText(t *testing.T) {
 		}
 	}
 }
+
+func TestCheck(t *testing.T) {
+	for n, ok := range map[uint64]bool{
+		Min: true, 16 << 20: true, Max: true,
+		0: false, Min / 2: false, 3 << 20: false, Max + 1: false, 2 * Max: false, 1<<64 - 1: false,
+	} {
+		if err := Check(n); (err == nil) != ok {
+			t.Errorf("Check(%d) = %v, want ok %v", n, err, ok)
+		}
+	}
+}
