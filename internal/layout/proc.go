@@ -2,6 +2,7 @@ package layout
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -43,25 +44,13 @@ func (t *Tracker) SeedFromProc(p ProcImage) {
 	im.rep.Layout, im.rep.LayoutReason = layoutReason(legacy, false, p.Personality, 0)
 	im.rep.LayoutReason += " (inferred: mmap base not in /proc)"
 	maps := slices.Clone(p.Maps)
-	slices.SortFunc(maps, func(a, b Mapping) int {
-		switch {
-		case a.Start < b.Start:
-			return -1
-		case a.Start > b.Start:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(maps, byStart)
 	for _, m := range maps {
 		if m.Path == "[vsyscall]" {
 			continue // the gate page, not a VMA of the mm; exec snapshots never see it
 		}
-		r := region{start: m.Start, end: m.End, place: placeProc, flags: parseProt(m.Prot)}
-		switch m.Path {
-		case "[heap]":
-		case "[stack]":
-			r.flags |= flagGrowsDown
-		default:
+		r := region{start: m.Start, end: m.End, place: placeProc, flags: vmFlags(VMFlags(m.Prot, m.Path))}
+		if m.Path != "[heap]" && m.Path != "[stack]" {
 			r.path = internPath(m.Path)
 		}
 		if r.path.fileBacked() {
@@ -76,23 +65,26 @@ func (t *Tracker) SeedFromProc(p ProcImage) {
 	t.images[p.PID] = im
 }
 
-// parseProt reads /proc/PID/maps permissions ("r-xp").
-func parseProt(s string) uint8 {
-	var f uint8
-	if len(s) != 4 {
-		return 0
+// VMFlags is a /proc/PID/maps line's permissions ("r-xp") and path as
+// the kernel's vm_flags: what a VMA snapshot record would carry.
+func VMFlags(prot, path string) uint64 {
+	var f uint64
+	if len(prot) == 4 {
+		if prot[0] == 'r' {
+			f |= vmRead
+		}
+		if prot[1] == 'w' {
+			f |= vmWrite
+		}
+		if prot[2] == 'x' {
+			f |= vmExec
+		}
+		if prot[3] == 's' {
+			f |= vmMayShare
+		}
 	}
-	if s[0] == 'r' {
-		f |= flagRead
-	}
-	if s[1] == 'w' {
-		f |= flagWrite
-	}
-	if s[2] == 'x' {
-		f |= flagExec
-	}
-	if s[3] == 's' {
-		f |= flagShared
+	if path == "[stack]" {
+		f |= vmGrowsDown
 	}
 	return f
 }
@@ -181,15 +173,7 @@ func validProt(p string) bool {
 // is not modified. A joined range keeps the first part's Placement and Seq.
 func MergeAdjacent(m []Mapping) []Mapping {
 	out := slices.Clone(m)
-	slices.SortStableFunc(out, func(a, b Mapping) int {
-		switch {
-		case a.Start < b.Start:
-			return -1
-		case a.Start > b.Start:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, byStart)
 	return mergeSorted(out)
 }
 
@@ -213,3 +197,6 @@ func mergeSorted(out []Mapping) []Mapping {
 	}
 	return out[:w]
 }
+
+// byStart orders mappings by start address.
+func byStart(a, b Mapping) int { return cmp.Compare(a.Start, b.Start) }

@@ -203,3 +203,20 @@ func TestSeedFromProcLegacy(t *testing.T) {
 		t.Errorf("placement %q", ch.Placement)
 	}
 }
+
+func TestVMFlags(t *testing.T) {
+	for _, c := range []struct {
+		prot, path string
+		want       uint64
+	}{
+		{"r-xp", "/bin/true", vmRead | vmExec},
+		{"rw-s", "/dev/shm/x", vmRead | vmWrite | vmMayShare},
+		{"---p", "", 0},
+		{"rw-p", "[stack]", vmRead | vmWrite | vmGrowsDown},
+		{"rw", "", 0},
+	} {
+		if got := VMFlags(c.prot, c.path); got != c.want {
+			t.Errorf("VMFlags(%q, %q) = %#x, want %#x", c.prot, c.path, got, c.want)
+		}
+	}
+}

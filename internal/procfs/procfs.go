@@ -156,15 +156,6 @@ func elfABI(path string) events.ABI {
 	return events.ABI64
 }
 
-// VM flags as the kernel's snapshot records carry them (include/linux/mm.h).
-const (
-	vmRead      = 0x1
-	vmWrite     = 0x2
-	vmExec      = 0x4
-	vmMayShare  = 0x80
-	vmGrowsDown = 0x100
-)
-
 // ExecVMAs reads a process's mappings as the kernel's exec-time snapshot
 // would carry them (the gate page left out, as the kernel's walk never
 // sees it). Nil when the process is gone.
@@ -183,31 +174,9 @@ func ExecVMAs(pid uint32) []events.VMA {
 		if m.Path == "[vsyscall]" {
 			continue
 		}
-		vmas = append(vmas, events.VMA{Start: m.Start, End: m.End, Flags: protFlags(m.Prot, m.Path), PgOff: m.Offset / 4096, Path: m.Path})
+		vmas = append(vmas, events.VMA{Start: m.Start, End: m.End, Flags: layout.VMFlags(m.Prot, m.Path), PgOff: m.Offset / 4096, Path: m.Path})
 	}
 	return vmas
-}
-
-func protFlags(prot, path string) uint64 {
-	var f uint64
-	if len(prot) == 4 {
-		if prot[0] == 'r' {
-			f |= vmRead
-		}
-		if prot[1] == 'w' {
-			f |= vmWrite
-		}
-		if prot[2] == 'x' {
-			f |= vmExec
-		}
-		if prot[3] == 's' {
-			f |= vmMayShare
-		}
-	}
-	if path == "[stack]" {
-		f |= vmGrowsDown
-	}
-	return f
 }
 
 // LegacyVALayout reads the vm.legacy_va_layout sysctl: true when every
