@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mmtrace/mmtrace/internal/exitstatus"
 	"github.com/mmtrace/mmtrace/internal/record"
 )
 
@@ -262,7 +263,7 @@ func TestFilesPlantedLinksRefused(t *testing.T) {
 		for _, flag := range []string{"-o", "-w", "--svg"} {
 			for _, who := range []filesRun{{}, {sudoUID: nobodyID}} {
 				code, _, stderr := who.run(t, bin, append([]string{flag, c.path}, cmd...)...)
-				refusedBeforeRun(t, flag+" "+c.path+" sudo="+strconv.Itoa(who.sudoUID), code, stderr, marker, exitUsage, c.words...)
+				refusedBeforeRun(t, flag+" "+c.path+" sudo="+strconv.Itoa(who.sudoUID), code, stderr, marker, exitstatus.Usage, c.words...)
 			}
 		}
 	}
@@ -296,7 +297,7 @@ func TestFilesSameFileRefused(t *testing.T) {
 	for _, flag := range []string{"-o", "--svg"} {
 		for _, out := range []string{rec, alias} {
 			code, _, stderr := root.run(t, bin, "-r", rec, flag, out)
-			refusedBeforeRun(t, "-r X "+flag+" "+out, code, stderr, "", exitUsage, "-r", "refusing to overwrite")
+			refusedBeforeRun(t, "-r X "+flag+" "+out, code, stderr, "", exitstatus.Usage, "-r", "refusing to overwrite")
 		}
 	}
 	intact()
@@ -312,7 +313,7 @@ func TestFilesSameFileRefused(t *testing.T) {
 			}
 			what := pair[0] + " X " + pair[1] + " X, existed=" + strconv.FormatBool(existed)
 			code, _, stderr := root.run(t, bin, append([]string{pair[0], x, pair[1], x}, cmd...)...)
-			refusedBeforeRun(t, what, code, stderr, marker, exitUsage, "same file")
+			refusedBeforeRun(t, what, code, stderr, marker, exitstatus.Usage, "same file")
 			b, err := os.ReadFile(x)
 			switch {
 			case existed && string(b) != "an earlier file":
@@ -335,14 +336,14 @@ func TestFilesCheckedBeforeCmdRuns(t *testing.T) {
 	missing := filepath.Join(scratch, "no-such-dir", "x")
 	for _, flag := range []string{"--svg", "-o", "-w"} {
 		code, _, stderr := root.run(t, bin, append([]string{flag, missing}, cmd...)...)
-		refusedBeforeRun(t, flag+" in a missing directory", code, stderr, marker, exitError, flag, "no such file or directory")
+		refusedBeforeRun(t, flag+" in a missing directory", code, stderr, marker, exitstatus.Failure, flag, "no such file or directory")
 	}
 	// A directory the user cannot write: the path is what fails, before
 	// anything else would (mmtrace runs as nobody here).
 	rootDir := mkdirOwned(t, filepath.Join(scratch, "root-only"), 0o755, 0)
 	nobody := filesRun{asUID: nobodyID}
 	code, _, stderr := nobody.run(t, bin, append([]string{"--svg", filepath.Join(rootDir, "pic.svg")}, cmd...)...)
-	refusedBeforeRun(t, "--svg in a directory of root's, as nobody", code, stderr, marker, exitError, "--svg", "permission denied")
+	refusedBeforeRun(t, "--svg in a directory of root's, as nobody", code, stderr, marker, exitstatus.Failure, "--svg", "permission denied")
 
 	sock := filepath.Join(scratch, "sock")
 	l, err := net.Listen("unix", sock)
@@ -354,7 +355,7 @@ func TestFilesCheckedBeforeCmdRuns(t *testing.T) {
 		{scratch, "a directory"}, {os.DevNull, "a device"}, {sock, "a socket"},
 	} {
 		code, _, stderr := root.run(t, bin, append([]string{"-w", c.path}, cmd...)...)
-		refusedBeforeRun(t, "-w "+c.kind, code, stderr, marker, exitUsage, c.kind, "a regular file or a FIFO")
+		refusedBeforeRun(t, "-w "+c.kind, code, stderr, marker, exitstatus.Usage, c.kind, "a regular file or a FIFO")
 	}
 	// --output /dev/null is fine (the benchmarks use it).
 	code, _, stderr = root.run(t, bin, "--format", "json", "-o", os.DevNull, "--", "true")

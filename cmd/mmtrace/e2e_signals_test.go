@@ -218,7 +218,7 @@ func TestE2ESignalRunModeForwards(t *testing.T) {
 }
 
 // Run mode: a command that ignores the signal does not keep mmtrace: it
-// stops on a second signal, or signalGrace after the first, reports the
+// stops on a second signal, or interrupt.Grace after the first, reports the
 // command as still running, and exits 128+N with a sentence saying it
 // was left running.
 func TestE2ESignalRunModeCommandIgnoresIt(t *testing.T) {

@@ -4,37 +4,28 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/bits"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/mmtrace/mmtrace/internal/exitstatus"
+	"github.com/mmtrace/mmtrace/internal/interrupt"
+	"github.com/mmtrace/mmtrace/internal/kernelreport"
 	"github.com/mmtrace/mmtrace/internal/launch"
 	"github.com/mmtrace/mmtrace/internal/loader"
 	"github.com/mmtrace/mmtrace/internal/ringsize"
+	"github.com/mmtrace/mmtrace/internal/size"
+	"github.com/mmtrace/mmtrace/internal/version"
 )
 
 // maxBackups bounds --backups: each copy costs every syscall on
 // the machine, and four already covered a four-thread churn on one CPU.
 const maxBackups = 8
-
-// Exit statuses besides a traced command's own.
-const (
-	exitOK       = 0
-	exitError    = 1
-	exitUsage    = 2
-	exitSqueezed = 3 // --check found a squeezed image or a failed brk (--check-status changes it)
-)
 
 // options are the parsed command line.
 type options struct {
@@ -73,22 +64,6 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// exitStatus carries a specific exit status (a traced command's, or the check's).
-type exitStatus struct{ code int }
-
-func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-
-// statusError is an error printed as usual but with its own exit status,
-// such as 130 for a run SIGINT cut short (launch.Error is another).
-type statusError struct {
-	code int
-	err  error
-}
-
-func (e statusError) Error() string   { return e.err.Error() }
-func (e statusError) Unwrap() error   { return e.err }
-func (e statusError) ExitStatus() int { return e.code }
-
 func main() {
 	if launch.IsLauncher() {
 		launch.RunLauncher() // never returns
@@ -99,23 +74,23 @@ func main() {
 func mainStatus(argv []string, stdout, stderr io.Writer) int {
 	opts, err := parseArgs(argv, stderr)
 	if errors.Is(err, pflag.ErrHelp) {
-		return exitOK
+		return exitstatus.OK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "mmtrace: %v\nRun 'mmtrace --help' for usage.\n", err)
-		return exitUsage
+		return exitstatus.Usage
 	}
 
 	if opts.version {
-		fmt.Fprint(stdout, versionText())
-		return exitOK
+		fmt.Fprint(stdout, version.Text())
+		return exitstatus.OK
 	}
 
 	if opts.probeKernel {
 		return probeKernel(opts, stdout, stderr)
 	}
 
-	ctx, stop := catchSignals(context.Background())
+	ctx, stop := interrupt.Catch(context.Background())
 	defer stop()
 
 	if opts.read != "" {
@@ -123,19 +98,32 @@ func mainStatus(argv []string, stdout, stderr io.Writer) int {
 	} else {
 		err = trace(ctx, opts, stdout, stderr)
 	}
-	var st exitStatus
-	var se interface{ ExitStatus() int }
-	switch {
-	case errors.As(err, &st):
-		return st.code
-	case errors.As(err, &se):
+	code, print := exitstatus.Of(err)
+	if print {
 		fmt.Fprintf(stderr, "mmtrace: %v\n", err)
-		return se.ExitStatus()
-	case err != nil:
-		fmt.Fprintf(stderr, "mmtrace: %v\n", err)
-		return exitError
 	}
-	return exitOK
+	return code
+}
+
+// probeKernel is --probe-kernel: what this kernel lets mmtrace see, as
+// text or one JSON line; exit 1 when mmtrace cannot trace here at all.
+func probeKernel(opts *options, stdout, stderr io.Writer) int {
+	r := loader.Probe(loader.Config{
+		BTFPath: opts.btf, NoIA32: opts.noIA32, LockPath: opts.lockPath, NoExecVMAs: opts.noExecVMAs, Backups: opts.backups,
+	})
+	write := kernelreport.WriteText
+	if opts.format == "json" {
+		write = kernelreport.WriteJSON
+	}
+	if err := write(stdout, r); err != nil {
+		fmt.Fprintf(stderr, "mmtrace: write output: %v\n", err)
+		return exitstatus.Failure
+	}
+	if refusal := kernelreport.Refusal(r); refusal != "" {
+		fmt.Fprintf(stderr, "mmtrace: %s\n", refusal)
+		return exitstatus.Failure
+	}
+	return exitstatus.OK
 }
 
 const usageHead = `mmtrace: watch new processes' address spaces form, and say why brk failed.
@@ -196,7 +184,7 @@ trace; replay needs neither.
 `
 
 // newFlagSet defines every flag into opts. The man page and the shell
-// completions are tested against it (man_test.go).
+// completions are tested against it (doc_test.go).
 func newFlagSet(opts *options, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("mmtrace", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -210,7 +198,7 @@ func newFlagSet(opts *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVarP(&opts.read, "read", "r", "", "replay a recording from `FILE` instead of tracing")
 	fs.StringVar(&opts.thresholdS, "squeeze-threshold", "64MiB", "headroom below `SIZE` counts as squeezed (e.g. 64MiB, 1G, 4096)")
 	fs.BoolVar(&opts.check, "check", false, "exit 3 if any traced image was squeezed or had a failed brk")
-	fs.IntVar(&opts.checkStatus, "check-status", exitSqueezed, "with --check, exit with `N` (1-255) instead of 3; implies --check")
+	fs.IntVar(&opts.checkStatus, "check-status", exitstatus.Squeezed, "with --check, exit with `N` (1-255) instead of 3; implies --check")
 	fs.StringVar(&opts.svg, "svg", "", "also draw each image's address space over time as SVG to `FILE`")
 	fs.StringVar(&opts.color, "color", "auto", "when to colour the text output: `auto|always|never` (NO_COLOR is honoured)")
 	fs.BoolVarP(&opts.verbose, "verbose", "v", false, "also print the exec-time VMA snapshot records")
@@ -267,7 +255,7 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	default:
 		return nil, usageError{fmt.Sprintf("--color must be auto, always or never, not %q", opts.color)}
 	}
-	t, err := parseSize(opts.thresholdS)
+	t, err := size.Parse(opts.thresholdS)
 	if err != nil {
 		return nil, usageError{fmt.Sprintf("--squeeze-threshold: %v", err)}
 	}
@@ -285,7 +273,7 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 			return nil, usageError{fmt.Sprintf("--pid %d is not a process id", p)}
 		}
 	}
-	ring, err := parseSize(opts.ringSizeS)
+	ring, err := size.Parse(opts.ringSizeS)
 	if err != nil {
 		return nil, usageError{fmt.Sprintf("--ring-size: %v", err)}
 	}
@@ -339,88 +327,4 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	return opts, nil
-}
-
-// parseSize reads sizes like 4096, 64K, 64KiB, 1.5G, 64MB (powers of 1024).
-// Sizes that do not fit in 64 bits are refused, never wrapped.
-func parseSize(s string) (uint64, error) {
-	t := strings.TrimSpace(s)
-	if t == "" {
-		return 0, errors.New("empty size")
-	}
-	i := len(t)
-	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') && t[i-1] != '.' {
-		i--
-	}
-	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
-	mult, ok := map[string]uint64{
-		"": 1, "b": 1,
-		"k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
-		"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
-		"g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
-		"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
-	}[unit]
-	if !ok {
-		return 0, fmt.Errorf("unknown unit %q in %q (use K, M, G or T)", unit, s)
-	}
-	tooLarge := fmt.Errorf("%q is too large (more than 64 bits)", s)
-	// Whole numbers exactly; fractions through float64.
-	if n, err := strconv.ParseUint(num, 10, 64); err == nil {
-		hi, lo := bits.Mul64(n, mult)
-		if hi != 0 {
-			return 0, tooLarge
-		}
-		return lo, nil
-	} else if errors.Is(err, strconv.ErrRange) {
-		return 0, tooLarge
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 || math.IsNaN(f) {
-		return 0, fmt.Errorf("%q is not a size", s)
-	}
-	if f*float64(mult) >= 1<<64 {
-		return 0, tooLarge
-	}
-	return uint64(f * float64(mult)), nil
-}
-
-// versionText is what --version prints: the module version (a tag or a
-// pseudo-version with go install, "(devel)" in a checkout), the VCS
-// revision where the build recorded one, and the Go version.
-func versionText() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		bi = &debug.BuildInfo{GoVersion: runtime.Version()}
-	}
-	return formatVersion(bi)
-}
-
-func formatVersion(bi *debug.BuildInfo) string {
-	version := cmp.Or(bi.Main.Version, "(devel)")
-	var b strings.Builder
-	fmt.Fprintf(&b, "mmtrace %s\n", version)
-	set := map[string]string{}
-	for _, s := range bi.Settings {
-		set[s.Key] = s.Value
-	}
-	if rev := set["vcs.revision"]; rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		var extra []string
-		if t := set["vcs.time"]; t != "" {
-			extra = append(extra, t)
-		}
-		if set["vcs.modified"] == "true" {
-			extra = append(extra, "modified")
-		}
-		fmt.Fprintf(&b, "  revision %s", rev)
-		if len(extra) > 0 {
-			fmt.Fprintf(&b, " (%s)", strings.Join(extra, ", "))
-		}
-		b.WriteString("\n")
-	}
-	goos, goarch := cmp.Or(set["GOOS"], runtime.GOOS), cmp.Or(set["GOARCH"], runtime.GOARCH)
-	fmt.Fprintf(&b, "  built with %s for %s/%s\n", cmp.Or(bi.GoVersion, runtime.Version()), goos, goarch)
-	return b.String()
 }

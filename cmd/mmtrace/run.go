@@ -8,8 +8,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mmtrace/mmtrace/internal/exitstatus"
+	"github.com/mmtrace/mmtrace/internal/interrupt"
 	"github.com/mmtrace/mmtrace/internal/launch"
 	"github.com/mmtrace/mmtrace/internal/loader"
+	"github.com/mmtrace/mmtrace/internal/outputs"
 	"github.com/mmtrace/mmtrace/internal/pipeline"
 	"github.com/mmtrace/mmtrace/internal/procfs"
 	"github.com/mmtrace/mmtrace/internal/render"
@@ -24,11 +27,11 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 			return err
 		}
 	}
-	outs, err := openOutputs(ctx, opts, stdout, stderr)
+	outs, err := outputs.Open(ctx, paths(opts), stdout, stderr)
 	if err != nil {
 		return err
 	}
-	defer outs.close(&err)
+	defer outs.Close(&err)
 
 	lo := pipeline.LiveOptions{
 		Loader: loader.Config{
@@ -65,40 +68,40 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	}
 	defer live.Close()
 	// Tracing goes ahead: now existing output files may be truncated.
-	if err := outs.commit(); err != nil {
+	if err := outs.Commit(); err != nil {
 		return err
 	}
 
 	// Run mode: from here a second signal ends the wait for CMD instead
 	// of mmtrace itself. Set before "tracing" is printed and CMD released:
 	// whoever signals us on seeing either must find the run-mode handling.
-	awaitingCommand.Store(child != nil)
-	defer awaitingCommand.Store(false)
+	interrupt.AwaitCommand(child != nil)
+	defer interrupt.AwaitCommand(false)
 	fmt.Fprintf(stderr, "mmtrace: tracing %s (attached in %d ms)\n", describeTargets(opts), live.Attached().Milliseconds())
 	if child != nil {
 		if ctx.Err() != nil {
 			// Never started: the launcher is abandoned.
-			return interruption(ctx, " before %s started", opts.command[0])
+			return interrupt.Err(ctx, " before %s started", opts.command[0])
 		}
 		if err := child.Release(); err != nil {
 			return err
 		}
 	}
-	live.StopWhen(stopWhen(ctx, child))
-	found, err := pipeline.Run(live, pipelineOptions(opts, outs), outs.pipeline(stderr))
+	live.StopWhen(interrupt.StopWhen(ctx, child))
+	found, err := pipeline.Run(live, pipelineOptions(opts, outs), pipeline.Outputs{Out: outs.Out, Record: outs.Record(), SVG: outs.SVG(), Stderr: stderr})
 	if err != nil {
 		return err
 	}
 	if opts.check && found {
-		return exitStatus{opts.checkStatus}
+		return exitstatus.Silent{Code: opts.checkStatus}
 	}
 	if child != nil {
 		if !child.Exited() {
-			return interruption(ctx, ": %s (pid %d) had not exited when mmtrace stopped (on a second signal, or %v after the first): "+
-				"it is left running, untraced", opts.command[0], child.PID(), signalGrace)
+			return interrupt.Err(ctx, ": %s (pid %d) had not exited when mmtrace stopped (on a second signal, or %v after the first): "+
+				"it is left running, untraced", opts.command[0], child.PID(), interrupt.Grace)
 		}
 		if st := child.Status(); st != 0 {
-			return exitStatus{st}
+			return exitstatus.Silent{Code: st}
 		}
 	}
 	return nil
@@ -115,20 +118,20 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 		return stopped(ctx, err)
 	}
 	defer rec.Close()
-	outs, err := openOutputs(ctx, opts, stdout, stderr)
+	outs, err := outputs.Open(ctx, paths(opts), stdout, stderr)
 	if err != nil {
 		return err
 	}
-	defer outs.close(&err)
-	if err := outs.commit(); err != nil {
+	defer outs.Close(&err)
+	if err := outs.Commit(); err != nil {
 		return err
 	}
-	found, err := pipeline.Run(rec, pipelineOptions(opts, outs), outs.pipeline(stderr))
+	found, err := pipeline.Run(rec, pipelineOptions(opts, outs), pipeline.Outputs{Out: outs.Out, Record: outs.Record(), SVG: outs.SVG(), Stderr: stderr})
 	if err != nil {
 		return stopped(ctx, err)
 	}
 	if opts.check && found {
-		return exitStatus{opts.checkStatus}
+		return exitstatus.Silent{Code: opts.checkStatus}
 	}
 	return nil
 }
@@ -138,16 +141,21 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 func stopped(ctx context.Context, err error) error {
 	var st *pipeline.Stopped
 	if errors.As(err, &st) {
-		return interruption(ctx, " %s", st.Where)
+		return interrupt.Err(ctx, " %s", st.Where)
 	}
 	return err
 }
 
-func pipelineOptions(opts *options, outs *outputs) pipeline.Options {
+// paths are the files the run reads and writes.
+func paths(opts *options) outputs.Paths {
+	return outputs.Paths{Read: opts.read, Output: opts.output, Write: opts.write, SVG: opts.svg}
+}
+
+func pipelineOptions(opts *options, outs *outputs.Outputs) pipeline.Options {
 	return pipeline.Options{
 		Render: render.Options{
-			Color:            colorWanted(opts.color, outs.colorFile),
-			Width:            render.TerminalWidth(outs.colorFile),
+			Color:            outs.Color(opts.color),
+			Width:            outs.Width(),
 			SqueezeThreshold: opts.threshold,
 			Verbose:          opts.verbose,
 		},

@@ -1,4 +1,7 @@
-package main
+// Package interrupt is mmtrace's rule for SIGINT and SIGTERM: when a
+// signal ends a run, when it goes on to run mode's command, and which
+// exit status and sentence a run it cut short ends with.
+package interrupt
 
 import (
 	"context"
@@ -12,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mmtrace/mmtrace/internal/exitstatus"
 	"github.com/mmtrace/mmtrace/internal/launch"
 )
 
@@ -25,16 +29,16 @@ import (
 //     terminal sent to CMD itself, Ctrl-C in CMD's foreground group), and
 //     mmtrace traces on until CMD exits, then exits with CMD's status
 //     (128+N if the signal killed it). A second signal, or CMD still
-//     running signalGrace later, stops mmtrace at once: CMD is reported
+//     running Grace later, stops mmtrace at once: CMD is reported
 //     as stopped and left running, and mmtrace exits 128+N;
 //   - a signal that nothing waits for, or that finds the one before it
 //     not yet acted on (mmtrace is stuck writing to an output no one
 //     reads, say), ends mmtrace there and then, with exit 128+N and a
 //     sentence, without the rest of its output.
 
-// signalGrace is how long run mode waits for CMD to exit once it has
+// Grace is how long run mode waits for CMD to exit once it has
 // passed a signal on; CI systems usually kill a job 2-10 s after asking.
-const signalGrace = 5 * time.Second
+const Grace = 5 * time.Second
 
 // interrupted is the cause of the run's context once a signal arrived.
 type interrupted struct{ sig syscall.Signal }
@@ -47,15 +51,21 @@ type laterSignalsKey struct{}
 // stops the wait for CMD, where it would otherwise end mmtrace at once.
 var awaitingCommand atomic.Bool
 
+// AwaitCommand says whether run mode now traces its command. Set it
+// before anyone can see that the command runs ("tracing" printed, the
+// command released): whoever signals mmtrace then must find the run-mode
+// handling.
+func AwaitCommand(on bool) { awaitingCommand.Store(on) }
+
 // forceExit ends mmtrace on a second signal that nothing waits for.
 var forceExit = func(sig syscall.Signal) {
 	fmt.Fprintf(os.Stderr, "mmtrace: %v again: exiting at once, without the rest of the output\n", interrupted{sig})
 	os.Exit(128 + int(sig))
 }
 
-// catchSignals returns a context that ends at the first SIGINT or
+// Catch returns a context that ends at the first SIGINT or
 // SIGTERM, with an interrupted cause; later ones go to laterSignals(ctx).
-func catchSignals(parent context.Context) (context.Context, func()) {
+func Catch(parent context.Context) (context.Context, func()) {
 	ch := make(chan os.Signal, 4)
 	more := make(chan os.Signal, 4)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
@@ -105,22 +115,22 @@ func signalOf(ctx context.Context) (syscall.Signal, bool) {
 	return 0, false
 }
 
-// interruption is the error that ends a run a signal cut short: exit
+// Err is the error that ends a run a signal cut short: exit
 // 128+N, and a sentence saying what was cut short: format follows
 // "interrupted by SIGINT", e.g. " while ...".
-func interruption(ctx context.Context, format string, a ...any) error {
+func Err(ctx context.Context, format string, a ...any) error {
 	sig, ok := signalOf(ctx)
 	if !ok {
 		return fmt.Errorf("%v"+format, append([]any{context.Cause(ctx)}, a...)...)
 	}
-	return statusError{128 + int(sig), fmt.Errorf("%v"+format, append([]any{interrupted{sig}}, a...)...)}
+	return exitstatus.Error{Code: 128 + int(sig), Err: fmt.Errorf("%v"+format, append([]any{interrupted{sig}}, a...)...)}
 }
 
-// stopWhen is closed when a live run should end: at the first signal or,
+// StopWhen is closed when a live run should end: at the first signal or,
 // in run mode, when the command exits, or after a signal passed on to
-// the command when it has not exited signalGrace later or a second
+// the command when it has not exited Grace later or a second
 // signal comes.
-func stopWhen(ctx context.Context, child *launch.Cmd) <-chan struct{} {
+func StopWhen(ctx context.Context, child *launch.Cmd) <-chan struct{} {
 	stop := make(chan struct{})
 	go func() {
 		defer close(stop)
@@ -142,7 +152,7 @@ func stopWhen(ctx context.Context, child *launch.Cmd) <-chan struct{} {
 		select {
 		case <-child.Done():
 		case <-laterSignals(ctx):
-		case <-time.After(signalGrace):
+		case <-time.After(Grace):
 		}
 	}()
 	return stop

@@ -1,4 +1,6 @@
-package main
+// Package kernelreport writes --probe-kernel's answer, the loader's
+// KernelReport, for people (a table) or for CI (one JSON line).
+package kernelreport
 
 import (
 	"encoding/json"
@@ -9,54 +11,26 @@ import (
 	"github.com/mmtrace/mmtrace/internal/loader"
 )
 
-// probeKernel is --probe-kernel: what this kernel lets mmtrace see, as
-// text or one JSON line; exit 1 when mmtrace cannot trace here at all.
-func probeKernel(opts *options, stdout, stderr io.Writer) int {
-	r := loader.Probe(loader.Config{
-		BTFPath:    opts.btf,
-		NoIA32:     opts.noIA32,
-		LockPath:   opts.lockPath,
-		NoExecVMAs: opts.noExecVMAs,
-		Backups:    opts.backups,
-	})
-	var err error
-	if opts.format == "json" {
-		err = writeProbeJSON(stdout, r)
-	} else {
-		err = writeProbeText(stdout, r)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "mmtrace: write output: %v\n", err)
-		return exitError
-	}
-	if !r.CanTrace {
-		more := ""
-		if n := len(r.Blockers) - 1; n > 0 {
-			more = fmt.Sprintf(" (and %d more reasons, listed above)", n)
-		}
-		fmt.Fprintf(stderr, "mmtrace: cannot trace on this kernel: %s%s\n", r.Blockers[0], more)
-		return exitError
-	}
-	return exitOK
-}
-
-// probeLine is the JSON form: one object, "type" first, like every other
+// line is the JSON form: one object, "type" first, like every other
 // line mmtrace writes.
-type probeLine struct {
+type line struct {
 	Type string `json:"type"`
 	*loader.KernelReport
 }
 
-func writeProbeJSON(w io.Writer, r *loader.KernelReport) error {
-	b, err := json.Marshal(probeLine{"kernel", r})
+// WriteJSON writes r as one {"type":"kernel",...} line.
+func WriteJSON(w io.Writer, r *loader.KernelReport) error {
+	b, err := json.Marshal(line{"kernel", r})
 	if err != nil {
-		return err
+		return fmt.Errorf("encode kernel report: %w", err)
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
 }
 
-func writeProbeText(w io.Writer, r *loader.KernelReport) error {
+// WriteText writes r as a verdict, a table of checks, the path mmtrace
+// takes and what its reports will call uncertain.
+func WriteText(w io.Writer, r *loader.KernelReport) error {
 	verdict := "mmtrace can trace here"
 	if !r.CanTrace {
 		verdict = "mmtrace cannot trace here"
@@ -98,4 +72,20 @@ func writeProbeText(w io.Writer, r *loader.KernelReport) error {
 	}
 	_, err := fmt.Fprintln(w)
 	return err
+}
+
+// Refusal is the sentence for stderr when mmtrace cannot trace here
+// (the first reason; the report lists them all), "" when it can.
+func Refusal(r *loader.KernelReport) string {
+	if r.CanTrace {
+		return ""
+	}
+	if len(r.Blockers) == 0 { // a report that says no must say why
+		return "cannot trace on this kernel"
+	}
+	more := ""
+	if n := len(r.Blockers) - 1; n > 0 {
+		more = fmt.Sprintf(" (and %d more reasons, listed above)", n)
+	}
+	return fmt.Sprintf("cannot trace on this kernel: %s%s", r.Blockers[0], more)
 }

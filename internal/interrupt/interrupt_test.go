@@ -1,4 +1,4 @@
-package main
+package interrupt
 
 import (
 	"context"
@@ -6,12 +6,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mmtrace/mmtrace/internal/exitstatus"
 )
 
 // The first SIGINT or SIGTERM ends the run's context, naming the signal
 // (exit 128+N); later ones are delivered for run mode's "stop now".
 func TestSignalCatching(t *testing.T) {
-	ctx, stop := catchSignals(context.Background())
+	ctx, stop := Catch(context.Background())
 	defer stop()
 	if _, ok := signalOf(ctx); ok || laterSignals(ctx) == nil {
 		t.Fatal("a signal before any was sent, or no channel for later ones")
@@ -27,10 +29,10 @@ func TestSignalCatching(t *testing.T) {
 	if sig, ok := signalOf(ctx); !ok || sig != syscall.SIGTERM {
 		t.Errorf("signalOf = %v, %v", sig, ok)
 	}
-	var se statusError
-	if err := interruption(ctx, " while testing"); !errors.As(err, &se) || se.code != 143 ||
+	var se exitstatus.Error
+	if err := Err(ctx, " while testing"); !errors.As(err, &se) || se.Code != 143 ||
 		err.Error() != "interrupted by SIGTERM while testing" {
-		t.Errorf("interruption = %v (%+v)", err, se)
+		t.Errorf("Err = %v (%+v)", err, se)
 	}
 	// Run mode: the second goes to the wait for the command.
 	forced := make(chan syscall.Signal, 4)
