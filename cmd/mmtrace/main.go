@@ -31,6 +31,7 @@ const maxBackups = 8
 type options struct {
 	comms       []string
 	pids        []uint
+	pids32      []uint32 // pids, checked, as the kernel's pid_t
 	format      string
 	output      string
 	write       string
@@ -272,6 +273,7 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 		if p == 0 || p >= 1<<22 {
 			return nil, usageError{fmt.Sprintf("--pid %d is not a process id", p)}
 		}
+		opts.pids32 = append(opts.pids32, uint32(p))
 	}
 	ring, err := size.Parse(opts.ringSizeS)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,8 +23,8 @@ import (
 func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err error) {
 	// A --pid with no address space is refused before anything is
 	// opened or attached; the pipeline checks again once attached.
-	for _, p := range opts.pids {
-		if err := procfs.CheckTraceable(uint32(p)); err != nil {
+	for _, p := range opts.pids32 {
+		if err := procfs.CheckTraceable(p); err != nil {
 			return err
 		}
 	}
@@ -36,6 +37,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	lo := pipeline.LiveOptions{
 		Loader: loader.Config{
 			Comms:       opts.comms,
+			PIDs:        slices.Clone(opts.pids32), // run mode's command joins them
 			RingSize:    opts.ringSize,
 			BTFPath:     opts.btf,
 			NoExecVMAs:  opts.noExecVMAs,
@@ -45,12 +47,9 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 			LockPath:    opts.lockPath,
 			TraceAll:    len(opts.comms) == 0 && len(opts.pids) == 0 && len(opts.command) == 0,
 		},
-		Verbose: opts.verbose,
-		Stderr:  stderr,
-	}
-	for _, p := range opts.pids {
-		lo.Loader.PIDs = append(lo.Loader.PIDs, uint32(p))
-		lo.ProcPIDs = append(lo.ProcPIDs, uint32(p))
+		ProcPIDs: opts.pids32,
+		Verbose:  opts.verbose,
+		Stderr:   stderr,
 	}
 	// Run mode: start CMD held before its exec, so its pid is in the
 	// filter before the first exec we want to see.
@@ -96,24 +95,14 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		return exitstatus.Silent{Code: opts.checkStatus}
 	}
 	if child != nil {
-		if !child.Exited() {
-			return interrupt.Err(ctx, ": %s (pid %d) had not exited when mmtrace stopped (on a second signal, or %v after the first): "+
-				"it is left running, untraced", opts.command[0], child.PID(), interrupt.Grace)
-		}
-		if st := child.Status(); st != 0 {
-			return exitstatus.Silent{Code: st}
-		}
+		return interrupt.CommandEnd(ctx, child, opts.command[0])
 	}
 	return nil
 }
 
 // replay runs a recording through the same pipeline as a live session.
 func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err error) {
-	var pids []uint32
-	for _, p := range opts.pids {
-		pids = append(pids, uint32(p))
-	}
-	rec, err := pipeline.OpenRecording(ctx, opts.read, pipeline.NewFilter(opts.comms, pids), stderr)
+	rec, err := pipeline.OpenRecording(ctx, opts.read, pipeline.NewFilter(opts.comms, opts.pids32), stderr)
 	if err != nil {
 		return stopped(ctx, err)
 	}

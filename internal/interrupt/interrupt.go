@@ -157,3 +157,18 @@ func StopWhen(ctx context.Context, child *launch.Cmd) <-chan struct{} {
 	}()
 	return stop
 }
+
+// CommandEnd is how run mode ends once tracing stopped: with the
+// command's own status, or, when a second signal or Grace ended the wait
+// while it still runs, 128+N and a sentence saying it is left running.
+// name is the command as the user gave it.
+func CommandEnd(ctx context.Context, child *launch.Cmd, name string) error {
+	if !child.Exited() {
+		return Err(ctx, ": %s (pid %d) had not exited when mmtrace stopped (on a second signal, or %v after the first): "+
+			"it is left running, untraced", name, child.PID(), Grace)
+	}
+	if st := child.Status(); st != 0 {
+		return exitstatus.Silent{Code: st}
+	}
+	return nil
+}

@@ -3,12 +3,46 @@ package interrupt
 import (
 	"context"
 	"errors"
+	"os"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mmtrace/mmtrace/internal/exitstatus"
+	"github.com/mmtrace/mmtrace/internal/launch"
 )
+
+// Run mode starts its command through this binary.
+func TestMain(m *testing.M) {
+	if launch.IsLauncher() {
+		launch.RunLauncher() // never returns
+	}
+	os.Exit(m.Run())
+}
+
+// Without a signal, run mode stops when its command exits and ends with
+// the command's status.
+func TestCommandEnd(t *testing.T) {
+	for cmd, want := range map[string]error{"true": nil, "false": exitstatus.Silent{Code: 1}} {
+		child, err := launch.Start([]string{cmd}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer child.Abandon()
+		stop := StopWhen(context.Background(), child)
+		if err := child.Release(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-stop:
+		case <-time.After(20 * time.Second): // hang guard
+			t.Fatalf("%s exited, yet the run did not stop", cmd)
+		}
+		if got := CommandEnd(context.Background(), child, cmd); got != want {
+			t.Errorf("%s: CommandEnd = %v, want %v", cmd, got, want)
+		}
+	}
+}
 
 // The first SIGINT or SIGTERM ends the run's context, naming the signal
 // (exit 128+N); later ones are delivered for run mode's "stop now".
