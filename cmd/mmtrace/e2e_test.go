@@ -24,53 +24,15 @@ import (
 	"github.com/mmtrace/mmtrace/internal/hostabi"
 	"github.com/mmtrace/mmtrace/internal/kerneltest"
 	"github.com/mmtrace/mmtrace/internal/layout"
+	"github.com/mmtrace/mmtrace/internal/render"
 )
 
-// jsonMapping and jsonReport decode the README's report line.
-type jsonMapping struct {
-	Start     string `json:"start"`
-	End       string `json:"end"`
-	Prot      string `json:"prot"`
-	Path      string `json:"path"`
-	Placement string `json:"placement"`
-	Seq       uint64 `json:"seq"`
-}
-
-type jsonBrkFailure struct {
-	Seq       uint64  `json:"seq"`
-	Requested string  `json:"requested"`
-	Result    string  `json:"result"`
-	BlockedBy *string `json:"blocked_by"`
-}
-
-type jsonReport struct {
-	Type              string           `json:"type"`
-	PID               uint32           `json:"pid"`
-	Comm              string           `json:"comm"`
-	Exe               string           `json:"exe"`
-	Argv              []string         `json:"argv"`
-	ArgvTruncated     bool             `json:"argv_truncated"`
-	ABI               string           `json:"abi"`
-	PPID              uint32           `json:"ppid"`
-	ParentComm        string           `json:"parent_comm"`
-	ParentABI         string           `json:"parent_abi"`
-	Personality       string           `json:"personality"`
-	PersonalitySource string           `json:"personality_source"`
-	Layout            string           `json:"layout"`
-	LayoutReason      string           `json:"layout_reason"`
-	MmapBase          string           `json:"mmap_base"`
-	StartBrk          string           `json:"start_brk"`
-	Brk               string           `json:"brk"`
-	BrkHeadroom       uint64           `json:"brk_headroom"`
-	Squeezer          *jsonMapping     `json:"squeezer"`
-	BrkFailures       []jsonBrkFailure `json:"brk_failures"`
-	VMAs              []jsonMapping    `json:"vmas"`
-	LostEvents        uint64           `json:"lost_events"`
-	Uncertain         bool             `json:"uncertain"`
-	FromProc          bool             `json:"from_proc"`
-	Ended             string           `json:"ended"`
-	Notes             []string         `json:"notes"`
-}
+// The report line as the JSON schema (internal/render/schema.go) defines
+// it, so that these tests and the schema cannot drift apart.
+type (
+	jsonReport  = render.ReportLine
+	jsonMapping = render.VMAJSON
+)
 
 // scratchDirs are the temporary directories the run made; TestMain
 // removes them.
@@ -246,9 +208,12 @@ func parseOutput(t *testing.T, data []byte) (lines []map[string]any, reports []j
 		}
 		lines = append(lines, m)
 		if m["type"] == "report" {
+			// Strict: a field the schema lacks fails here.
 			var r jsonReport
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("report line: %v", err)
+			dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&r); err != nil {
+				t.Fatalf("report line: %v\n%s", err, sc.Text())
 			}
 			reports = append(reports, r)
 		}
@@ -279,8 +244,12 @@ func (r runResult) report(t *testing.T, comm string) jsonReport {
 	return oneReport(t, r.reports, comm, func(rep *jsonReport) bool { return rep.Comm == comm })
 }
 
-func hexval(t *testing.T, s string) uint64 {
+func hexval[T string | render.Hex](t *testing.T, x T) uint64 {
 	t.Helper()
+	s, ok := any(x).(string)
+	if !ok {
+		return uint64(any(x).(render.Hex))
+	}
 	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
 	if err != nil {
 		t.Fatalf("not a hex address: %q", s)

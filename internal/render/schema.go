@@ -18,6 +18,9 @@ type Hex uint64
 
 func (h Hex) MarshalText() ([]byte, error) { return appendHex(nil, uint64(h)), nil }
 
+// String writes h as the JSON does, for messages.
+func (h Hex) String() string { return string(appendHex(nil, uint64(h))) }
+
 func (h *Hex) UnmarshalText(b []byte) error {
 	s, ok := strings.CutPrefix(string(b), "0x")
 	if !ok {
