@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -127,62 +128,14 @@ func probeKernel(opts *options, stdout, stderr io.Writer) int {
 	return exitstatus.OK
 }
 
-const usageHead = `mmtrace: watch new processes' address spaces form, and say why brk failed.
-
-mmtrace follows each traced process from exec: the ELF loader's mappings,
-then every mmap, munmap, mremap, mprotect, brk and personality call, for
-64-bit and 32-bit processes. For every process image it reports the
-layout (flexible or legacy, and why), the brk heap's headroom, the first
-mapping that squeezed the heap (the "squeezer"), how that mapping got its
-address, and which mapping blocked each failed brk.
-
-Usage:
-  mmtrace [flags] [-- CMD [ARGS...]]
-  mmtrace -r FILE [--format text|json] [--output FILE] [--comm NAME] [--pid PID]
-  mmtrace --probe-kernel [--format text|json] [--btf FILE]
-  mmtrace --version
-
-Examples:
-  During an incident: trace every new bash and its children
-    sudo mmtrace --comm bash
-
-  Run one command under tracing from its first exec; exit with its status
-    sudo mmtrace -- ./myprog --flag
-    sudo mmtrace -u alice -- ./myprog            # as alice, as she runs it
-
-  Record now, analyse later (the file is created mode 0600)
-    sudo mmtrace -w incident.mmt --comm sshd --comm bash
-    mmtrace -r incident.mmt                      # no root needed
-    mmtrace -r incident.mmt -p 4242              # one process, with its picture
-
-  In CI on a kernel test VM: exit 3 if any process was squeezed or had a
-  failed brk, otherwise with the command's status; JSON for the logs
-    sudo mmtrace --probe-kernel                  # can this kernel run mmtrace?
-    sudo mmtrace --check --format json --output mmtrace.json -- ./testsuite
-
-Flags:
-`
-
-const usageTail = `
-Output goes to stdout (or --output); logs and the line "mmtrace: tracing
-..." go to stderr.
-
-Exit status: in run mode the command's own (126 if it cannot be executed,
-127 if it is not found); otherwise 0. With --check, 3 (or --check-status N)
-when something was squeezed or a brk failed, which wins over the command's
-status: a command that itself exits 3 looks the same, so give the check its
-own status with --check-status. 2 for usage errors, 1 for other errors;
---probe-kernel exits 1 when mmtrace cannot trace on this kernel.
-
--u USER runs the command with USER's uid, gid and supplementary groups
-(from /etc/passwd and /etc/group; a numeric uid with no entry gets the same
-number as gid and no groups). HOME, USER and LOGNAME are set to the user's,
-as sudo -u does; the rest of the environment, the working directory and
-the resource limits are mmtrace's own, as with strace -u.
-
-Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF (5.8+) to
-trace; replay needs neither.
-`
+// --help's text around the flag list: plain text, so that it reads as it
+// prints (doc/mmtrace.1 says the same at more length).
+var (
+	//go:embed usage_head.txt
+	usageHead string
+	//go:embed usage_tail.txt
+	usageTail string
+)
 
 // newFlagSet defines every flag into opts. The man page and the shell
 // completions are tested against it (doc_test.go).
