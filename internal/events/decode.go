@@ -5,25 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unsafe"
-
-	"github.com/mmtrace/mmtrace/bpf"
 )
 
-// Record sizes, from the generated mirrors of the C structs.
 var (
-	sizeHeader    = int(unsafe.Sizeof(bpf.MmtraceEventHeader{}))
-	sizeMem       = int(unsafe.Sizeof(bpf.MmtraceMemEvent{}))
-	sizeMemPath   = int(unsafe.Sizeof(bpf.MmtraceMemPathEvent{}))
-	sizeExec      = int(unsafe.Sizeof(bpf.MmtraceExecEvent{}))
-	sizeExecMin   = int(unsafe.Offsetof(bpf.MmtraceExecEvent{}.MntNs)) // recordings made before mnt_ns and root
-	sizeVMA       = int(unsafe.Sizeof(bpf.MmtraceVmaEvent{}))
-	sizeExecve    = int(unsafe.Sizeof(bpf.MmtraceExecveEvent{}))
-	sizeExecveMin = int(unsafe.Offsetof(bpf.MmtraceExecveEvent{}.Args))
-	sizeTask      = int(unsafe.Sizeof(bpf.MmtraceTaskEvent{}))
-	sizeLost      = int(unsafe.Sizeof(bpf.MmtraceLostEvent{}))
-	errUnknown    = errors.New("unknown record kind")
-	errTruncated  = errors.New("record shorter than its kind requires")
+	errUnknown   = errors.New("unknown record kind")
+	errTruncated = errors.New("record shorter than its kind requires")
 )
 
 // ErrUnknownKind is returned (wrapped) for a record of a kind this version
@@ -39,13 +25,9 @@ type Decoder struct {
 	unknown uint64
 	paths   map[string]string
 
-	// Scratch copies of the records, reused for every decode.
-	mem    bpf.MmtraceMemPathEvent
-	exec   bpf.MmtraceExecEvent
-	vma    bpf.MmtraceVmaEvent
-	execve bpf.MmtraceExecveEvent
-	task   bpf.MmtraceTaskEvent
-	lost   bpf.MmtraceLostEvent
+	// scratch holds a record shorter than its kind's full size (from an
+	// older version), zero-filled to that size, reused for every decode.
+	scratch []byte
 }
 
 // NewDecoder returns a decoder whose first event gets Seq 1.
@@ -69,155 +51,137 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		return fmt.Errorf("record of %d bytes is shorter than a header (%d): %w", len(raw), sizeHeader, errTruncated)
 	}
 	d.seq++
-	kind := Kind(raw[0])
+	kind := Kind(hdrKind.get(raw))
 	ev.Seq = d.seq
 	ev.Kind = kind
 
-	var h *bpf.MmtraceEventHeader
 	switch kind {
 	case KindMmap, KindMunmap, KindMremap, KindMprotect, KindBrk, KindPersonality, KindUnmodeled:
-		if !load(&d.mem.M, raw, sizeMem) {
+		if len(raw) < sizeMem {
 			return short(kind, raw, sizeMem)
 		}
-		m := &d.mem.M
-		h = &m.H
-		ev.Syscall = m.Syscall
-		ev.FD = m.Fd
-		ev.Addr = m.Addr
-		ev.Len = m.Len
-		ev.NewLen = m.NewLen
-		ev.NewAddr = m.NewAddr
-		ev.Offset = m.Offset
-		ev.Prot = m.Prot
-		ev.Flags = m.Flags
-		ev.Ret = m.Ret
-		ev.Searches = m.Searches
-		ev.SearchFlags = m.SearchFlags &^ orderUnknownFlag
-		ev.OrderUnknown = m.SearchFlags&orderUnknownFlag != 0
-		ev.SearchLow = m.SearchLow
-		ev.SearchHigh = m.SearchHigh
-		ev.SearchResult = m.SearchResult
+		ev.Syscall = memSyscall.get(raw)
+		ev.FD = memFD.get(raw)
+		ev.Addr = memAddr.get(raw)
+		ev.Len = memLen.get(raw)
+		ev.NewLen = memNewLen.get(raw)
+		ev.NewAddr = memNewAddr.get(raw)
+		ev.Offset = memOffset.get(raw)
+		ev.Prot = memProt.get(raw)
+		ev.Flags = memFlags.get(raw)
+		ev.Ret = memRet.get(raw)
+		ev.Searches = memSearches.get(raw)
+		flags := memSearchFlags.get(raw)
+		ev.SearchFlags = flags &^ orderUnknownFlag
+		ev.OrderUnknown = flags&orderUnknownFlag != 0
+		ev.SearchLow = memSearchLow.get(raw)
+		ev.SearchHigh = memSearchHigh.get(raw)
+		ev.SearchResult = memSearchResult.get(raw)
 		if len(raw) >= sizeMemPath {
-			load(&d.mem, raw, sizeMemPath)
-			ev.Path = d.intern(cstr(d.mem.Path[:]))
+			ev.Path = d.intern(cstr(memPath.get(raw)))
 		}
 	case KindExec:
 		if len(raw) < sizeExecMin {
 			return short(kind, raw, sizeExecMin)
 		}
-		d.exec = bpf.MmtraceExecEvent{}
-		load(&d.exec, raw, min(len(raw), sizeExec))
-		e := &d.exec
-		h = &e.H
+		e := d.full(raw, sizeExec)
 		ev.Exec = &Exec{
-			Comm:                 string(cstr(e.Comm[:])),
-			Filename:             string(cstr(e.Filename[:])),
-			OldPID:               e.OldPid,
-			PPID:                 e.Ppid,
-			ParentComm:           string(cstr(e.ParentComm[:])),
-			ParentABI:            ABI(e.ParentAbi),
-			Personality:          e.Personality,
-			TaskSize:             e.TaskSize,
-			StartCode:            e.StartCode,
-			EndCode:              e.EndCode,
-			StartData:            e.StartData,
-			EndData:              e.EndData,
-			StartBrk:             e.StartBrk,
-			Brk:                  e.Brk,
-			StartStack:           e.StartStack,
-			MmapBase:             e.MmapBase,
-			MmapLegacyBase:       e.MmapLegacyBase,
-			MmapCompatBase:       e.MmapCompatBase,
-			MmapCompatLegacyBase: e.MmapCompatLegacyBase,
-			RlimStackCur:         e.RlimStackCur,
-			RlimStackMax:         e.RlimStackMax,
-			VMACount:             e.VmaCount,
-			VMAsKnown:            e.VmasKnown != 0,
-			VMAsFromProc:         e.VmasKnown == vmasFromProc,
-			MntNS:                e.MntNs,
-			Root:                 string(cstr(e.Root[:])),
-			ArgvTruncated:        e.ArgsFlags&uint16(bpf.MmtraceArgsFlagARGS_TRUNCATED) != 0,
+			Comm:                 string(cstr(execComm.get(e))),
+			Filename:             string(cstr(execFilename.get(e))),
+			OldPID:               execOldPID.get(e),
+			PPID:                 execPPID.get(e),
+			ParentComm:           string(cstr(execParentComm.get(e))),
+			ParentABI:            ABI(execParentABI.get(e)),
+			Personality:          execPersonality.get(e),
+			TaskSize:             execTaskSize.get(e),
+			StartCode:            execStartCode.get(e),
+			EndCode:              execEndCode.get(e),
+			StartData:            execStartData.get(e),
+			EndData:              execEndData.get(e),
+			StartBrk:             execStartBrk.get(e),
+			Brk:                  execBrk.get(e),
+			StartStack:           execStartStack.get(e),
+			MmapBase:             execMmapBase.get(e),
+			MmapLegacyBase:       execMmapLegacyBase.get(e),
+			MmapCompatBase:       execMmapCompatBase.get(e),
+			MmapCompatLegacyBase: execMmapCompatLegacyBase.get(e),
+			RlimStackCur:         execRlimStackCur.get(e),
+			RlimStackMax:         execRlimStackMax.get(e),
+			VMACount:             execVMACount.get(e),
+			VMAsKnown:            execVMAsKnown.get(e) != 0,
+			VMAsFromProc:         execVMAsKnown.get(e) == vmasFromProc,
+			MntNS:                execMntNS.get(e),
+			Root:                 string(cstr(execRoot.get(e))),
+			ArgvTruncated:        execArgsFlags.get(e)&argsTruncated != 0,
 		}
-		if n := min(int(e.ArgsLen), len(e.Args)); n > 0 {
-			ev.Exec.Argv = strings.Split(strings.TrimSuffix(string(bytesOf(e.Args[:n])), "\x00"), "\x00")
+		args := execArgs.get(e)
+		if n := min(int(execArgsLen.get(e)), len(args)); n > 0 {
+			ev.Exec.Argv = strings.Split(strings.TrimSuffix(string(args[:n]), "\x00"), "\x00")
 		}
 		ev.Comm = ev.Exec.Comm
 	case KindVMA:
-		if !load(&d.vma, raw, sizeVMA) {
+		if len(raw) < sizeVMA {
 			return short(kind, raw, sizeVMA)
 		}
-		v := &d.vma
-		h = &v.H
 		ev.VMA = VMA{
-			Start: v.Start, End: v.End, Flags: v.Flags, PgOff: v.Pgoff,
-			Path: d.intern(cstr(v.Path[:])), Index: v.Index, Total: v.Total,
+			Start: vmaStart.get(raw), End: vmaEnd.get(raw), Flags: vmaFlags.get(raw), PgOff: vmaPgOff.get(raw),
+			Path: d.intern(cstr(vmaPath.get(raw))), Index: vmaIndex.get(raw), Total: vmaTotal.get(raw),
 		}
 	case KindExecve:
 		// Older versions had a shorter argument area: take what is there.
 		if len(raw) < sizeExecveMin {
 			return short(kind, raw, sizeExecveMin)
 		}
-		d.execve = bpf.MmtraceExecveEvent{}
-		load(&d.execve, raw, min(len(raw), sizeExecve))
-		e := &d.execve
-		h = &e.H
-		ev.Syscall = e.Syscall
-		ev.Ret = e.Ret
-		ev.Path = string(cstr(e.Filename[:]))
-		ev.Argv = splitArgs(bytesOf(e.Args[:]), int(e.Argc))
-		ev.ArgvTruncated = e.ArgsFlags&uint16(bpf.MmtraceArgsFlagARGS_TRUNCATED) != 0
+		e := d.full(raw, sizeExecve)
+		ev.Syscall = execveSyscall.get(e)
+		ev.Ret = execveRet.get(e)
+		ev.Path = string(cstr(execveFilename.get(e)))
+		ev.Argv = splitArgs(execveArgs.get(e), int(execveArgc.get(e)))
+		ev.ArgvTruncated = execveArgsFlags.get(e)&argsTruncated != 0
 	case KindFork, KindExit:
-		if !load(&d.task, raw, sizeTask) {
+		if len(raw) < sizeTask {
 			return short(kind, raw, sizeTask)
 		}
-		t := &d.task
-		h = &t.H
-		ev.Child = t.Child
-		ev.ExitCode = t.ExitCode
-		ev.Comm = d.intern(cstr(t.Comm[:]))
+		ev.Child = taskChild.get(raw)
+		ev.ExitCode = taskExitCode.get(raw)
+		ev.Comm = d.intern(cstr(taskComm.get(raw)))
 	case KindLost:
-		if !load(&d.lost, raw, sizeLost) {
+		if len(raw) < sizeLost {
 			return short(kind, raw, sizeLost)
 		}
-		h = &d.lost.H
-		ev.Lost = d.lost.Count
+		ev.Lost = lostCount.get(raw)
 	default:
 		d.unknown++
-		return fmt.Errorf("record kind %d: %w", raw[0], errUnknown)
+		return fmt.Errorf("record kind %d: %w", kind, errUnknown)
 	}
-	ev.ABI = ABI(h.Abi)
-	ev.PID = h.Pid
-	ev.TID = h.Tid
-	ev.Time = h.Time
-	ev.ChangeSeq = h.Seq
+	ev.ABI = ABI(hdrABI.get(raw))
+	ev.PID = hdrPID.get(raw)
+	ev.TID = hdrTID.get(raw)
+	ev.Time = hdrTime.get(raw)
+	ev.ChangeSeq = hdrSeq.get(raw)
 	return nil
 }
 
-// load copies the first n bytes of raw over *dst, which is the generated
-// mirror of a C struct of size n. Copying (rather than casting raw) keeps
-// alignment irrelevant and raw reusable.
-func load[T any](dst *T, raw []byte, n int) bool {
-	if len(raw) < n {
-		return false
+// full returns raw as a record of n bytes: raw itself when it is that
+// long, else a copy zero-filled to n (a record from an older version).
+func (d *Decoder) full(raw []byte, n int) []byte {
+	if len(raw) >= n {
+		return raw[:n]
 	}
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(dst)), n), raw[:n])
-	return true
+	if cap(d.scratch) < n {
+		d.scratch = make([]byte, n)
+	}
+	b := d.scratch[:n]
+	clear(b[copy(b, raw):])
+	return b
 }
 
 func short(k Kind, raw []byte, want int) error {
 	return fmt.Errorf("%s record of %d bytes, want %d: %w", k, len(raw), want, errTruncated)
 }
 
-func bytesOf(a []int8) []byte {
-	if len(a) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(&a[0])), len(a))
-}
-
 // cstr is the bytes of a NUL-terminated C string in a fixed array.
-func cstr(a []int8) []byte {
-	b := bytesOf(a)
+func cstr(b []byte) []byte {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		return b[:i]
 	}
@@ -256,10 +220,6 @@ func splitArgs(b []byte, n int) []string {
 	return args
 }
 
-// vmas_known values in exec records: 0 none, 1 walked by the kernel at
-// exec, vmasFromProc read from /proc by the consumer (EncodeProcVMAs).
-const vmasFromProc = 2
-
 // EndsImage reports whether raw is a record that ends a process image (an
 // exit, or an exec replacing it), and whose. For an exec, lostBefore is
 // the process's drop counter just before it, as the kernel read it:
@@ -269,18 +229,14 @@ func EndsImage(raw []byte) (pid uint32, lostBefore int64, ok bool) {
 	if len(raw) < sizeHeader {
 		return 0, 0, false
 	}
-	switch Kind(raw[0]) {
+	switch Kind(hdrKind.get(raw)) {
 	case KindExit:
-		var h bpf.MmtraceEventHeader
-		load(&h, raw, sizeHeader)
-		return h.Pid, -1, true
+		return hdrPID.get(raw), -1, true
 	case KindExec:
 		if len(raw) < sizeExec {
 			return 0, 0, false
 		}
-		var x bpf.MmtraceExecEvent
-		load(&x, raw, sizeExec)
-		return x.H.Pid, int64(x.LostBefore), true
+		return hdrPID.get(raw), int64(execLostBefore.get(raw)), true
 	}
 	return 0, 0, false
 }
@@ -288,12 +244,10 @@ func EndsImage(raw []byte) (pid uint32, lostBefore int64, ok bool) {
 // ExecWithoutVMAs reports whether raw is an exec record whose kernel could
 // not walk the new image's VMAs, and the process it is about.
 func ExecWithoutVMAs(raw []byte) (pid uint32, ok bool) {
-	if len(raw) < sizeExec || Kind(raw[0]) != KindExec {
+	if len(raw) < sizeExec || Kind(hdrKind.get(raw)) != KindExec {
 		return 0, false
 	}
-	var x bpf.MmtraceExecEvent
-	load(&x, raw, sizeExec)
-	return x.H.Pid, x.VmasKnown == 0
+	return hdrPID.get(raw), execVMAsKnown.get(raw) == 0
 }
 
 // EncodeProcVMAs is for kernels that cannot walk VMAs at exec: given an
@@ -302,45 +256,45 @@ func ExecWithoutVMAs(raw []byte) (pid uint32, ok bool) {
 // one VMA record per mapping, all in the kernel's record layout, so that
 // they are modelled and recorded like the kernel's own.
 func EncodeProcVMAs(execRaw []byte, vmas []VMA) ([][]byte, error) {
-	if len(execRaw) < sizeExec || Kind(execRaw[0]) != KindExec {
+	if len(execRaw) < sizeExec || Kind(hdrKind.get(execRaw)) != KindExec {
 		return nil, fmt.Errorf("not an exec record")
 	}
-	var x bpf.MmtraceExecEvent
-	load(&x, execRaw, sizeExec)
-	x.VmasKnown = vmasFromProc
-	x.VmaCount = uint32(len(vmas))
-	out := [][]byte{bytesOfStruct(&x)}
+	x := append([]byte(nil), execRaw[:sizeExec]...)
+	execVMAsKnown.put(x, vmasFromProc)
+	execVMACount.put(x, uint32(len(vmas)))
+	out := [][]byte{x}
 	// /proc/PID/maps names files as the reader sees them; the kernel's
 	// records name them as the process sees them, under its own root.
-	root := strings.TrimSuffix(string(cstr(x.Root[:])), "/")
+	root := strings.TrimSuffix(string(cstr(execRoot.get(x))), "/")
 	for i, v := range vmas {
 		if root != "" && strings.HasPrefix(v.Path, root+"/") {
 			v.Path = v.Path[len(root):]
 		}
-		rec := bpf.MmtraceVmaEvent{
-			H:     bpf.MmtraceEventHeader{Kind: uint8(KindVMA), Pid: x.H.Pid, Tid: x.H.Tid, Time: x.H.Time},
-			Start: v.Start, End: v.End, Flags: v.Flags, Pgoff: v.PgOff,
-			Index: uint32(i), Total: uint32(len(vmas)),
-		}
-		copy(bytesOf(rec.Path[:len(rec.Path)-1]), v.Path)
-		out = append(out, bytesOfStruct(&rec))
+		rec := make([]byte, sizeVMA)
+		hdrKind.put(rec, uint8(KindVMA))
+		hdrPID.put(rec, hdrPID.get(x))
+		hdrTID.put(rec, hdrTID.get(x))
+		hdrTime.put(rec, hdrTime.get(x))
+		vmaStart.put(rec, v.Start)
+		vmaEnd.put(rec, v.End)
+		vmaFlags.put(rec, v.Flags)
+		vmaPgOff.put(rec, v.PgOff)
+		vmaIndex.put(rec, uint32(i))
+		vmaTotal.put(rec, uint32(len(vmas)))
+		path := vmaPath.get(rec)
+		copy(path[:len(path)-1], v.Path)
+		out = append(out, rec)
 	}
 	return out, nil
 }
 
-func bytesOfStruct[T any](v *T) []byte {
-	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))...)
-}
-
-// orderUnknownFlag is SEARCH_ORDER_UNKNOWN in mem_event.search_flags.
-const orderUnknownFlag = 0x80000000
-
 // EncodeLost builds a lost record in the kernel's record layout, so that
 // drops counted in the kernel travel (and are recorded) like any record.
 func EncodeLost(pid uint32, count, time uint64) []byte {
-	rec := bpf.MmtraceLostEvent{
-		H:     bpf.MmtraceEventHeader{Kind: uint8(KindLost), Pid: pid, Time: time},
-		Count: count,
-	}
-	return bytesOfStruct(&rec)
+	rec := make([]byte, sizeLost)
+	hdrKind.put(rec, uint8(KindLost))
+	hdrPID.put(rec, pid)
+	hdrTime.put(rec, time)
+	lostCount.put(rec, count)
+	return rec
 }

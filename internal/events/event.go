@@ -2,31 +2,28 @@
 // typed Go events. It is the only package that knows the records' byte layout.
 package events
 
-import (
-	"fmt"
-
-	"github.com/mmtrace/mmtrace/bpf"
-)
+import "fmt"
 
 // Kind says what an event describes.
 type Kind uint8
 
-// Event kinds, from enum event_kind in bpf/mmtrace.bpf.c.
+// Event kinds: the values of enum event_kind in bpf/mmtrace.bpf.c
+// (wire_test.go checks them against the generated bindings).
 const (
 	KindInvalid     Kind = 0
-	KindExec             = Kind(bpf.MmtraceEventKindKIND_EXEC)        // sched_process_exec: a new image, mm fields
-	KindVMA              = Kind(bpf.MmtraceEventKindKIND_VMA)         // one VMA of the new image, snapshot at exec
-	KindMmap             = Kind(bpf.MmtraceEventKindKIND_MMAP)        // mmap, mmap2, old mmap
-	KindMunmap           = Kind(bpf.MmtraceEventKindKIND_MUNMAP)      // munmap
-	KindMremap           = Kind(bpf.MmtraceEventKindKIND_MREMAP)      // mremap
-	KindMprotect         = Kind(bpf.MmtraceEventKindKIND_MPROTECT)    // mprotect
-	KindBrk              = Kind(bpf.MmtraceEventKindKIND_BRK)         // brk
-	KindPersonality      = Kind(bpf.MmtraceEventKindKIND_PERSONALITY) // personality
-	KindExecve           = Kind(bpf.MmtraceEventKindKIND_EXECVE)      // execve/execveat syscall entry (or its failure)
-	KindFork             = Kind(bpf.MmtraceEventKindKIND_FORK)        // a traced process forked a new process
-	KindExit             = Kind(bpf.MmtraceEventKindKIND_EXIT)        // the last thread of a traced process exited
-	KindLost             = Kind(bpf.MmtraceEventKindKIND_LOST)        // records dropped because the ring buffer was full
-	KindUnmodeled        = Kind(bpf.MmtraceEventKindKIND_UNMODELED)   // a call that changes mappings in a way mmtrace does not model (UnmodeledCall)
+	KindExec        Kind = 1  // sched_process_exec: a new image, mm fields
+	KindVMA         Kind = 2  // one VMA of the new image, snapshot at exec
+	KindMmap        Kind = 3  // mmap, mmap2, old mmap
+	KindMunmap      Kind = 4  // munmap
+	KindMremap      Kind = 5  // mremap
+	KindMprotect    Kind = 6  // mprotect
+	KindBrk         Kind = 7  // brk
+	KindPersonality Kind = 8  // personality
+	KindExecve      Kind = 9  // execve/execveat syscall entry (or its failure)
+	KindFork        Kind = 10 // a traced process forked a new process
+	KindExit        Kind = 11 // the last thread of a traced process exited
+	KindLost        Kind = 12 // records dropped because the ring buffer was full
+	KindUnmodeled   Kind = 13 // a call that changes mappings in a way mmtrace does not model (UnmodeledCall)
 )
 
 var kindNames = [...]string{
@@ -46,9 +43,10 @@ func (k Kind) String() string {
 // ABI is the system call ABI of the task when the record was made.
 type ABI uint8
 
+// ABIs: the values of enum event_abi in bpf/mmtrace.bpf.c.
 const (
-	ABI64 = ABI(bpf.MmtraceEventAbiABI_X8664) // x86_64
-	ABI32 = ABI(bpf.MmtraceEventAbiABI_I386)  // i386 (ia32 compat)
+	ABI64 ABI = 0 // x86_64
+	ABI32 ABI = 1 // i386 (ia32 compat)
 )
 
 func (a ABI) String() string {

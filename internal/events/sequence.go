@@ -1,20 +1,6 @@
 package events
 
-import (
-	"encoding/binary"
-	"slices"
-	"unsafe"
-
-	"github.com/mmtrace/mmtrace/bpf"
-)
-
-// Where Push reads the few fields it needs.
-var (
-	offPID   = int(unsafe.Offsetof(bpf.MmtraceEventHeader{}.Pid))
-	offSeq   = int(unsafe.Offsetof(bpf.MmtraceEventHeader{}.Seq))
-	offTime  = int(unsafe.Offsetof(bpf.MmtraceEventHeader{}.Time))
-	offChild = int(unsafe.Offsetof(bpf.MmtraceTaskEvent{}.Child))
-)
+import "slices"
 
 // maxHeld bounds the records held for one process while an earlier one is
 // awaited: a gap that long is not a delayed record but a missing one.
@@ -57,9 +43,9 @@ func (s *Sequencer) Push(raw []byte) {
 		s.emit(raw) // the decoder says what is wrong with it
 		return
 	}
-	kind := Kind(raw[0])
-	pid := binary.LittleEndian.Uint32(raw[offPID:])
-	seq := binary.LittleEndian.Uint32(raw[offSeq:])
+	kind := Kind(hdrKind.get(raw))
+	pid := hdrPID.get(raw)
+	seq := hdrSeq.get(raw)
 	switch kind {
 	case KindExec:
 		// The old image's changes come before the new image.
@@ -67,7 +53,7 @@ func (s *Sequencer) Push(raw []byte) {
 		s.procs[pid] = &changeOrder{next: 1}
 	case KindFork:
 		if len(raw) >= sizeTask {
-			child := binary.LittleEndian.Uint32(raw[offChild:])
+			child := taskChild.get(raw)
 			s.release(child)
 			s.procs[child] = &changeOrder{next: 1}
 		}
@@ -122,7 +108,7 @@ func (s *Sequencer) hold(pid, seq uint32, raw []byte) bool {
 			p.held = map[uint32][]byte{}
 		}
 		if len(p.held) == 0 {
-			p.heldSince = binary.LittleEndian.Uint64(raw[offTime:])
+			p.heldSince = hdrTime.get(raw)
 		}
 		p.held[seq] = slices.Clone(raw)
 		if len(p.held) >= maxHeld {

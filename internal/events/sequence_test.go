@@ -89,7 +89,7 @@ func TestSequencerPutsChangesInOrder(t *testing.T) {
 
 func TestSequencerTickGivesUp(t *testing.T) {
 	var out []uint32
-	s := NewSequencer(func(r []byte) { out = append(out, uint32(r[offSeq])) })
+	s := NewSequencer(func(r []byte) { out = append(out, hdrSeq.get(r)) })
 	s.Push(change(7, 2, 1000))
 	s.Tick(1000 + heldTooLong/2)
 	if len(out) != 0 {
