@@ -1,5 +1,8 @@
 // Package events turns raw ring-buffer records from the kernel programs into
-// typed Go events. It is the only package that knows the records' byte layout.
+// typed Go events. It is the only package that knows the records' byte
+// layout, all of it in wire.go; it does not import the bpf2go bindings
+// (only its tests do, to pin wire.go to them), so it, layout and render
+// build on any architecture without cilium/ebpf.
 package events
 
 import "fmt"
