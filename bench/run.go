@@ -69,26 +69,51 @@ func runBpftrace(argv []string) (runResult, error) {
 func runBareBesideBpftrace(argv []string) (runResult, error) {
 	script := strings.Replace(bpftraceScript, `comm == "mmaploop" || comm == "forkexec" || comm == "true"`,
 		`comm == "no-such-comm"`, 1)
+	// bpftrace 0.17 now and then fails at start setting RLIMIT_MEMLOCK
+	// ("Unknown error -1"); another try starts it.
+	var err error
+	for range 3 {
+		var stop func()
+		if stop, err = startBpftrace(script); err == nil {
+			res, rerr := runBare(argv)
+			stop()
+			return res, rerr
+		}
+	}
+	return runResult{}, err
+}
+
+// startBpftrace starts bpftrace on script and returns once its programs
+// are attached, with the function that stops it.
+func startBpftrace(script string) (func(), error) {
 	before := len(otherTracers())
 	cmd := exec.Command("bpftrace", "-q", "-o", "/dev/null", "-e", script)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
-		return runResult{}, fmt.Errorf("start bpftrace: %w", err)
+		return nil, fmt.Errorf("start bpftrace: %w", err)
 	}
-	defer func() {
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := func() {
 		cmd.Process.Signal(syscall.SIGINT)
-		cmd.Wait()
-	}()
+		<-exited
+	}
 	// Attached once its programs are loaded (one per probe).
 	for deadline := time.Now().Add(30 * time.Second); len(otherTracers()) <= before; {
+		select {
+		case <-exited:
+			return nil, fmt.Errorf("bpftrace exited before it attached: %s", lastLines(stderr.String()))
+		default:
+		}
 		if time.Now().After(deadline) {
-			return runResult{}, fmt.Errorf("bpftrace did not attach in 30 s: %s", lastLines(stderr.String()))
+			stop()
+			return nil, fmt.Errorf("bpftrace did not attach in 30 s: %s", lastLines(stderr.String()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond) // the rest of its probes
-	return runBare(argv)
+	return stop, nil
 }
 
 func runPlain(name string, args []string) (runResult, error) {
