@@ -9,25 +9,39 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 	"golang.org/x/sys/unix"
 )
 
-// kernelAtLeast reports whether the running kernel's release is at least
-// major.minor (true if it cannot be read: the load then says what fails).
-func kernelAtLeast(major, minor int) bool {
-	var uts unix.Utsname
-	if unix.Uname(&uts) != nil {
-		return true
+// haveCmpXchg says whether the kernel's verifier takes BPF
+// compare-and-exchange (Linux 5.12+), by loading a program that uses it:
+// a probe answers for backported or patched kernels, a version number
+// does not.
+var haveCmpXchg = sync.OnceValue(func() error {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.SocketFilter,
+		Instructions: asm.Instructions{
+			asm.Mov.Imm(asm.R0, 0),
+			asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
+			asm.Mov.Imm(asm.R2, 1),
+			asm.Mov.Reg(asm.R1, asm.RFP),
+			asm.Add.Imm(asm.R1, -8),
+			asm.CmpXchg.Mem(asm.R1, asm.R2, asm.DWord, 0),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.Return(),
+		},
+		License: "Dual BSD/GPL",
+	})
+	if err != nil {
+		return fmt.Errorf("%w: BPF compare-and-exchange (Linux 5.12+): %v", ebpf.ErrNotSupported, err)
 	}
-	var ma, mi int
-	if _, err := fmt.Sscanf(unix.ByteSliceToString(uts.Release[:]), "%d.%d", &ma, &mi); err != nil {
-		return true
-	}
-	return ma > major || ma == major && mi >= minor
-}
+	prog.Close()
+	return nil
+})
 
 func plural(n int, what string) string {
 	if n == 1 {
@@ -60,7 +74,7 @@ func chooseBackups(cfg Config) (int, string) {
 	}
 	// The guarded programs keep their marks in task storage (5.11+) and
 	// claim path scratch with BPF compare-and-exchange (5.12+).
-	if err := features.HaveMapType(ebpf.TaskStorage); err != nil || !kernelAtLeast(5, 12) {
+	if features.HaveMapType(ebpf.TaskStorage) != nil || haveCmpXchg() != nil {
 		return 0, "this kernel has no task storage maps or BPF compare-and-exchange (Linux 5.12+): no backup programs"
 	}
 	if cfg.Backups > 0 {

@@ -1,8 +1,14 @@
 package loader
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/mmtrace/mmtrace/internal/kerneltest"
 )
 
 func TestPreemptionFromConfig(t *testing.T) {
@@ -31,5 +37,27 @@ func TestChooseBackupsOnRequest(t *testing.T) {
 	}
 	if n, _ := chooseBackups(Config{NoIA32: true, Backups: 3}); n != 0 {
 		t.Errorf("--no-ia32 gave %d backups to programs it does not load", n)
+	}
+}
+
+// The compare-and-exchange probe agrees with the kernel's release: the
+// verifier took the instruction from 5.12 on (the VMs run 5.10 too).
+func TestCmpXchgProbe(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		t.Fatal(err)
+	}
+	release := unix.ByteSliceToString(uts.Release[:])
+	var major, minor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("release %q: %v", release, err)
+	}
+	want := major > 5 || major == 5 && minor >= 12
+	if err := haveCmpXchg(); (err == nil) != want {
+		t.Errorf("kernel %s: the probe says %v", release, err)
 	}
 }

@@ -182,8 +182,8 @@ func Probe(cfg Config) *KernelReport {
 		add("kfunc bpf_iter_task_vma_new", No, false, why)
 	}
 	taskStorage := features.HaveMapType(ebpf.TaskStorage)
-	if taskStorage == nil && !kernelAtLeast(5, 12) {
-		taskStorage = fmt.Errorf("%w: BPF compare-and-exchange needs Linux 5.12+", ebpf.ErrNotSupported)
+	if taskStorage == nil {
+		taskStorage = haveCmpXchg()
 	}
 	add(featureCheck("task storage and compare-and-exchange", false, taskStorage,
 		"for backup programs (Linux 5.12+)", "this kernel has no task storage maps or BPF compare-and-exchange (Linux 5.12+): no backup programs"))
