@@ -309,14 +309,16 @@ struct {
  * recursion misses with backup_seen exactly: only events every copy
  * skipped are lost, for no one process.
  */
-#define SLOT_ENTER 0
-#define SLOT_EXIT 1
-#define SLOT_PROC_EXIT 2
-#define SLOT_FORK 3
-#define SLOT_EXEC 4
-#define SLOT_SEARCH 5
-#define SLOT_LOCK 6
-#define NR_SLOTS 8
+enum program_slot {
+	SLOT_ENTER = 0,
+	SLOT_EXIT = 1,
+	SLOT_PROC_EXIT = 2,
+	SLOT_FORK = 3,
+	SLOT_EXEC = 4,
+	SLOT_SEARCH = 5,
+	SLOT_LOCK = 6,
+	NR_SLOTS = 8, /* the counter maps' size; the loader reads the slots above */
+};
 
 /* How a program body runs. */
 #define PLAIN 0   /* no backups on this kernel */
@@ -372,6 +374,8 @@ const struct lost_event *unused_lost_event __attribute__((unused));
 const enum event_kind *unused_event_kind __attribute__((unused));
 const enum event_abi *unused_event_abi __attribute__((unused));
 const enum args_flag *unused_args_flag __attribute__((unused));
+const enum program_slot *unused_program_slot __attribute__((unused));
+const struct traced_block *unused_traced_block __attribute__((unused));
 
 static __always_inline __u8 *traced_byte(__u32 tgid)
 {

@@ -160,6 +160,19 @@ type MmtraceMemPathEvent struct {
 	Path [256]int8
 }
 
+type MmtraceProgramSlot uint32
+
+const (
+	MmtraceProgramSlotSLOT_ENTER     MmtraceProgramSlot = 0
+	MmtraceProgramSlotSLOT_EXIT      MmtraceProgramSlot = 1
+	MmtraceProgramSlotSLOT_PROC_EXIT MmtraceProgramSlot = 2
+	MmtraceProgramSlotSLOT_FORK      MmtraceProgramSlot = 3
+	MmtraceProgramSlotSLOT_EXEC      MmtraceProgramSlot = 4
+	MmtraceProgramSlotSLOT_SEARCH    MmtraceProgramSlot = 5
+	MmtraceProgramSlotSLOT_LOCK      MmtraceProgramSlot = 6
+	MmtraceProgramSlotNR_SLOTS       MmtraceProgramSlot = 8
+)
+
 type MmtraceScratch struct {
 	_    structs.HostLayout
 	Path [512]int8
@@ -264,7 +277,9 @@ const (
 	MmtraceVarUnusedExecveEvent              = "unused_execve_event"
 	MmtraceVarUnusedLostEvent                = "unused_lost_event"
 	MmtraceVarUnusedMemPathEvent             = "unused_mem_path_event"
+	MmtraceVarUnusedProgramSlot              = "unused_program_slot"
 	MmtraceVarUnusedTaskEvent                = "unused_task_event"
+	MmtraceVarUnusedTracedBlock              = "unused_traced_block"
 	MmtraceVarUnusedVmaEvent                 = "unused_vma_event"
 	MmtraceVarWakeupBytes                    = "wakeup_bytes"
 )
@@ -378,7 +393,9 @@ type MmtraceVariableSpecs struct {
 	UnusedExecveEvent  *ebpf.VariableSpec `ebpf:"unused_execve_event"`
 	UnusedLostEvent    *ebpf.VariableSpec `ebpf:"unused_lost_event"`
 	UnusedMemPathEvent *ebpf.VariableSpec `ebpf:"unused_mem_path_event"`
+	UnusedProgramSlot  *ebpf.VariableSpec `ebpf:"unused_program_slot"`
 	UnusedTaskEvent    *ebpf.VariableSpec `ebpf:"unused_task_event"`
+	UnusedTracedBlock  *ebpf.VariableSpec `ebpf:"unused_traced_block"`
 	UnusedVmaEvent     *ebpf.VariableSpec `ebpf:"unused_vma_event"`
 	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -451,7 +468,9 @@ type MmtraceVariables struct {
 	UnusedExecveEvent  *ebpf.Variable `ebpf:"unused_execve_event"`
 	UnusedLostEvent    *ebpf.Variable `ebpf:"unused_lost_event"`
 	UnusedMemPathEvent *ebpf.Variable `ebpf:"unused_mem_path_event"`
+	UnusedProgramSlot  *ebpf.Variable `ebpf:"unused_program_slot"`
 	UnusedTaskEvent    *ebpf.Variable `ebpf:"unused_task_event"`
+	UnusedTracedBlock  *ebpf.Variable `ebpf:"unused_traced_block"`
 	UnusedVmaEvent     *ebpf.Variable `ebpf:"unused_vma_event"`
 	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

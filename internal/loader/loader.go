@@ -210,7 +210,7 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		return nil, explainLoadError(err)
 	}
 
-	t.traced = t.coll.Maps["traced"]
+	t.traced = t.coll.Maps[bpf.MmtraceMapTraced]
 	if err := t.seedFilters(cfg); err != nil {
 		return nil, err
 	}
@@ -260,7 +260,7 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		}
 	}
 
-	t.reader, err = ringbuf.NewReader(t.coll.Maps["events"])
+	t.reader, err = ringbuf.NewReader(t.coll.Maps[bpf.MmtraceMapEvents])
 	if err != nil {
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
@@ -321,7 +321,7 @@ func loadCollection(cfg Config, opts *ebpf.CollectionOptions, wanted map[string]
 	if ring == 0 {
 		ring = DefaultRingSize
 	}
-	spec.Maps["events"].MaxEntries = uint32(ring)
+	spec.Maps[bpf.MmtraceMapEvents].MaxEntries = uint32(ring)
 	wakeup := cfg.WakeupBytes
 	if wakeup == 0 {
 		wakeup = uint64(ring) / 4
@@ -493,7 +493,7 @@ func boolByte(b bool) uint8 {
 }
 
 func (t *Tracer) seedFilters(cfg Config) error {
-	comms := t.coll.Maps["comm_filter"]
+	comms := t.coll.Maps[bpf.MmtraceMapCommFilter]
 	for _, c := range cfg.Comms {
 		var key [16]byte
 		copy(key[:15], c) // the kernel keeps 15 bytes of comm
@@ -512,15 +512,16 @@ func (t *Tracer) seedFilters(cfg Config) error {
 // trace adds a running process to the traced set: its syscalls, exec,
 // children and exit are reported from now on.
 func (t *Tracer) trace(pid uint32) error {
-	// One byte per tgid, 64 to an element (see bpf/mmtrace.bpf.c). Only
+	// One byte per tgid, len(Pid) to an element (struct traced_block). Only
 	// called before the programs are attached, so the read-modify-write
 	// cannot race with the kernel's own updates.
-	var block [64]uint8
-	key := pid / 64
+	var block bpf.MmtraceTracedBlock
+	n := uint32(len(block.Pid))
+	key := pid / n
 	if err := t.traced.Lookup(key, &block); err != nil {
 		return fmt.Errorf("trace pid %d: %w", pid, err)
 	}
-	block[pid%64] = 1
+	block.Pid[pid%n] = 1
 	if err := t.traced.Put(key, block); err != nil {
 		return fmt.Errorf("trace pid %d: %w", pid, err)
 	}
@@ -553,7 +554,7 @@ func (t *Tracer) NewLosses() ([]Lost, error) {
 		pid uint32
 		n   uint64
 	)
-	it := t.coll.Maps["lost_by_pid"].Iterate()
+	it := t.coll.Maps[bpf.MmtraceMapLostByPid].Iterate()
 	for it.Next(&pid, &n) {
 		if n > t.lostSeen[pid] {
 			out = append(out, Lost{PID: pid, Count: n - t.lostSeen[pid]})
@@ -573,7 +574,7 @@ func (t *Tracer) NewLosses() ([]Lost, error) {
 func (t *Tracer) NewLossesOf(pid uint32, upTo int64) (uint64, error) {
 	n := uint64(upTo)
 	if upTo < 0 {
-		if err := t.coll.Maps["lost_by_pid"].Lookup(pid, &n); err != nil {
+		if err := t.coll.Maps[bpf.MmtraceMapLostByPid].Lookup(pid, &n); err != nil {
 			if errors.Is(err, ebpf.ErrKeyNotExist) {
 				return 0, nil
 			}
@@ -663,11 +664,11 @@ func (t *Tracer) unseen(p kernelProgram, misses uint64) (uint64, error) {
 	if t.coll.Programs[p.plain] != nil || t.coll.Programs[backupName(p.backup, 0)] == nil {
 		return misses, nil // no backups
 	}
-	seen, err := sumPerCPU(t.coll.Maps["backup_seen"], p.slot)
+	seen, err := sumPerCPU(t.coll.Maps[bpf.MmtraceMapBackupSeen], p.slot)
 	if err != nil {
 		return 0, err
 	}
-	unknown, err := sumPerCPU(t.coll.Maps["phase_unknown"], p.slot)
+	unknown, err := sumPerCPU(t.coll.Maps[bpf.MmtraceMapPhaseUnknown], p.slot)
 	if err != nil {
 		return 0, err
 	}
@@ -688,26 +689,26 @@ func (t *Tracer) unseen(p kernelProgram, misses uint64) (uint64, error) {
 // are lost records.
 type kernelProgram struct {
 	plain, guarded, backup string
-	slot                   uint32
+	slot                   bpf.MmtraceProgramSlot // its backups' counters
 	counted                bool
 }
 
 var programs = []kernelProgram{
-	{"handle_sys_enter", "handle_sys_enter_guarded", "handle_sys_enter_backup", 0, true},
-	{"handle_sys_exit", "handle_sys_exit_guarded", "handle_sys_exit_backup", 1, true},
-	{"handle_exit", "handle_exit_guarded", "handle_exit_backup", 2, true},
-	{"handle_fork", "handle_fork_guarded", "handle_fork_backup", 3, true},
-	{"handle_exec_vmas", "handle_exec_vmas_guarded", "handle_exec_vmas_backup", 4, true},
-	{"handle_exec", "handle_exec_guarded", "handle_exec_backup", 4, true},
-	{"handle_unmapped_area", "handle_unmapped_area_guarded", "handle_unmapped_area_backup", 5, true},
-	{"handle_lock_released", "", "handle_lock_released_backup", 6, false},
-	{"handle_lock_released_memcg", "", "handle_lock_released_memcg_backup", 6, false},
-	{"lock_acquired", "", "", 6, true},
-	{"lock_acquired_memcg", "", "", 6, true},
-	{"lock_released", "", "", 6, true},
-	{"lock_released_memcg", "", "", 6, true},
-	{"handle_enter64", "", "", 0, true},
-	{"handle_exit64", "", "", 0, true},
+	{bpf.MmtraceProgHandleSysEnter, bpf.MmtraceProgHandleSysEnterGuarded, bpf.MmtraceProgHandleSysEnterBackup, bpf.MmtraceProgramSlotSLOT_ENTER, true},
+	{bpf.MmtraceProgHandleSysExit, bpf.MmtraceProgHandleSysExitGuarded, bpf.MmtraceProgHandleSysExitBackup, bpf.MmtraceProgramSlotSLOT_EXIT, true},
+	{bpf.MmtraceProgHandleExit, bpf.MmtraceProgHandleExitGuarded, bpf.MmtraceProgHandleExitBackup, bpf.MmtraceProgramSlotSLOT_PROC_EXIT, true},
+	{bpf.MmtraceProgHandleFork, bpf.MmtraceProgHandleForkGuarded, bpf.MmtraceProgHandleForkBackup, bpf.MmtraceProgramSlotSLOT_FORK, true},
+	{bpf.MmtraceProgHandleExecVmas, bpf.MmtraceProgHandleExecVmasGuarded, bpf.MmtraceProgHandleExecVmasBackup, bpf.MmtraceProgramSlotSLOT_EXEC, true},
+	{bpf.MmtraceProgHandleExec, bpf.MmtraceProgHandleExecGuarded, bpf.MmtraceProgHandleExecBackup, bpf.MmtraceProgramSlotSLOT_EXEC, true},
+	{bpf.MmtraceProgHandleUnmappedArea, bpf.MmtraceProgHandleUnmappedAreaGuarded, bpf.MmtraceProgHandleUnmappedAreaBackup, bpf.MmtraceProgramSlotSLOT_SEARCH, true},
+	{bpf.MmtraceProgHandleLockReleased, "", bpf.MmtraceProgHandleLockReleasedBackup, bpf.MmtraceProgramSlotSLOT_LOCK, false},
+	{bpf.MmtraceProgHandleLockReleasedMemcg, "", bpf.MmtraceProgHandleLockReleasedMemcgBackup, bpf.MmtraceProgramSlotSLOT_LOCK, false},
+	{bpf.MmtraceProgLockAcquired, "", "", bpf.MmtraceProgramSlotSLOT_LOCK, true},
+	{bpf.MmtraceProgLockAcquiredMemcg, "", "", bpf.MmtraceProgramSlotSLOT_LOCK, true},
+	{bpf.MmtraceProgLockReleased, "", "", bpf.MmtraceProgramSlotSLOT_LOCK, true},
+	{bpf.MmtraceProgLockReleasedMemcg, "", "", bpf.MmtraceProgramSlotSLOT_LOCK, true},
+	{bpf.MmtraceProgHandleEnter64, "", "", bpf.MmtraceProgramSlotSLOT_ENTER, true},
+	{bpf.MmtraceProgHandleExit64, "", "", bpf.MmtraceProgramSlotSLOT_ENTER, true},
 }
 
 // programOf is the programs entry of a plain name.
@@ -732,7 +733,7 @@ func recursionMisses(p *ebpf.Program) (uint64, error) {
 	return st.RecursionMisses, nil
 }
 
-func sumPerCPU(m *ebpf.Map, key uint32) (uint64, error) {
+func sumPerCPU[K ~uint32](m *ebpf.Map, key K) (uint64, error) {
 	var perCPU []uint64
 	if err := m.Lookup(key, &perCPU); err != nil {
 		return 0, fmt.Errorf("read %s: %w", m, err)
@@ -763,8 +764,8 @@ func (t *Tracer) SkipStats() []string {
 		}
 		line := fmt.Sprintf("%s: the kernel skipped it %d times", name, misses)
 		if t.coll.Programs[backupName(p.backup, 0)] != nil {
-			seen, _ := sumPerCPU(t.coll.Maps["backup_seen"], p.slot)
-			unknown, _ := sumPerCPU(t.coll.Maps["phase_unknown"], p.slot)
+			seen, _ := sumPerCPU(t.coll.Maps[bpf.MmtraceMapBackupSeen], p.slot)
+			unknown, _ := sumPerCPU(t.coll.Maps[bpf.MmtraceMapPhaseUnknown], p.slot)
 			line += fmt.Sprintf("; backups did %d, %d without task storage; skips of the backups:", seen, unknown)
 			for i := range t.Features.Backups {
 				n, _ := recursionMisses(t.coll.Programs[backupName(p.backup, i)])
@@ -783,8 +784,8 @@ func (t *Tracer) SkipsCovered() (uint64, error) {
 		return 0, nil
 	}
 	var sum uint64
-	for slot := range uint32(7) { // SLOT_ENTER .. SLOT_LOCK
-		n, err := sumPerCPU(t.coll.Maps["backup_seen"], slot)
+	for slot := bpf.MmtraceProgramSlotSLOT_ENTER; slot <= bpf.MmtraceProgramSlotSLOT_LOCK; slot++ {
+		n, err := sumPerCPU(t.coll.Maps[bpf.MmtraceMapBackupSeen], slot)
 		if err != nil {
 			return 0, err
 		}
@@ -796,7 +797,7 @@ func (t *Tracer) SkipsCovered() (uint64, error) {
 // LostTotal is every record the kernel failed to reserve since load.
 func (t *Tracer) LostTotal() (uint64, error) {
 	var perCPU []uint64
-	if err := t.coll.Maps["lost_total"].Lookup(uint32(0), &perCPU); err != nil {
+	if err := t.coll.Maps[bpf.MmtraceMapLostTotal].Lookup(uint32(0), &perCPU); err != nil {
 		return 0, fmt.Errorf("read lost total: %w", err)
 	}
 	var sum uint64
