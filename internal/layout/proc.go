@@ -89,6 +89,23 @@ func VMFlags(prot, path string) uint64 {
 	return f
 }
 
+// AppendProcPerms writes vm_flags as /proc/PID/maps prints them ("r-xp"):
+// show_map_vma prints 's' for VM_MAYSHARE, which a read-only MAP_SHARED
+// mapping has without VM_SHARED. The inverse of VMFlags.
+func AppendProcPerms(b []byte, flags uint64) []byte {
+	c := func(bit uint64, ch byte) byte {
+		if flags&bit != 0 {
+			return ch
+		}
+		return '-'
+	}
+	sh := byte('p')
+	if flags&vmMayShare != 0 {
+		sh = 's'
+	}
+	return append(b, c(vmRead, 'r'), c(vmWrite, 'w'), c(vmExec, 'x'), sh)
+}
+
 // ParseProcMaps reads /proc/PID/maps text. Prot, Offset and Path are kept
 // as the kernel printed them.
 func ParseProcMaps(r io.Reader) ([]Mapping, error) {

@@ -49,17 +49,7 @@ func hintSqueezeStream() []step {
 		VMACount: uint32(len(exeVMAs)), VMAsKnown: true,
 	}}, layout.Change{}) // as the tracker does: no headroom until the snapshot is complete
 	for i, m := range exeVMAs {
-		flags := uint64(0)
-		for _, c := range m.Prot {
-			switch c {
-			case 'r':
-				flags |= vmRead
-			case 'w':
-				flags |= vmWrite
-			case 'x':
-				flags |= vmExec
-			}
-		}
+		flags := layout.VMFlags(m.Prot, "")
 		add(events.Event{Kind: events.KindVMA, VMA: events.VMA{Start: m.Start, End: m.End, Flags: flags, Path: m.Path,
 			Index: uint32(i), Total: uint32(len(exeVMAs))}},
 			layout.Change{Headroom: 0x7f5c2a1aa000 - rep.StartBrk, SnapshotReady: i == len(exeVMAs)-1})
@@ -116,7 +106,7 @@ func miscStream() []step {
 	add(5101, events.ABI32, events.Event{Kind: events.KindPersonality, Addr: 0xffffffff, Ret: 0x0200008}, layout.Change{Comm: "sshd"})
 	add(5101, events.ABI32, events.Event{Kind: events.KindFork, Child: 5150, Comm: "sshd"}, layout.Change{Comm: "sshd"})
 	add(5150, events.ABI32, events.Event{Kind: events.KindExecve, Path: "/root/missing", Argv: []string{"missing"}, Ret: -2}, layout.Change{})
-	add(5150, events.ABI32, events.Event{Kind: events.KindVMA, VMA: events.VMA{Start: 0x56555000, End: 0x56556000, Flags: vmRead, Path: "/root/memtest32", Index: 0, Total: 9}}, layout.Change{})
+	add(5150, events.ABI32, events.Event{Kind: events.KindVMA, VMA: events.VMA{Start: 0x56555000, End: 0x56556000, Flags: layout.VMFlags("r--p", ""), Path: "/root/memtest32", Index: 0, Total: 9}}, layout.Change{})
 	add(5150, events.ABI32, events.Event{Kind: events.KindMmap, Len: 1 << 40, Prot: 3, Flags: 0x22, FD: -1, Ret: -12}, layout.Change{})
 	add(5150, events.ABI32, events.Event{Kind: events.KindMremap, Addr: 0x5655a000, Len: 8 << 20, NewLen: 16 << 20, Flags: 1, Ret: 0x57a5f000},
 		layout.Change{Placement: layout.PlacementMremap, Headroom: 0, HeadroomChanged: true})

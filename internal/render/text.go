@@ -346,28 +346,8 @@ func appendIntResult(b []byte, ret int64) []byte {
 	return strconv.AppendInt(b, ret, 10)
 }
 
-// VMA flag bits (include/linux/mm.h), for the verbose snapshot lines.
-const (
-	vmRead   = 0x1
-	vmWrite  = 0x2
-	vmExec   = 0x4
-	vmShared = 0x8
-)
-
 // appendVMAProt writes vm_flags as /proc/PID/maps does: "r-xp".
-func appendVMAProt(b []byte, flags uint64) []byte {
-	c := func(bit uint64, ch byte) byte {
-		if flags&bit != 0 {
-			return ch
-		}
-		return '-'
-	}
-	sh := byte('p')
-	if flags&vmShared != 0 {
-		sh = 's'
-	}
-	return append(b, c(vmRead, 'r'), c(vmWrite, 'w'), c(vmExec, 'x'), sh)
-}
+func appendVMAProt(b []byte, flags uint64) []byte { return layout.AppendProcPerms(b, flags) }
 
 func (t *textRenderer) Snapshot(r *layout.Report) {
 	if r == nil {
