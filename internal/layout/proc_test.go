@@ -220,3 +220,25 @@ func TestVMFlags(t *testing.T) {
 		}
 	}
 }
+
+// AppendProcPerms is VMFlags' inverse on every permission string /proc
+// prints, and says 's' for VM_MAYSHARE alone (a read-only MAP_SHARED file
+// mapping has no VM_SHARED), as show_map_vma does.
+func TestAppendProcPermsInvertsVMFlags(t *testing.T) {
+	for _, r := range "r-" {
+		for _, w := range "w-" {
+			for _, x := range "x-" {
+				for _, s := range "ps" {
+					prot := string([]rune{r, w, x, s})
+					if got := string(AppendProcPerms(nil, VMFlags(prot, ""))); got != prot {
+						t.Errorf("%s: back as %s", prot, got)
+					}
+				}
+			}
+		}
+	}
+	const vmShared = 0x8 // VM_SHARED without VM_MAYSHARE is not what /proc calls shared
+	if got := string(AppendProcPerms(nil, vmRead|vmShared)); got != "r--p" {
+		t.Errorf("VM_READ|VM_SHARED: %s, want r--p", got)
+	}
+}
