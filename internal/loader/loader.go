@@ -218,19 +218,8 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	// With backups: each program's guarded form, then the copies of its
 	// backup (a tracepoint calls its programs in attach order).
 	for _, p := range points {
-		prog := programOf(p.prog)
-		var names []string
-		if t.Features.Backups == 0 || prog.guarded == "" && prog.backup == "" {
-			names = []string{p.prog}
-		} else {
-			if !cfg.BackupsOnly {
-				names = append(names, cmp.Or(prog.guarded, p.prog))
-			}
-			for i := range t.Features.Backups {
-				names = append(names, backupName(prog.backup, i))
-			}
-		}
-		for _, name := range names {
+		for _, form := range programOf(p.prog).forms(cfg, t.Features) {
+			name := form.name
 			l, err := link.AttachTracing(link.TracingOptions{
 				Program:    t.coll.Programs[name],
 				AttachType: ebpf.AttachTraceRawTp,
@@ -298,17 +287,10 @@ func loadCollection(cfg Config, opts *ebpf.CollectionOptions, wanted map[string]
 		if !wanted[p.plain] {
 			continue
 		}
-		if feat.Backups == 0 || p.guarded == "" && p.backup == "" {
-			keep[p.plain] = spec.Programs[p.plain]
-			continue
-		}
-		if !cfg.BackupsOnly {
-			keep[cmp.Or(p.guarded, p.plain)] = spec.Programs[cmp.Or(p.guarded, p.plain)]
-		}
-		// Copies of one backup are distinct kernel programs, each with
-		// its own recursion guard.
-		for i := range feat.Backups {
-			keep[backupName(p.backup, i)] = spec.Programs[p.backup].Copy()
+		for _, form := range p.forms(cfg, feat) {
+			// Copies of one backup are distinct kernel programs, each
+			// with its own recursion guard.
+			keep[form.name] = spec.Programs[form.spec].Copy()
 		}
 	}
 	spec.Programs = keep
@@ -712,6 +694,29 @@ var programs = []kernelProgram{
 }
 
 // programOf is the programs entry of a plain name.
+// programForm is one kernel program standing in for a kernelProgram on
+// its tracepoint: name is what it is loaded as, spec the program in the
+// object it is a copy of.
+type programForm struct{ name, spec string }
+
+// forms lists the programs that stand in for p, in attach order (a
+// tracepoint runs its programs in that order): p itself without backups;
+// else its guarded form, then the copies of its backup.
+func (p kernelProgram) forms(cfg Config, feat Features) []programForm {
+	if feat.Backups == 0 || p.guarded == "" && p.backup == "" {
+		return []programForm{{p.plain, p.plain}}
+	}
+	var out []programForm
+	if !cfg.BackupsOnly {
+		primary := cmp.Or(p.guarded, p.plain)
+		out = append(out, programForm{primary, primary})
+	}
+	for i := range feat.Backups {
+		out = append(out, programForm{backupName(p.backup, i), p.backup})
+	}
+	return out
+}
+
 func programOf(plain string) kernelProgram {
 	for _, p := range programs {
 		if p.plain == plain {

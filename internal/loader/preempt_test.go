@@ -61,3 +61,28 @@ func TestCmpXchgProbe(t *testing.T) {
 		t.Errorf("kernel %s: the probe says %v", release, err)
 	}
 }
+
+// Each program's forms, in the order they attach to its tracepoint.
+func TestProgramForms(t *testing.T) {
+	exit := programOf("handle_exit")
+	lock := programOf("lock_acquired")
+	for _, c := range []struct {
+		p       kernelProgram
+		cfg     Config
+		backups int
+		want    string
+	}{
+		{exit, Config{}, 0, "handle_exit<handle_exit"},
+		{exit, Config{}, 2, "handle_exit_guarded<handle_exit_guarded handle_exit_backup1<handle_exit_backup handle_exit_backup2<handle_exit_backup"},
+		{exit, Config{BackupsOnly: true}, 1, "handle_exit_backup1<handle_exit_backup"},
+		{lock, Config{}, 2, "lock_acquired<lock_acquired"}, // the lock path has no backups
+	} {
+		var got []string
+		for _, f := range c.p.forms(c.cfg, Features{Backups: c.backups}) {
+			got = append(got, f.name+"<"+f.spec)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s with %d backups (only %v): %v, want %s", c.p.plain, c.backups, c.cfg.BackupsOnly, got, c.want)
+		}
+	}
+}
