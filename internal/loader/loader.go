@@ -207,7 +207,7 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	}
 	t.coll, err = loadCollection(cfg, &opts, wanted, t.Features)
 	if err != nil {
-		return nil, explainLoadError(err)
+		return nil, explainLoadError(err, kernelTypes)
 	}
 
 	t.traced = t.coll.Maps[bpf.MmtraceMapTraced]
@@ -854,7 +854,10 @@ func checkPrerequisites(cfg Config) error {
 
 var errPermission = errors.New("tracing needs root, or CAP_BPF with CAP_PERFMON, to load the kernel programs (replaying with -r does not)")
 
-func explainLoadError(err error) error {
+// explainLoadError says why loading failed: the verifier's words, missing
+// privileges, or a kernel whose BTF has no tracepoint types for tp_btf
+// programs to attach to (kernel nil: unknown).
+func explainLoadError(err error, kernel *btf.Spec) error {
 	// The verifier answers EACCES too: say what it said, not "need root".
 	var verr *ebpf.VerifierError
 	if errors.As(err, &verr) {
@@ -863,9 +866,9 @@ func explainLoadError(err error) error {
 	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
 		return errPermission
 	}
-	msg := err.Error()
-	if strings.Contains(msg, "tp_btf") || strings.Contains(msg, "attach") {
-		return fmt.Errorf("load kernel programs (tp_btf tracepoints need Linux 5.5+ with BTF): %w", err)
+	if kernel != nil && !hasType[*btf.Typedef](kernel, "btf_trace_sched_process_exec") {
+		return fmt.Errorf("load kernel programs (tp_btf tracepoints need Linux 5.5+ with BTF; "+
+			"this kernel's BTF has no btf_trace_sched_process_exec): %w", err)
 	}
 	return fmt.Errorf("load kernel programs: %w", err)
 }

@@ -1,13 +1,16 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
+	"github.com/mmtrace/mmtrace/bpf"
 	"github.com/mmtrace/mmtrace/internal/kerneltest"
 )
 
@@ -84,5 +87,25 @@ func TestProgramForms(t *testing.T) {
 		if strings.Join(got, " ") != c.want {
 			t.Errorf("%s with %d backups (only %v): %v, want %s", c.p.plain, c.backups, c.cfg.BackupsOnly, got, c.want)
 		}
+	}
+}
+
+// A load error names the missing tracepoint types only when the BTF lacks
+// them: the program object's own BTF has none, the kernel's has them.
+func TestExplainLoadError(t *testing.T) {
+	obj, err := bpf.LoadMmtrace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("boom")
+	if got := explainLoadError(cause, obj.Types).Error(); !strings.Contains(got, "no btf_trace_sched_process_exec") || !errors.Is(explainLoadError(cause, obj.Types), cause) {
+		t.Errorf("without tracepoint types: %q", got)
+	}
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatalf("no kernel BTF: %v", err)
+	}
+	if got := explainLoadError(cause, kernel).Error(); got != "load kernel programs: boom" {
+		t.Errorf("with the kernel's BTF: %q", got)
 	}
 }

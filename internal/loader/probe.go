@@ -125,7 +125,7 @@ func Probe(cfg Config) *KernelReport {
 		add("program type tracing (tp_btf)", Unknown, true, "loading one was not permitted: "+errPermission.Error())
 	default:
 		add("program type tracing (tp_btf)", No, true,
-			fmt.Sprintf("tp_btf programs do not load (they need Linux 5.5+ with BTF): %v", explainLoadError(tpBTFErr)))
+			fmt.Sprintf("tp_btf programs do not load (they need Linux 5.5+ with BTF): %v", explainLoadError(tpBTFErr, kernel)))
 	}
 
 	// 32-bit programs: the kernel may refuse to run them at all.
