@@ -1286,6 +1286,23 @@ THREE_FORMS("vm_unmapped_area", handle_unmapped_area, return on_search(addr, inf
  * excluding other writers, numbers the change in change_seq. The
  * consumer applies numbered changes in that order.
  */
+/* Give in's change the process's next number; 0 if none could be had.
+ * Writers of an mm are serialised by its lock, which the caller holds. */
+static __always_inline __u32 number_change(__u32 tgid, struct inflight *in)
+{
+	__u32 *n = bpf_map_lookup_elem(&change_seq, &tgid);
+	if (!n) {
+		__u32 zero = 0;
+		bpf_map_update_elem(&change_seq, &tgid, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&change_seq, &tgid);
+		if (!n)
+			return 0;
+	}
+	*n += 1;
+	in->seq = *n;
+	return in->seq;
+}
+
 static __always_inline int on_lock_released(struct mm_struct *mm, __u64 write, int backup)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -1314,17 +1331,8 @@ static __always_inline int on_lock_released(struct mm_struct *mm, __u64 write, i
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	if ((__u64)BPF_CORE_READ(task, mm) != (__u64)mm)
 		return 0;
-	__u32 *n = bpf_map_lookup_elem(&change_seq, &tgid);
-	if (!n) {
-		__u32 zero = 0;
-		bpf_map_update_elem(&change_seq, &tgid, &zero, BPF_NOEXIST);
-		n = bpf_map_lookup_elem(&change_seq, &tgid);
-		if (!n)
-			return 0;
-	}
-	/* Writers of this mm are serialised by the lock we still hold. */
-	*n += 1;
-	in->seq = *n;
+	if (!number_change(tgid, in))
+		return 0;
 	if (backup) /* the primary would have numbered it: in->seq was 0 */
 		count_slot(&backup_seen, SLOT_LOCK);
 	return 0;
@@ -1733,18 +1741,8 @@ static __always_inline int on_lock_done(struct mm_struct *mm)
 	struct task_struct *task = bpf_get_current_task_btf();
 	if ((__u64)BPF_CORE_READ(task, mm) != (__u64)mm)
 		return 0;
-	if (!in->seq) {
-		__u32 *n = bpf_map_lookup_elem(&change_seq, &tgid);
-		if (!n) {
-			__u32 zero = 0;
-			bpf_map_update_elem(&change_seq, &tgid, &zero, BPF_NOEXIST);
-			n = bpf_map_lookup_elem(&change_seq, &tgid);
-		}
-		if (n) {
-			*n += 1; /* writers of this mm are serialised by the lock */
-			in->seq = *n;
-		}
-	}
+	if (!in->seq)
+		number_change(tgid, in);
 	long ret = lock_path_result(in, mm);
 	if (in->abi == ABI_I386 && ret > 0)
 		ret = (__u32)ret;
