@@ -1668,6 +1668,10 @@ static __always_inline long lock_path_result(struct inflight *a, struct mm_struc
 			return a->search_result;
 		else if (a->searches)
 			to = searched_address(a, mm, new_len, 0);
+		else if (flags & MREMAP_DONTUNMAP)
+			/* mremap_to asks for new_addr as a hint: free, so taken
+			 * without a search. */
+			to = a->args[4] & ~(PAGE_SIZE - 1);
 		if (flags & MREMAP_FIXED)
 			return mapped(mm, to, new_len, 0) ? to : -ENOMEM;
 		__s64 want = (__s64)(new_len >> 12) - (__s64)(old_len >> 12);

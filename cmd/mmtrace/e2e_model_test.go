@@ -262,13 +262,8 @@ func TestThreadsChurnMatchesProcMaps(t *testing.T) {
 			t.Run(name+"/seed"+seed, func(t *testing.T) {
 				need32(t, abi)
 				maps := filepath.Join(t.TempDir(), "maps")
-				// seed "lock": seed 1 on the lock path (--lock-path). The
-				// 32-bit churn there still differs from /proc in the 6.1
-				// VM (issue 14 stays open for it).
+				// seed "lock": seed 1 on the lock path (--lock-path).
 				path := []string{"--backups", "8"}
-				if seed == "lock" && abi == "32" {
-					t.Skip("the 32-bit threads churn is not exact on the lock path yet (issue 14)")
-				}
 				if seed == "lock" {
 					seed, path = "1", []string{"--lock-path"}
 				}
