@@ -363,6 +363,10 @@ const volatile __u8 filter_comm = 0; /* trace new images whose comm is in comm_f
 const volatile __u32 self_tgid = 0;  /* never trace mmtrace itself */
 const volatile __u64 wakeup_bytes = 1 << 20; /* force a wakeup past this backlog */
 const volatile __u8 change_order = 0; /* a mmap_lock_released program numbers changes */
+/* The lock programs turn preemption off (see UNPREEMPTED): set where the
+ * kernel has the kfuncs and its verifier lets a program call global
+ * functions with preemption off (6.12's does not). */
+const volatile __u8 lock_unpreempted = 0;
 
 /* Make bpf2go emit Go types for the records. */
 const struct mem_path_event *unused_mem_path_event __attribute__((unused));
@@ -1758,9 +1762,10 @@ static __always_inline int on_lock_done(struct mm_struct *mm)
 /*
  * Newer kernels (7.x) run tracepoint programs preemptibly, and the kernel
  * skips a program on a CPU where another task was preempted inside it.
- * Where the kernel has the kfuncs (6.10+), the lock programs turn
+ * Where the kernel has the kfuncs (6.10+) and the loader found its
+ * verifier takes them here (lock_unpreempted), the lock programs turn
  * preemption off first thing: what is left preemptible is the few
- * instructions before that, not the body. Skips are still counted.
+ * instructions around that, not the body. Skips are still counted.
  */
 extern void bpf_preempt_disable(void) __ksym __weak;
 extern void bpf_preempt_enable(void) __ksym __weak;
@@ -1768,7 +1773,7 @@ extern void bpf_preempt_enable(void) __ksym __weak;
 #define UNPREEMPTED(call)                                    \
 	({                                                   \
 		int __r;                                     \
-		if (!!bpf_preempt_disable) {                 \
+		if (lock_unpreempted && !!bpf_preempt_disable) { \
 			bpf_preempt_disable();               \
 			__r = call;                          \
 			bpf_preempt_enable();                \

@@ -268,6 +268,7 @@ const (
 	MmtraceProgLockReleasedMemcg             = "lock_released_memcg"
 	MmtraceVarChangeOrder                    = "change_order"
 	MmtraceVarFilterComm                     = "filter_comm"
+	MmtraceVarLockUnpreempted                = "lock_unpreempted"
 	MmtraceVarSelfTgid                       = "self_tgid"
 	MmtraceVarTraceAll                       = "trace_all"
 	MmtraceVarUnusedArgsFlag                 = "unused_args_flag"
@@ -384,6 +385,7 @@ type MmtraceMapSpecs struct {
 type MmtraceVariableSpecs struct {
 	ChangeOrder        *ebpf.VariableSpec `ebpf:"change_order"`
 	FilterComm         *ebpf.VariableSpec `ebpf:"filter_comm"`
+	LockUnpreempted    *ebpf.VariableSpec `ebpf:"lock_unpreempted"`
 	SelfTgid           *ebpf.VariableSpec `ebpf:"self_tgid"`
 	TraceAll           *ebpf.VariableSpec `ebpf:"trace_all"`
 	UnusedArgsFlag     *ebpf.VariableSpec `ebpf:"unused_args_flag"`
@@ -459,6 +461,7 @@ func (m *MmtraceMaps) Close() error {
 type MmtraceVariables struct {
 	ChangeOrder        *ebpf.Variable `ebpf:"change_order"`
 	FilterComm         *ebpf.Variable `ebpf:"filter_comm"`
+	LockUnpreempted    *ebpf.Variable `ebpf:"lock_unpreempted"`
 	SelfTgid           *ebpf.Variable `ebpf:"self_tgid"`
 	TraceAll           *ebpf.Variable `ebpf:"trace_all"`
 	UnusedArgsFlag     *ebpf.Variable `ebpf:"unused_args_flag"`

@@ -98,6 +98,10 @@ type Features struct {
 	LockPath bool
 	// PathReason says which path memory calls take, and why.
 	PathReason string
+	// LockUnpreempted: the lock programs run with preemption off (the
+	// bpf_preempt_disable kfunc, and a verifier that takes it with the
+	// path walk's global function inside).
+	LockUnpreempted bool
 }
 
 // Tracer is the loaded and attached set of kernel programs.
@@ -205,7 +209,16 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	if cfg.NoIA32 {
 		wanted["handle_enter64"], wanted["handle_exit64"] = true, true
 	}
+	// The lock programs turn preemption off where the verifier lets
+	// them; one that refuses them that way gets them without (6.12:
+	// no global function calls with preemption off).
+	t.Features.LockUnpreempted = t.Features.LockPath && hasType[*btf.Func](kernelTypes, "bpf_preempt_disable")
 	t.coll, err = loadCollection(cfg, &opts, wanted, t.Features)
+	var verr *ebpf.VerifierError
+	if err != nil && t.Features.LockUnpreempted && errors.As(err, &verr) {
+		t.Features.LockUnpreempted = false
+		t.coll, err = loadCollection(cfg, &opts, wanted, t.Features)
+	}
 	if err != nil {
 		return nil, explainLoadError(err, kernelTypes)
 	}
@@ -309,11 +322,12 @@ func loadCollection(cfg Config, opts *ebpf.CollectionOptions, wanted map[string]
 		wakeup = uint64(ring) / 4
 	}
 	set := map[string]any{
-		"trace_all":    boolByte(cfg.TraceAll),
-		"filter_comm":  boolByte(len(cfg.Comms) > 0),
-		"self_tgid":    uint32(os.Getpid()),
-		"wakeup_bytes": wakeup,
-		"change_order": boolByte(feat.ChangeOrder),
+		"trace_all":        boolByte(cfg.TraceAll),
+		"filter_comm":      boolByte(len(cfg.Comms) > 0),
+		"self_tgid":        uint32(os.Getpid()),
+		"wakeup_bytes":     wakeup,
+		"change_order":     boolByte(feat.ChangeOrder),
+		"lock_unpreempted": boolByte(feat.LockPath && feat.LockUnpreempted),
 	}
 	for name, v := range set {
 		if err := spec.Variables[name].Set(v); err != nil {

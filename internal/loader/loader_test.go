@@ -48,13 +48,27 @@ func collect(t *testing.T, tr *loader.Tracer, stop func(*events.Event) bool) []e
 
 // The test's own brk and mmap calls come back with their arguments and
 // results.
+// Both paths: the syscall tracepoints and (where the kernel allows it)
+// the mmap lock.
 func TestOwnSyscallsAreSeen(t *testing.T) {
+	for _, lockPath := range []bool{false, true} {
+		t.Run(map[bool]string{false: "syscall", true: "lock"}[lockPath], func(t *testing.T) {
+			ownSyscallsAreSeen(t, lockPath)
+		})
+	}
+}
+
+func ownSyscallsAreSeen(t *testing.T, lockPath bool) {
 	kerneltest.RequireRoot(t)
-	tr, err := loader.Open(loader.Config{PIDs: []uint32{uint32(os.Getpid())}})
+	tr, err := loader.Open(loader.Config{PIDs: []uint32{uint32(os.Getpid())}, LockPath: lockPath})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
 	defer tr.Close()
+	if want, why := loader.LockPathPossible(loader.Config{LockPath: lockPath}); tr.Features.LockPath != want {
+		t.Fatalf("lock path %v, want %v (%s)", tr.Features.LockPath, want, why)
+	}
+	t.Logf("%s; preemption off in the lock programs: %v", tr.Features.PathReason, tr.Features.LockUnpreempted)
 
 	f, err := os.CreateTemp(t.TempDir(), "mapped")
 	if err != nil {
