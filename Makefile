@@ -4,6 +4,7 @@
 #   make generate   rebuild the BPF object and its Go bindings (clang, libbpf-dev)
 #   make bench      overhead against a bare run and strace, side by side
 #   make vmtest     the kernel tests on other kernels under qemu
+#                   (KERNELS="6.1 7.3", VMTEST_RUN=regexp for go test -run)
 
 GO ?= go
 BPF2GO_CC ?= clang
@@ -71,7 +72,8 @@ vmtest: build
 	@bash scripts/install-deps.sh vm
 	MMTRACE_FIXTURES=$(FIXTURES) $(GO) test -count=1 -run '^TestBuildFixtures$$' ./cmd/mmtrace
 	MMTRACE_BIN=$(CURDIR)/mmtrace MMTRACE_FIXTURES=$(FIXTURES) VMTEST_PASSENV=MMTRACE_FIXTURES \
-		bash vmtest/run.sh -k "$(KERNELS)" --go-test "./internal/loader ./cmd/mmtrace" $(VMTEST_FLAGS)
+		bash vmtest/run.sh -k "$(KERNELS)" --go-test "./internal/loader ./cmd/mmtrace" $(VMTEST_FLAGS) \
+		$(if $(VMTEST_RUN),-- -run '$(VMTEST_RUN)')
 
 clean:
 	rm -rf mmtrace .build

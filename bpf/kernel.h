@@ -116,6 +116,21 @@ struct mm_struct {
 	unsigned long arg_start, arg_end;
 };
 
+/* mm_struct.mm_lock_seq, which counts write sections of the mmap lock
+ * (per-VMA locks, 6.4+): an int bumped as each one ends, then (about
+ * 6.13) a seqcount also bumped as each one begins. */
+struct seqcount {
+	unsigned int sequence;
+};
+
+struct mm_struct___seqcount {
+	struct seqcount mm_lock_seq;
+};
+
+struct mm_struct___int {
+	int mm_lock_seq;
+};
+
 struct rlimit {
 	unsigned long rlim_cur;
 	unsigned long rlim_max;

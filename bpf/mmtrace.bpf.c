@@ -316,7 +316,8 @@ enum program_slot {
 	SLOT_FORK = 3,
 	SLOT_EXEC = 4,
 	SLOT_SEARCH = 5,
-	SLOT_LOCK = 6,
+	SLOT_LOCK = 6,          /* mmap_lock_released */
+	SLOT_LOCK_ACQUIRED = 7, /* mmap_lock_acquire_returned (the lock path) */
 	NR_SLOTS = 8, /* the counter maps' size; the loader reads the slots above */
 };
 
@@ -334,6 +335,8 @@ struct task_marks {
 	__u8 _pad[5];
 	__u64 exec_bprm;   /* the last exec seen, by its linux_binprm */
 	__u64 search_id;   /* the last vm_unmapped_area seen: info ^ result */
+	__u64 lock_acquired_id; /* the last mmap lock taken: lock_event_id */
+	__u64 lock_released_id; /* the last mmap lock let go */
 };
 
 struct {
@@ -855,13 +858,19 @@ static __always_inline void mark_in_syscall(struct task_struct *task, int mode)
 		__run;                                                          \
 	})
 
-static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int mode)
+/* Whether this program is the one to report the exec (see "Backups")
+ * and the new image is traced. */
+static __always_inline int exec_wanted(struct task_struct *p, struct linux_binprm *bprm, int mode)
 {
 	if (!GUARD(mode, p, SLOT_EXEC, exec_bprm, (__u64)bprm))
 		return 0;
 	mark_in_syscall(p, mode);
-	__u32 tgid = BPF_CORE_READ(p, tgid);
-	if (!want_exec(p, tgid))
+	return want_exec(p, BPF_CORE_READ(p, tgid));
+}
+
+static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int mode)
+{
+	if (!exec_wanted(p, bprm, mode))
 		return 0;
 
 	struct bpf_iter_task_vma it;
@@ -894,13 +903,8 @@ THREE_FORMS("sched_process_exec", handle_exec_vmas, return exec_with_vmas(p, old
 
 /* Kernels without them: the image without its VMAs (said in the output). */
 static __always_inline int exec_without_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int mode)
-
 {
-	if (!GUARD(mode, p, SLOT_EXEC, exec_bprm, (__u64)bprm))
-		return 0;
-	mark_in_syscall(p, mode);
-	__u32 tgid = BPF_CORE_READ(p, tgid);
-	if (!want_exec(p, tgid))
+	if (!exec_wanted(p, bprm, mode))
 		return 0;
 	emit_exec(p, old_pid, bprm, 0, 0, mode);
 	return 0;
@@ -1248,22 +1252,49 @@ int handle_enter64(struct syscall_enter_record *ctx)
 	return on_sys_enter(&in, pid_tgid);
 }
 
+/* The call in flight on the current thread of a traced process, or NULL;
+ * *pid_tgid is the thread's. */
+static __always_inline struct inflight *pending_call(__u64 *pid_tgid)
+{
+	*pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_traced(*pid_tgid >> 32))
+		return NULL;
+	__u32 tid = *pid_tgid;
+	return bpf_map_lookup_elem(&inflight, &tid);
+}
+
+/* The mm's count of write sections of its mmap lock, where the kernel
+ * keeps one (6.4+), else 0: it tells the backups (see "Backups") one
+ * event of a task from its next. */
+static __always_inline __u64 lock_section(struct mm_struct *mm)
+{
+	struct mm_struct___seqcount *sc = (void *)mm;
+	if (bpf_core_field_exists(sc->mm_lock_seq))
+		return BPF_CORE_READ(sc, mm_lock_seq.sequence);
+	struct mm_struct___int *n = (void *)mm;
+	if (bpf_core_field_exists(n->mm_lock_seq))
+		return (__u32)BPF_CORE_READ(n, mm_lock_seq);
+	return 0;
+}
+
 /* Each search for free space inside a traced mmap or mremap: the last
  * one decided the address. */
 static __always_inline int on_search(unsigned long addr, struct vm_unmapped_area_info *info, int mode)
 {
 	/* A search is known by its window and result: a call's searches
-	 * differ (a fallback changes the window after a failure). Two calls
-	 * in a row with both equal make a skip of the second unseen, which
-	 * the loader then counts as a loss. */
+	 * differ (a fallback changes the window after a failure). Two
+	 * searches in one write section with both equal make a skip of the
+	 * second unseen, which the loader then counts as a loss. */
 	__u64 id = addr ^ (info->low_limit << 1) ^ (info->high_limit << 2) ^ info->length ^ info->flags;
-	if (!GUARD(mode, bpf_get_current_task_btf(), SLOT_SEARCH, search_id, id))
+	struct task_struct *task = bpf_get_current_task_btf();
+	/* Searches in different write sections of the mm (map, unmap, map
+	 * again) differ too, where the kernel counts sections. */
+	if (mode != PLAIN)
+		id ^= lock_section(BPF_CORE_READ(task, mm)) * 0x9e3779b97f4a7c15ULL;
+	if (!GUARD(mode, task, SLOT_SEARCH, search_id, id))
 		return 0;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_traced(pid_tgid >> 32))
-		return 0;
-	__u32 tid = pid_tgid;
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	__u64 pid_tgid;
+	struct inflight *in = pending_call(&pid_tgid);
 	if (!in || (in->kind != KIND_MMAP && in->kind != KIND_MREMAP))
 		return 0;
 	/* info is a BTF pointer here: direct (CO-RE relocated) loads are
@@ -1309,14 +1340,11 @@ static __always_inline __u32 number_change(__u32 tgid, struct inflight *in)
 
 static __always_inline int on_lock_released(struct mm_struct *mm, __u64 write, int backup)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	if (!is_traced(tgid))
-		return 0;
-	__u32 tid = pid_tgid;
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	__u64 pid_tgid;
+	struct inflight *in = pending_call(&pid_tgid);
 	if (!in || in->seq)
 		return 0;
+	__u32 tgid = pid_tgid >> 32;
 	switch (in->kind) {
 	case KIND_MMAP:
 	case KIND_MPROTECT:
@@ -1461,12 +1489,8 @@ static __always_inline int emit_mem(struct inflight *in, long ret, __u64 pid_tgi
 /* nr: the call's number as the exit sees it (compat numbers for i386). */
 static __always_inline int on_sys_exit(long ret, long nr, int mode)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	if (!is_traced(tgid))
-		return 0;
-	__u32 tid = pid_tgid;
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	__u64 pid_tgid;
+	struct inflight *in = pending_call(&pid_tgid);
 	if (!in || !in->kind)
 		return 0;
 	struct inflight a = *in;
@@ -1479,7 +1503,7 @@ static __always_inline int on_sys_exit(long ret, long nr, int mode)
 	if (a.kind == KIND_EXECVE) {
 		if (ret >= 0)
 			return 0; /* success: sched_process_exec told the story */
-		struct execve_event *e = reserve(sizeof(*e), tgid);
+		struct execve_event *e = reserve(sizeof(*e), pid_tgid >> 32);
 		if (!e)
 			return 0;
 		fill_header(&e->h, KIND_EXECVE, a.abi, pid_tgid);
@@ -1622,7 +1646,11 @@ static __always_inline __u64 searched_address(struct inflight *a, struct mm_stru
 	return up;
 }
 
-/* What the call a returned, judged from mm now that it is done. */
+/* No call returns an odd address. */
+#define RESULT_UNKNOWN 1L
+
+/* What the call a returned, judged from mm now that it is done, or
+ * RESULT_UNKNOWN. */
 static __always_inline long lock_path_result(struct inflight *a, struct mm_struct *mm)
 {
 	__s64 pages = (__s64)(BPF_CORE_READ(mm, total_vm) - a->total_vm);
@@ -1642,6 +1670,8 @@ static __always_inline long lock_path_result(struct inflight *a, struct mm_struc
 		 * exactly its pages. */
 		if (pages != (__s64)(len >> 12))
 			return -ENOMEM;
+		if (!a->searches && !(a->args[0] & ~(PAGE_SIZE - 1)))
+			return RESULT_UNKNOWN; /* its search was skipped */
 		if (!a->searches)
 			return a->args[0] & ~(PAGE_SIZE - 1); /* the hint was free */
 		return searched_address(a, mm, len, a->args[5]);
@@ -1710,8 +1740,21 @@ static __always_inline void regs_args(struct pt_regs *regs, __u8 abi, __u64 *arg
 	}
 }
 
-static __always_inline int on_lock_acquired(struct mm_struct *mm, __u64 write, __u64 success)
+/*
+ * What tells one mmap lock event of a task from its next: the write
+ * section and the kind of event. A task's two read locks inside one
+ * section look alike: were the primary skipped on the second, its
+ * backups would take it for done and the loader would count a loss
+ * (never a silent one). The loader attaches no backups to these programs
+ * where the kernel counts no sections.
+ */
+#define lock_event_id(mm, write, success) ((lock_section(mm) << 2) | (((write) & 1) << 1) | ((success) & 1))
+
+static __always_inline int on_lock_acquired(struct mm_struct *mm, __u64 write, __u64 success, int mode)
 {
+	if (!GUARD(mode, bpf_get_current_task_btf(), SLOT_LOCK_ACQUIRED, lock_acquired_id,
+		   lock_event_id(mm, write, success)))
+		return 0;
 	if (!(write & 1) || !(success & 1))
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -1736,22 +1779,26 @@ static __always_inline int on_lock_acquired(struct mm_struct *mm, __u64 write, _
 }
 
 /* Number the change (see on_lock_released) and report the call. */
-static __always_inline int on_lock_done(struct mm_struct *mm)
+static __always_inline int on_lock_done(struct mm_struct *mm, __u64 write, int mode)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	if (!is_traced(tgid))
+	if (!GUARD(mode, bpf_get_current_task_btf(), SLOT_LOCK, lock_released_id, lock_event_id(mm, write, 1)))
 		return 0;
-	__u32 tid = pid_tgid;
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	__u64 pid_tgid;
+	struct inflight *in = pending_call(&pid_tgid);
 	if (!in || !in->kind || !in->lock_path)
 		return 0;
+	__u32 tgid = pid_tgid >> 32;
 	struct task_struct *task = bpf_get_current_task_btf();
 	if ((__u64)BPF_CORE_READ(task, mm) != (__u64)mm)
 		return 0;
 	if (!in->seq)
 		number_change(tgid, in);
 	long ret = lock_path_result(in, mm);
+	if (ret == RESULT_UNKNOWN) {
+		count_lost(tgid);
+		in->kind = 0;
+		return 0;
+	}
 	if (in->abi == ABI_I386 && ret > 0)
 		ret = (__u32)ret;
 	emit_mem(in, ret, pid_tgid, PLAIN);
@@ -1765,7 +1812,9 @@ static __always_inline int on_lock_done(struct mm_struct *mm)
  * Where the kernel has the kfuncs (6.10+) and the loader found its
  * verifier takes them here (lock_unpreempted), the lock programs turn
  * preemption off first thing: what is left preemptible is the few
- * instructions around that, not the body. Skips are still counted.
+ * instructions around that, not the body. The entry and bpf_preempt_enable
+ * (a preemption point) still are, so where the kernel preempts in kernel
+ * mode the loader gives these programs backups too (lock_event_id).
  */
 extern void bpf_preempt_disable(void) __ksym __weak;
 extern void bpf_preempt_enable(void) __ksym __weak;
@@ -1783,27 +1832,17 @@ extern void bpf_preempt_enable(void) __ksym __weak;
 		__r;                                         \
 	})
 
-SEC("tp_btf/mmap_lock_acquire_returned")
-int BPF_PROG(lock_acquired, struct mm_struct *mm, __u64 write, __u64 success)
-{
-	return UNPREEMPTED(on_lock_acquired(mm, write, success));
-}
+THREE_FORMS("mmap_lock_acquire_returned", lock_acquired,
+	    return UNPREEMPTED(on_lock_acquired(mm, write, success, mode)),
+	    struct mm_struct *mm, __u64 write, __u64 success)
 
 /* Before 6.13 (about) the tracepoints also passed the memcg path. */
-SEC("tp_btf/mmap_lock_acquire_returned")
-int BPF_PROG(lock_acquired_memcg, struct mm_struct *mm, const char *memcg_path, __u64 write, __u64 success)
-{
-	return UNPREEMPTED(on_lock_acquired(mm, write, success));
-}
+THREE_FORMS("mmap_lock_acquire_returned", lock_acquired_memcg,
+	    return UNPREEMPTED(on_lock_acquired(mm, write, success, mode)),
+	    struct mm_struct *mm, const char *memcg_path, __u64 write, __u64 success)
 
-SEC("tp_btf/mmap_lock_released")
-int BPF_PROG(lock_released, struct mm_struct *mm, __u64 write)
-{
-	return UNPREEMPTED(on_lock_done(mm));
-}
+THREE_FORMS("mmap_lock_released", lock_released, return UNPREEMPTED(on_lock_done(mm, write, mode)),
+	    struct mm_struct *mm, __u64 write)
 
-SEC("tp_btf/mmap_lock_released")
-int BPF_PROG(lock_released_memcg, struct mm_struct *mm, const char *memcg_path, __u64 write)
-{
-	return UNPREEMPTED(on_lock_done(mm));
-}
+THREE_FORMS("mmap_lock_released", lock_released_memcg, return UNPREEMPTED(on_lock_done(mm, write, mode)),
+	    struct mm_struct *mm, const char *memcg_path, __u64 write)

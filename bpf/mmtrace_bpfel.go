@@ -163,14 +163,15 @@ type MmtraceMemPathEvent struct {
 type MmtraceProgramSlot uint32
 
 const (
-	MmtraceProgramSlotSLOT_ENTER     MmtraceProgramSlot = 0
-	MmtraceProgramSlotSLOT_EXIT      MmtraceProgramSlot = 1
-	MmtraceProgramSlotSLOT_PROC_EXIT MmtraceProgramSlot = 2
-	MmtraceProgramSlotSLOT_FORK      MmtraceProgramSlot = 3
-	MmtraceProgramSlotSLOT_EXEC      MmtraceProgramSlot = 4
-	MmtraceProgramSlotSLOT_SEARCH    MmtraceProgramSlot = 5
-	MmtraceProgramSlotSLOT_LOCK      MmtraceProgramSlot = 6
-	MmtraceProgramSlotNR_SLOTS       MmtraceProgramSlot = 8
+	MmtraceProgramSlotSLOT_ENTER         MmtraceProgramSlot = 0
+	MmtraceProgramSlotSLOT_EXIT          MmtraceProgramSlot = 1
+	MmtraceProgramSlotSLOT_PROC_EXIT     MmtraceProgramSlot = 2
+	MmtraceProgramSlotSLOT_FORK          MmtraceProgramSlot = 3
+	MmtraceProgramSlotSLOT_EXEC          MmtraceProgramSlot = 4
+	MmtraceProgramSlotSLOT_SEARCH        MmtraceProgramSlot = 5
+	MmtraceProgramSlotSLOT_LOCK          MmtraceProgramSlot = 6
+	MmtraceProgramSlotSLOT_LOCK_ACQUIRED MmtraceProgramSlot = 7
+	MmtraceProgramSlotNR_SLOTS           MmtraceProgramSlot = 8
 )
 
 type MmtraceScratch struct {
@@ -192,13 +193,15 @@ type MmtraceTaskEvent struct {
 }
 
 type MmtraceTaskMarks struct {
-	_         structs.HostLayout
-	InSyscall uint8
-	Exited    uint8
-	Forked    uint8
-	Pad       [5]uint8
-	ExecBprm  uint64
-	SearchId  uint64
+	_              structs.HostLayout
+	InSyscall      uint8
+	Exited         uint8
+	Forked         uint8
+	Pad            [5]uint8
+	ExecBprm       uint64
+	SearchId       uint64
+	LockAcquiredId uint64
+	LockReleasedId uint64
 }
 
 type MmtraceTracedBlock struct {
@@ -263,9 +266,17 @@ const (
 	MmtraceProgHandleUnmappedAreaBackup      = "handle_unmapped_area_backup"
 	MmtraceProgHandleUnmappedAreaGuarded     = "handle_unmapped_area_guarded"
 	MmtraceProgLockAcquired                  = "lock_acquired"
+	MmtraceProgLockAcquiredBackup            = "lock_acquired_backup"
+	MmtraceProgLockAcquiredGuarded           = "lock_acquired_guarded"
 	MmtraceProgLockAcquiredMemcg             = "lock_acquired_memcg"
+	MmtraceProgLockAcquiredMemcgBackup       = "lock_acquired_memcg_backup"
+	MmtraceProgLockAcquiredMemcgGuarded      = "lock_acquired_memcg_guarded"
 	MmtraceProgLockReleased                  = "lock_released"
+	MmtraceProgLockReleasedBackup            = "lock_released_backup"
+	MmtraceProgLockReleasedGuarded           = "lock_released_guarded"
 	MmtraceProgLockReleasedMemcg             = "lock_released_memcg"
+	MmtraceProgLockReleasedMemcgBackup       = "lock_released_memcg_backup"
+	MmtraceProgLockReleasedMemcgGuarded      = "lock_released_memcg_guarded"
 	MmtraceVarChangeOrder                    = "change_order"
 	MmtraceVarFilterComm                     = "filter_comm"
 	MmtraceVarLockUnpreempted                = "lock_unpreempted"
@@ -355,9 +366,17 @@ type MmtraceProgramSpecs struct {
 	HandleUnmappedAreaBackup      *ebpf.ProgramSpec `ebpf:"handle_unmapped_area_backup"`
 	HandleUnmappedAreaGuarded     *ebpf.ProgramSpec `ebpf:"handle_unmapped_area_guarded"`
 	LockAcquired                  *ebpf.ProgramSpec `ebpf:"lock_acquired"`
+	LockAcquiredBackup            *ebpf.ProgramSpec `ebpf:"lock_acquired_backup"`
+	LockAcquiredGuarded           *ebpf.ProgramSpec `ebpf:"lock_acquired_guarded"`
 	LockAcquiredMemcg             *ebpf.ProgramSpec `ebpf:"lock_acquired_memcg"`
+	LockAcquiredMemcgBackup       *ebpf.ProgramSpec `ebpf:"lock_acquired_memcg_backup"`
+	LockAcquiredMemcgGuarded      *ebpf.ProgramSpec `ebpf:"lock_acquired_memcg_guarded"`
 	LockReleased                  *ebpf.ProgramSpec `ebpf:"lock_released"`
+	LockReleasedBackup            *ebpf.ProgramSpec `ebpf:"lock_released_backup"`
+	LockReleasedGuarded           *ebpf.ProgramSpec `ebpf:"lock_released_guarded"`
 	LockReleasedMemcg             *ebpf.ProgramSpec `ebpf:"lock_released_memcg"`
+	LockReleasedMemcgBackup       *ebpf.ProgramSpec `ebpf:"lock_released_memcg_backup"`
+	LockReleasedMemcgGuarded      *ebpf.ProgramSpec `ebpf:"lock_released_memcg_guarded"`
 }
 
 // MmtraceMapSpecs contains maps before they are loaded into the kernel.
@@ -510,9 +529,17 @@ type MmtracePrograms struct {
 	HandleUnmappedAreaBackup      *ebpf.Program `ebpf:"handle_unmapped_area_backup"`
 	HandleUnmappedAreaGuarded     *ebpf.Program `ebpf:"handle_unmapped_area_guarded"`
 	LockAcquired                  *ebpf.Program `ebpf:"lock_acquired"`
+	LockAcquiredBackup            *ebpf.Program `ebpf:"lock_acquired_backup"`
+	LockAcquiredGuarded           *ebpf.Program `ebpf:"lock_acquired_guarded"`
 	LockAcquiredMemcg             *ebpf.Program `ebpf:"lock_acquired_memcg"`
+	LockAcquiredMemcgBackup       *ebpf.Program `ebpf:"lock_acquired_memcg_backup"`
+	LockAcquiredMemcgGuarded      *ebpf.Program `ebpf:"lock_acquired_memcg_guarded"`
 	LockReleased                  *ebpf.Program `ebpf:"lock_released"`
+	LockReleasedBackup            *ebpf.Program `ebpf:"lock_released_backup"`
+	LockReleasedGuarded           *ebpf.Program `ebpf:"lock_released_guarded"`
 	LockReleasedMemcg             *ebpf.Program `ebpf:"lock_released_memcg"`
+	LockReleasedMemcgBackup       *ebpf.Program `ebpf:"lock_released_memcg_backup"`
+	LockReleasedMemcgGuarded      *ebpf.Program `ebpf:"lock_released_memcg_guarded"`
 }
 
 func (p *MmtracePrograms) Close() error {
@@ -545,9 +572,17 @@ func (p *MmtracePrograms) Close() error {
 		p.HandleUnmappedAreaBackup,
 		p.HandleUnmappedAreaGuarded,
 		p.LockAcquired,
+		p.LockAcquiredBackup,
+		p.LockAcquiredGuarded,
 		p.LockAcquiredMemcg,
+		p.LockAcquiredMemcgBackup,
+		p.LockAcquiredMemcgGuarded,
 		p.LockReleased,
+		p.LockReleasedBackup,
+		p.LockReleasedGuarded,
 		p.LockReleasedMemcg,
+		p.LockReleasedMemcgBackup,
+		p.LockReleasedMemcgGuarded,
 	)
 }
 

@@ -341,58 +341,73 @@ func TestSkipsNeverSilent(t *testing.T) {
 
 // The backup programs alone, as if the kernel skipped every primary,
 // must see everything the primaries see: exact layouts of a single- and a
-// multi-threaded churn, 64- and 32-bit (forks, execs and exits included).
+// multi-threaded churn, 64- and 32-bit (forks, execs and exits included),
+// on the syscall path and on the lock path (--lock-path), whose mmap lock
+// programs' backups tell events apart by the mm's count of write sections.
 // Where the kernel preempts inside programs (7.3) it skips the copies too:
 // the first copy then stands in for the primary and the others cover it,
 // and a call every copy missed must make the report say so. Kernels
 // without task storage (5.10) have no backups and must say so.
 func TestBackupsAloneSeeEverything(t *testing.T) {
 	_, dir := binaries(t)
-	if ok, why := hostabi.CanRunIA32(); !ok {
-		// Backups exist only for the raw_syscalls programs, which mmtrace
-		// does not attach on such a kernel (it takes the syscalls:* path).
-		t.Skipf("%v: mmtrace attaches no backups here; the kernel VMs test them", why)
-	}
 	data := filepath.Join(dir, "data")
-	for _, name := range []string{"churn", "churn32", "threads_churn", "threads_churn32"} {
-		t.Run(name, func(t *testing.T) {
-			if strings.HasSuffix(name, "32") {
-				need32(t, "32")
-			}
-			maps := filepath.Join(t.TempDir(), "maps")
-			calls := "3000"
-			if strings.HasPrefix(name, "threads") {
-				calls = "1500"
-			}
-			// Through a shell that forks it: the fork backup must pass the
-			// tracing on to the child.
-			res := run(t, []string{"MAPS_OUT=" + maps}, "--format", "json", "--backups", "8", "--backups-only", "--",
-				"sh", "-c", `"$0" 1 "$1" "$2"; true`, filepath.Join(dir, name), calls, data)
-			if res.code != 0 {
-				t.Fatalf("exit %d\n%s", res.code, res.stderr)
-			}
-			if strings.Contains(res.stderr, "no task storage maps") {
-				t.Logf("no backups on this kernel, as stderr says")
-				return
-			}
-			if !strings.Contains(res.stderr, "8 backup copies (--backups)") {
-				t.Fatalf("stderr does not name the backups:\n%s", res.stderr)
-			}
-			rep := res.report(t, name)
-			if rep.Uncertain {
-				if rep.LostEvents == 0 || !strings.Contains(res.stderr, "the kernel skipped") {
-					t.Fatalf("uncertain with %d lost events and no skips said; notes %q; stderr:\n%s",
-						rep.LostEvents, rep.Notes, res.stderr)
+	for _, path := range []string{"syscall", "lock"} {
+		for _, name := range []string{"churn", "churn32", "threads_churn", "threads_churn32"} {
+			t.Run(path+"/"+name, func(t *testing.T) {
+				args := []string{"--format", "json", "--backups", "8", "--backups-only"}
+				if path == "lock" {
+					if !lockPathKernel(t) {
+						t.Skip("no lock path on this kernel (TestOwnSyscallsAreSeen/lock checks why)")
+					}
+					args = append(args, "--lock-path")
+				} else if ok, why := hostabi.CanRunIA32(); !ok {
+					// Backups exist only for the raw_syscalls programs, which mmtrace
+					// does not attach on such a kernel (it takes the syscalls:* path).
+					t.Skipf("%v: mmtrace attaches no backups to the syscall path here; the kernel VMs test them", why)
 				}
-				t.Logf("the kernel skipped every copy for %d calls, and the report says so", rep.LostEvents)
-				return
-			}
-			if rep.Ended != "exit" {
-				t.Errorf("the report ended %q, want exit: the exit backup missed it", rep.Ended)
-			}
-			sameLayout(t, rep, maps)
-		})
+				if strings.HasSuffix(name, "32") {
+					need32(t, "32")
+				}
+				backupsAloneSeeEverything(t, filepath.Join(dir, name), data, args)
+			})
+		}
 	}
+}
+
+func backupsAloneSeeEverything(t *testing.T, fixture, data string, args []string) {
+	name := filepath.Base(fixture)
+	maps := filepath.Join(t.TempDir(), "maps")
+	calls := "3000"
+	if strings.HasPrefix(name, "threads") {
+		calls = "1500"
+	}
+	// Through a shell that forks it: the fork backup must pass the
+	// tracing on to the child.
+	res := run(t, []string{"MAPS_OUT=" + maps}, append(args, "--",
+		"sh", "-c", `"$0" 1 "$1" "$2"; true`, fixture, calls, data)...)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	if strings.Contains(res.stderr, "no task storage maps") {
+		t.Logf("no backups on this kernel, as stderr says")
+		return
+	}
+	if !strings.Contains(res.stderr, "8 backup copies (--backups)") {
+		t.Fatalf("stderr does not name the backups:\n%s", res.stderr)
+	}
+	rep := res.report(t, name)
+	if rep.Uncertain {
+		if rep.LostEvents == 0 || !strings.Contains(res.stderr, "the kernel skipped") {
+			t.Fatalf("uncertain with %d lost events and no skips said; notes %q; stderr:\n%s",
+				rep.LostEvents, rep.Notes, res.stderr)
+		}
+		t.Logf("the kernel skipped every copy for %d calls, and the report says so", rep.LostEvents)
+		return
+	}
+	if rep.Ended != "exit" {
+		t.Errorf("the report ended %q, want exit: the exit backup missed it", rep.Ended)
+	}
+	sameLayout(t, rep, maps)
 }
 
 // A process started before mmtrace: --pid reads its layout and brk from

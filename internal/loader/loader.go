@@ -177,9 +177,13 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	t.Features.LockPath, t.Features.PathReason = chooseLockPath(cfg, kernelTypes, lockProg)
 	if t.Features.LockPath {
 		cfg.NoIA32 = false // both ABIs are seen at the lock, at no cost
-		t.Features.BackupsReason = "the lock path needs no backup programs"
-	} else {
-		t.Features.Backups, t.Features.BackupsReason = chooseBackups(cfg)
+	}
+	t.Features.Backups, t.Features.BackupsReason = chooseBackups(cfg)
+	if t.Features.LockPath && t.Features.Backups > 0 && !hasMember(kernelTypes, "mm_struct", "mm_lock_seq") {
+		// The lock programs' backups tell events apart by the mm's count
+		// of write sections (see lock_event_id in the BPF source).
+		t.Features.Backups, t.Features.BackupsReason = 0,
+			"this kernel does not count mmap lock write sections (mm_struct.mm_lock_seq, 6.4+): no backup programs"
 	}
 
 	// The tracepoints and their programs, by the programs' plain names.
@@ -699,10 +703,10 @@ var programs = []kernelProgram{
 	{bpf.MmtraceProgHandleUnmappedArea, bpf.MmtraceProgHandleUnmappedAreaGuarded, bpf.MmtraceProgHandleUnmappedAreaBackup, bpf.MmtraceProgramSlotSLOT_SEARCH, true},
 	{bpf.MmtraceProgHandleLockReleased, "", bpf.MmtraceProgHandleLockReleasedBackup, bpf.MmtraceProgramSlotSLOT_LOCK, false},
 	{bpf.MmtraceProgHandleLockReleasedMemcg, "", bpf.MmtraceProgHandleLockReleasedMemcgBackup, bpf.MmtraceProgramSlotSLOT_LOCK, false},
-	{bpf.MmtraceProgLockAcquired, "", "", bpf.MmtraceProgramSlotSLOT_LOCK, true},
-	{bpf.MmtraceProgLockAcquiredMemcg, "", "", bpf.MmtraceProgramSlotSLOT_LOCK, true},
-	{bpf.MmtraceProgLockReleased, "", "", bpf.MmtraceProgramSlotSLOT_LOCK, true},
-	{bpf.MmtraceProgLockReleasedMemcg, "", "", bpf.MmtraceProgramSlotSLOT_LOCK, true},
+	{bpf.MmtraceProgLockAcquired, bpf.MmtraceProgLockAcquiredGuarded, bpf.MmtraceProgLockAcquiredBackup, bpf.MmtraceProgramSlotSLOT_LOCK_ACQUIRED, true},
+	{bpf.MmtraceProgLockAcquiredMemcg, bpf.MmtraceProgLockAcquiredMemcgGuarded, bpf.MmtraceProgLockAcquiredMemcgBackup, bpf.MmtraceProgramSlotSLOT_LOCK_ACQUIRED, true},
+	{bpf.MmtraceProgLockReleased, bpf.MmtraceProgLockReleasedGuarded, bpf.MmtraceProgLockReleasedBackup, bpf.MmtraceProgramSlotSLOT_LOCK, true},
+	{bpf.MmtraceProgLockReleasedMemcg, bpf.MmtraceProgLockReleasedMemcgGuarded, bpf.MmtraceProgLockReleasedMemcgBackup, bpf.MmtraceProgramSlotSLOT_LOCK, true},
 	{bpf.MmtraceProgHandleEnter64, "", "", bpf.MmtraceProgramSlotSLOT_ENTER, true},
 	{bpf.MmtraceProgHandleExit64, "", "", bpf.MmtraceProgramSlotSLOT_ENTER, true},
 }

@@ -69,6 +69,7 @@ func TestCmpXchgProbe(t *testing.T) {
 func TestProgramForms(t *testing.T) {
 	exit := programOf("handle_exit")
 	lock := programOf("lock_acquired")
+	enter64 := programOf("handle_enter64")
 	for _, c := range []struct {
 		p       kernelProgram
 		cfg     Config
@@ -78,7 +79,8 @@ func TestProgramForms(t *testing.T) {
 		{exit, Config{}, 0, "handle_exit<handle_exit"},
 		{exit, Config{}, 2, "handle_exit_guarded<handle_exit_guarded handle_exit_backup1<handle_exit_backup handle_exit_backup2<handle_exit_backup"},
 		{exit, Config{BackupsOnly: true}, 1, "handle_exit_backup1<handle_exit_backup"},
-		{lock, Config{}, 2, "lock_acquired<lock_acquired"}, // the lock path has no backups
+		{lock, Config{}, 1, "lock_acquired_guarded<lock_acquired_guarded lock_acquired_backup1<lock_acquired_backup"},
+		{enter64, Config{}, 2, "handle_enter64<handle_enter64"}, // syscalls:* share one guard: no backups
 	} {
 		var got []string
 		for _, f := range c.p.forms(c.cfg, Features{Backups: c.backups}) {
