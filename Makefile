@@ -71,7 +71,7 @@ FIXTURES ?= $(CURDIR)/.build/fixtures
 vmtest: build
 	@bash scripts/install-deps.sh vm
 	MMTRACE_FIXTURES=$(FIXTURES) $(GO) test -count=1 -run '^TestBuildFixtures$$' ./cmd/mmtrace
-	MMTRACE_BIN=$(CURDIR)/mmtrace MMTRACE_FIXTURES=$(FIXTURES) VMTEST_PASSENV=MMTRACE_FIXTURES \
+	MMTRACE_BIN=$(CURDIR)/mmtrace MMTRACE_FIXTURES=$(FIXTURES) VMTEST_PASSENV="MMTRACE_FIXTURES MMTRACE_TEST_PATHS" \
 		bash vmtest/run.sh -k "$(KERNELS)" --go-test "./internal/loader ./cmd/mmtrace" $(VMTEST_FLAGS) \
 		$(if $(VMTEST_RUN),-- -run '$(VMTEST_RUN)')
 

@@ -457,7 +457,7 @@ var errnoNames = map[string]string{"-22": "EINVAL"}
 func TestOldMmapMatches(t *testing.T) {
 	_, dir := binaries(t)
 	for _, abi := range []struct{ suffix, name string }{{"32", "i386"}, {"", "x86_64"}} {
-		for _, path := range []string{"lock", "syscall"} {
+		for _, path := range tracingPaths() {
 			t.Run(abi.name+"/"+path, func(t *testing.T) {
 				need32(t, abi.suffix)
 				bin := filepath.Join(dir, "old_mmap"+abi.suffix)

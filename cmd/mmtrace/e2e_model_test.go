@@ -137,7 +137,7 @@ func TestPlacementsNamed(t *testing.T) {
 		{"32", "i386", "bottom-up", "legacy", true},
 	} {
 		name := "placements" + c.abi
-		for _, path := range []string{"syscall", "lock"} {
+		for _, path := range tracingPaths() {
 			t.Run(name+"/"+c.layout+"/"+path, func(t *testing.T) {
 				need32(t, c.abi)
 				tmp := t.TempDir()
@@ -257,7 +257,7 @@ func TestThreadsChurnMatchesProcMaps(t *testing.T) {
 	_, dir := binaries(t)
 	data := filepath.Join(dir, "data")
 	for _, abi := range []string{"", "32"} {
-		for _, seed := range []string{"1", "2", "3", "lock"} {
+		for _, seed := range churnSeeds() {
 			name := "threads_churn" + abi
 			t.Run(name+"/seed"+seed, func(t *testing.T) {
 				need32(t, abi)
@@ -309,6 +309,20 @@ func TestThreadsChurnMatchesProcMaps(t *testing.T) {
 	}
 }
 
+// churnSeeds: seeds 1 to 3 on the syscall path, "lock" for seed 1 on the
+// lock path; those of tracingPaths.
+func churnSeeds() []string {
+	var seeds []string
+	for _, path := range tracingPaths() {
+		if path == "lock" {
+			seeds = append(seeds, "lock")
+		} else {
+			seeds = append(seeds, "1", "2", "3")
+		}
+	}
+	return seeds
+}
+
 // Without backups, a kernel that preempts tasks inside syscall programs
 // skips some calls of a busy multi-threaded process (7.3 in make vmtest).
 // The report must then be uncertain with the count, never silently wrong;
@@ -351,7 +365,7 @@ func TestSkipsNeverSilent(t *testing.T) {
 func TestBackupsAloneSeeEverything(t *testing.T) {
 	_, dir := binaries(t)
 	data := filepath.Join(dir, "data")
-	for _, path := range []string{"syscall", "lock"} {
+	for _, path := range tracingPaths() {
 		for _, name := range []string{"churn", "churn32", "threads_churn", "threads_churn32"} {
 			t.Run(path+"/"+name, func(t *testing.T) {
 				args := []string{"--format", "json", "--backups", "8", "--backups-only"}
