@@ -12,6 +12,7 @@ import (
 	"github.com/mmtrace/mmtrace/internal/exitstatus"
 	"github.com/mmtrace/mmtrace/internal/interrupt"
 	"github.com/mmtrace/mmtrace/internal/launch"
+	"github.com/mmtrace/mmtrace/internal/live"
 	"github.com/mmtrace/mmtrace/internal/loader"
 	"github.com/mmtrace/mmtrace/internal/outputs"
 	"github.com/mmtrace/mmtrace/internal/pipeline"
@@ -34,7 +35,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	}
 	defer outs.Close(&err)
 
-	lo := pipeline.LiveOptions{
+	lo := live.Options{
 		Loader: loader.Config{
 			Comms:       opts.comms,
 			PIDs:        slices.Clone(opts.pids32), // run mode's command joins them
@@ -61,11 +62,11 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		defer child.Abandon()
 		lo.Loader.PIDs = append(lo.Loader.PIDs, uint32(child.PID()))
 	}
-	live, err := pipeline.OpenLive(lo)
+	src, err := live.Open(lo)
 	if err != nil {
 		return err
 	}
-	defer live.Close()
+	defer src.Close()
 	// Tracing goes ahead: now existing output files may be truncated.
 	if err := outs.Commit(); err != nil {
 		return err
@@ -76,7 +77,7 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 	// whoever signals us on seeing either must find the run-mode handling.
 	interrupt.AwaitCommand(child != nil)
 	defer interrupt.AwaitCommand(false)
-	fmt.Fprintf(stderr, "mmtrace: tracing %s (attached in %d ms)\n", describeTargets(opts), live.Attached().Milliseconds())
+	fmt.Fprintf(stderr, "mmtrace: tracing %s (attached in %d ms)\n", describeTargets(opts), src.Attached().Milliseconds())
 	if child != nil {
 		if ctx.Err() != nil {
 			// Never started: the launcher is abandoned.
@@ -86,8 +87,8 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 			return err
 		}
 	}
-	live.StopWhen(interrupt.StopWhen(ctx, child))
-	found, err := pipeline.Run(live, pipelineOptions(opts, outs), pipeline.Outputs{Out: outs.Out, Record: outs.Record(), SVG: outs.SVG(), Stderr: stderr})
+	src.StopWhen(interrupt.StopWhen(ctx, child))
+	found, err := pipeline.Run(src, pipelineOptions(opts, outs), pipeline.Outputs{Out: outs.Out, Record: outs.Record(), SVG: outs.SVG(), Stderr: stderr})
 	if err != nil {
 		return err
 	}

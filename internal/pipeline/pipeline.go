@@ -1,8 +1,9 @@
 // Package pipeline is mmtrace's analysis, one path for live tracing and
-// replay: raw records from a Source (the kernel's ring buffer, or a
-// recording) are recorded (-w) as they came, put in the order their
-// changes took effect, decoded, modelled and rendered. Same records in,
-// same output out.
+// replay: raw records from a Source (the kernel's ring buffer, package
+// live, or a recording) are recorded (-w) as they came, put in the order
+// their changes took effect, decoded, modelled and rendered. Same records
+// in, same output out. It does not import the BPF side, so replay builds
+// on any architecture.
 package pipeline
 
 import (
@@ -16,7 +17,6 @@ import (
 	"github.com/mmtrace/mmtrace/internal/layout"
 	"github.com/mmtrace/mmtrace/internal/record"
 	"github.com/mmtrace/mmtrace/internal/render"
-	"github.com/mmtrace/mmtrace/internal/ringsize"
 )
 
 // Options are the analysis' settings from the command line.
@@ -35,16 +35,22 @@ type Outputs struct {
 	Stderr io.Writer // notes and warnings
 }
 
-// Source is where records come from: Live or Recording.
+// Source is where records come from: the kernel's ring buffer (package
+// live) or a recording (Recording).
 type Source interface {
 	// Facts is what the analysis must know about the records' origin.
 	Facts() Facts
-	// picks is the Go copy of the kernel's filter; nil: every record.
-	picks() *Filter
-	// feed pushes every record into p until the source ends or is stopped.
-	feed(p *Pipeline) error
-	// after says, once the summary is out, what only this source knows.
-	after(p *Pipeline)
+	// Filter is the Go copy of the kernel's filter, for records the
+	// kernel did not filter; nil: every record.
+	Filter() *Filter
+	// Feed pushes every record into p until the source ends or is
+	// stopped; a stop a signal asked for returns a *Stopped.
+	Feed(p *Pipeline) error
+	// LostAdvice ends the sentence that counts lost records: what would
+	// have kept them ("; a larger --ring-size helps").
+	LostAdvice(lost uint64) string
+	// After says, once the summary is out, what only this source knows.
+	After()
 }
 
 // Stopped is the error of a run that a signal (its context) cut short;
@@ -60,7 +66,8 @@ func (s *Stopped) Error() string { return "stopped " + s.Where }
 func Run(src Source, opts Options, outs Outputs) (found bool, err error) {
 	facts := src.Facts()
 	p := newPipeline(opts, outs, facts)
-	p.filter = src.picks()
+	p.filter = src.Filter()
+	p.lostAdvice = src.LostAdvice
 	if outs.Record != nil {
 		h := record.NewHeader()
 		h.Args = opts.Args
@@ -82,14 +89,14 @@ func Run(src Source, opts Options, outs Outputs) (found bool, err error) {
 		}
 	}
 	var stopped *Stopped
-	if err := src.feed(p); err != nil && !errors.As(err, &stopped) {
+	if err := src.Feed(p); err != nil && !errors.As(err, &stopped) {
 		return false, err
 	}
 	found, err = p.finish()
 	if err != nil {
 		return false, err
 	}
-	src.after(p)
+	src.After()
 	if stopped != nil {
 		return found, stopped
 	}
@@ -123,10 +130,7 @@ type Pipeline struct {
 	skipped  uint64 // of which skipped by the kernel, for no one process
 	badSeen  bool
 
-	// Live only, for the advice on lost records (ringsize.Advice).
-	received uint64 // records the kernel delivered
-	recBytes uint64 // their size
-	ringSize int
+	lostAdvice func(lost uint64) string // the source's (Source.LostAdvice)
 }
 
 func newPipeline(opts Options, outs Outputs, facts Facts) *Pipeline {
@@ -176,9 +180,9 @@ func (p *Pipeline) seed(img layout.ProcImage) {
 	}
 }
 
-// push takes one raw record, as the kernel wrote it or as a recording
+// Push takes one raw record, as the kernel wrote it or as a recording
 // holds it: it records it as it came and puts it in order.
-func (p *Pipeline) push(raw []byte) {
+func (p *Pipeline) Push(raw []byte) {
 	if p.rec != nil && p.recErr == nil {
 		if err := p.rec.Write(raw); err != nil {
 			p.stopRecording(err)
@@ -187,15 +191,23 @@ func (p *Pipeline) push(raw []byte) {
 	p.order.Push(raw)
 }
 
-// flushRecording pushes the recording to its file, so that a recording
+// FlushOutput writes out the output held so far: a live source calls it
+// whenever the ring is empty.
+func (p *Pipeline) FlushOutput() error { return p.out.Flush() }
+
+// FlushRecording pushes the recording to its file, so that a recording
 // of a run that is killed holds all but its last moments.
-func (p *Pipeline) flushRecording() {
+func (p *Pipeline) FlushRecording() {
 	if p.rec != nil && p.recErr == nil {
 		if err := p.rec.Flush(); err != nil {
 			p.stopRecording(err)
 		}
 	}
 }
+
+// Tick says the kernel's clock has reached now: memory records held for
+// a gap in their numbering longer than the order allows go ahead.
+func (p *Pipeline) Tick(now uint64) { p.order.Tick(now) }
 
 func (p *Pipeline) stopRecording(err error) {
 	p.recErr = err
@@ -335,7 +347,7 @@ func (p *Pipeline) finish() (bool, error) {
 	}
 	if n := p.lost - p.skipped; n > 0 {
 		fmt.Fprintf(p.stderr, "mmtrace: %d records were lost (ring buffer full%s); "+
-			"affected reports say uncertain\n", n, ringsize.Advice(p.ringSize, p.received, p.recBytes, n))
+			"affected reports say uncertain\n", n, p.lostAdvice(n))
 	}
 	if p.skipped > 0 {
 		hint := "more --backups help"

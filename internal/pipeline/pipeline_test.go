@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -197,23 +198,24 @@ func TestRunReplayStopped(t *testing.T) {
 	}
 }
 
-// The lost-records line gives the advice for what this run's ring
-// received, counting only the records the ring lost (not those the kernel
-// skipped); a replay, which knows no ring, can only say that more helps.
-func TestRingAdvice(t *testing.T) {
+// The lost-records line counts only the records the ring lost (not those
+// the kernel skipped) and ends with the source's advice; a replay, which
+// knows no ring, can only say that more helps.
+func TestLostLine(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		p    Pipeline
-		want string
+		name          string
+		advice        func(uint64) string
+		lost, skipped uint64
+		want          string
 	}{
-		{"live", Pipeline{ringSize: 1 << 20, received: 1000, recBytes: 1000 * 120, lost: 1500, skipped: 500},
-			"mmtrace: 1000 records were lost (ring buffer full: 50% of 2000; --ring-size 2MiB would have held them); affected reports say uncertain\n"},
-		{"replay", Pipeline{lost: 5},
+		{"live", func(n uint64) string { return fmt.Sprintf(": advice for %d", n) }, 1500, 500,
+			"mmtrace: 1000 records were lost (ring buffer full: advice for 1000); affected reports say uncertain\n"},
+		{"replay", (&Recording{}).LostAdvice, 5, 0,
 			"mmtrace: 5 records were lost (ring buffer full; a larger --ring-size helps); affected reports say uncertain\n"},
 	} {
 		var stderr bytes.Buffer
 		p := newPipeline(Options{}, Outputs{Out: io.Discard, Stderr: &stderr}, Facts{})
-		p.ringSize, p.received, p.recBytes, p.lost, p.skipped = c.p.ringSize, c.p.received, c.p.recBytes, c.p.lost, c.p.skipped
+		p.lostAdvice, p.lost, p.skipped = c.advice, c.lost, c.skipped
 		if _, err := p.finish(); err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mmtrace/mmtrace/internal/record"
+	"github.com/mmtrace/mmtrace/internal/ringsize"
 )
 
 // Recording is a file that -w made: the records as the kernel wrote
@@ -65,10 +66,12 @@ func (rc *Recording) Close() error { return rc.r.Close() }
 // Facts implements Source.
 func (rc *Recording) Facts() Facts { return rc.facts }
 
-func (rc *Recording) picks() *Filter { return rc.filter }
+// Filter implements Source: the processes to replay.
+func (rc *Recording) Filter() *Filter { return rc.filter }
 
-// feed pushes every record of the file, until its end or ctx's.
-func (rc *Recording) feed(p *Pipeline) error {
+// Feed implements Source: it pushes every record of the file, until its
+// end or ctx's.
+func (rc *Recording) Feed(p *Pipeline) error {
 	// The recording's span, from its start to its last record: a fact of
 	// the recording, so two replays print the same summary.
 	base := rc.r.Header().MonoBase
@@ -101,7 +104,7 @@ func (rc *Recording) feed(p *Pipeline) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", rc.path, err)
 		}
-		p.push(raw)
+		p.Push(raw)
 	}
 	for _, w := range rc.r.Warnings() {
 		fmt.Fprintf(rc.stderr, "mmtrace: %s: warning: %s\n", rc.path, w)
@@ -112,4 +115,9 @@ func (rc *Recording) feed(p *Pipeline) error {
 	return stopped
 }
 
-func (rc *Recording) after(*Pipeline) {}
+// LostAdvice implements Source: a recording knows no ring, so only that
+// a larger one helps.
+func (rc *Recording) LostAdvice(lost uint64) string { return ringsize.Advice(0, 0, 0, lost) }
+
+// After implements Source: a recording has nothing more to say.
+func (rc *Recording) After() {}

@@ -1,4 +1,9 @@
-package pipeline
+// Package live is the source of a live run: it loads and attaches the
+// kernel side and feeds the pipeline the records of the kernel's ring
+// buffer, with the kernel's drop counters turned into lost records. It is
+// the only source that needs cilium/ebpf; replay (pipeline.Recording)
+// builds without it.
+package live
 
 import (
 	"errors"
@@ -13,7 +18,9 @@ import (
 	"github.com/mmtrace/mmtrace/internal/events"
 	"github.com/mmtrace/mmtrace/internal/hostabi"
 	"github.com/mmtrace/mmtrace/internal/loader"
+	"github.com/mmtrace/mmtrace/internal/pipeline"
 	"github.com/mmtrace/mmtrace/internal/procfs"
+	"github.com/mmtrace/mmtrace/internal/ringsize"
 )
 
 const (
@@ -24,29 +31,32 @@ const (
 	flushInterval = time.Second
 )
 
-// LiveOptions say what to trace.
-type LiveOptions struct {
+// Options say what to trace.
+type Options struct {
 	Loader   loader.Config // the kernel side; its PIDs include run mode's command
 	ProcPIDs []uint32      // --pid: start from their layouts in /proc
 	Verbose  bool          // -v: how often each program was skipped, at the end
 	Stderr   io.Writer     // notes about the kernel
 }
 
-// Live is the kernel's ring buffer: records as the traced processes make
-// them, with the kernel's drop counters turned into lost records.
-type Live struct {
+// Source is the kernel's ring buffer: records as the traced processes
+// make them, with the kernel's drop counters turned into lost records.
+// It implements pipeline.Source.
+type Source struct {
 	tr       *loader.Tracer
-	opts     LiveOptions
-	facts    Facts
+	opts     Options
+	facts    pipeline.Facts
 	attached time.Duration
 	stop     <-chan struct{}
 	missErr  bool
+	received uint64 // records the kernel delivered, for the advice on lost ones
+	recBytes uint64 // their size
 }
 
-// OpenLive loads and attaches the kernel side, then reads the --pid
+// Open loads and attaches the kernel side, then reads the --pid
 // processes' layouts from /proc: once attached, so that nothing they do
 // from then on is missed. It says on Stderr what this kernel cannot show.
-func OpenLive(opts LiveOptions) (*Live, error) {
+func Open(opts Options) (*Source, error) {
 	// A kernel that runs no 32-bit programs needs no 32-bit coverage, and
 	// the 64-bit-only tracepoints cost every other process far less.
 	lockPath, _ := loader.LockPathPossible(opts.Loader)
@@ -66,8 +76,8 @@ func OpenLive(opts LiveOptions) (*Live, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Live{tr: tr, opts: opts, attached: time.Since(start)}
-	l.facts = Facts{
+	s := &Source{tr: tr, opts: opts, attached: time.Since(start)}
+	s.facts = pipeline.Facts{
 		LegacyVALayout: procfs.LegacyVALayout(),
 		ExecVMAs:       tr.Features.ExecVMAs,
 		NoIA32:         opts.Loader.NoIA32,
@@ -80,15 +90,15 @@ func OpenLive(opts LiveOptions) (*Live, error) {
 			tr.Close()
 			return nil, err
 		}
-		l.facts.ProcImages = append(l.facts.ProcImages, img)
+		s.facts.ProcImages = append(s.facts.ProcImages, img)
 	}
-	l.noteFeatures()
-	return l, nil
+	s.noteFeatures()
+	return s, nil
 }
 
-func (l *Live) noteFeatures() {
-	f, w := l.tr.Features, l.opts.Stderr
-	if l.opts.Loader.LockPath && !f.LockPath {
+func (s *Source) noteFeatures() {
+	f, w := s.tr.Features, s.opts.Stderr
+	if s.opts.Loader.LockPath && !f.LockPath {
 		fmt.Fprintf(w, "mmtrace: note: %s\n", f.PathReason)
 	}
 	if !f.ExecVMAs {
@@ -102,98 +112,97 @@ func (l *Live) noteFeatures() {
 		fmt.Fprintf(w, "mmtrace: note: this kernel has no mmap_lock:mmap_lock_released tracepoint (6.1+): "+
 			"memory calls of racing threads are taken in the order their records arrive\n")
 	}
-	if f.Backups > 0 || l.opts.Loader.Backups > 0 {
+	if f.Backups > 0 || s.opts.Loader.Backups > 0 {
 		fmt.Fprintf(w, "mmtrace: note: %s\n", f.BackupsReason)
 	}
 }
 
 // Attached is how long loading and attaching took.
-func (l *Live) Attached() time.Duration { return l.attached }
+func (s *Source) Attached() time.Duration { return s.attached }
 
 // StopWhen makes Run end once stop is closed, after a last drain.
 // Without it the run goes on until the ring fails.
-func (l *Live) StopWhen(stop <-chan struct{}) { l.stop = stop }
+func (s *Source) StopWhen(stop <-chan struct{}) { s.stop = stop }
 
 // Close detaches the kernel side.
-func (l *Live) Close() error { return l.tr.Close() }
+func (s *Source) Close() error { return s.tr.Close() }
 
-// Facts implements Source.
-func (l *Live) Facts() Facts { return l.facts }
+// Facts implements pipeline.Source.
+func (s *Source) Facts() pipeline.Facts { return s.facts }
 
-// picks: the kernel has filtered already.
-func (l *Live) picks() *Filter { return nil }
+// Filter implements pipeline.Source: nil, the kernel has filtered already.
+func (s *Source) Filter() *pipeline.Filter { return nil }
 
-// feed drains the ring buffer on a short timer until stopped, then
-// drains once more.
-func (l *Live) feed(p *Pipeline) error {
-	p.ringSize = l.opts.Loader.RingSize
+// Feed implements pipeline.Source: it drains the ring buffer on a short
+// timer until stopped, then drains once more.
+func (s *Source) Feed(p *pipeline.Pipeline) error {
 	var (
 		rec       ringbuf.Record
 		stopping  bool
 		lastLost  = time.Now()
 		lastFlush = time.Now()
 	)
-	l.tr.SetDeadline(time.Now().Add(drainInterval))
+	s.tr.SetDeadline(time.Now().Add(drainInterval))
 	for {
-		err := l.tr.ReadInto(&rec)
+		err := s.tr.ReadInto(&rec)
 		if err == nil {
-			l.take(p, rec.RawSample)
+			s.take(p, rec.RawSample)
 			continue
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("read ring buffer: %w", err)
 		}
 		// The ring is empty now: show what we have.
-		if err := p.out.Flush(); err != nil {
+		if err := p.FlushOutput(); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		now := time.Now()
 		if stopping || now.Sub(lastLost) >= lostInterval {
-			l.pollLost(p)
+			s.pollLost(p)
 			lastLost = now
 		}
 		if now.Sub(lastFlush) >= flushInterval {
-			p.flushRecording()
+			p.FlushRecording()
 			lastFlush = now
 		}
 		if stopping {
 			return nil
 		}
 		select {
-		case <-l.stop:
+		case <-s.stop:
 			stopping = true
 		default:
 		}
-		l.tr.SetDeadline(time.Now().Add(drainInterval))
+		s.tr.SetDeadline(time.Now().Add(drainInterval))
 	}
 }
 
 // take passes on one record from the kernel. Drops are charged before
 // the record that ends a process image, so that its report counts them;
 // on kernels without the VMA iterator, an exec's mappings come from /proc.
-func (l *Live) take(p *Pipeline, raw []byte) {
-	p.received++
-	p.recBytes += uint64(len(raw))
+func (s *Source) take(p *pipeline.Pipeline, raw []byte) {
+	s.received++
+	s.recBytes += uint64(len(raw))
 	if pid, upTo, ok := events.EndsImage(raw); ok {
 		now := monotonicNow()
-		l.pollMisses(p, now)
-		n, err := l.tr.NewLossesOf(pid, upTo)
+		s.pollMisses(p, now)
+		n, err := s.tr.NewLossesOf(pid, upTo)
 		if err != nil {
-			fmt.Fprintf(p.stderr, "mmtrace: %v\n", err)
+			fmt.Fprintf(s.opts.Stderr, "mmtrace: %v\n", err)
 		}
 		if n > 0 {
-			p.push(events.EncodeLost(pid, n, now))
+			p.Push(events.EncodeLost(pid, n, now))
 		}
 	}
-	if !l.facts.ExecVMAs {
+	if !s.facts.ExecVMAs {
 		if pid, ok := events.ExecWithoutVMAs(raw); ok {
 			for _, r := range execVMAsFromProc(raw, pid) {
-				p.push(r)
+				p.Push(r)
 			}
 			return
 		}
 	}
-	p.push(raw)
+	p.Push(raw)
 }
 
 // execVMAsFromProc stands in for the kernel's exec-time VMA snapshot on
@@ -213,44 +222,50 @@ func execVMAsFromProc(execRaw []byte, pid uint32) [][]byte {
 
 // pollLost turns the kernel's drop counters into lost records, which are
 // recorded and modelled like any other.
-func (l *Live) pollLost(p *Pipeline) {
-	losses, err := l.tr.NewLosses()
+func (s *Source) pollLost(p *pipeline.Pipeline) {
+	losses, err := s.tr.NewLosses()
 	if err != nil {
-		fmt.Fprintf(p.stderr, "mmtrace: %v\n", err)
+		fmt.Fprintf(s.opts.Stderr, "mmtrace: %v\n", err)
 	}
 	now := monotonicNow()
 	for _, lost := range losses {
-		p.push(events.EncodeLost(lost.PID, lost.Count, now))
+		p.Push(events.EncodeLost(lost.PID, lost.Count, now))
 	}
-	l.pollMisses(p, now)
-	p.order.Tick(now)
+	s.pollMisses(p, now)
+	p.Tick(now)
 }
 
 // pollMisses turns programs the kernel skipped (recursion misses) into a
 // lost record for no one process: every live image becomes uncertain.
-func (l *Live) pollMisses(p *Pipeline, now uint64) {
-	n, err := l.tr.NewMisses()
-	if err != nil && !l.missErr {
-		l.missErr = true
-		fmt.Fprintf(p.stderr, "mmtrace: %v\n", err)
+func (s *Source) pollMisses(p *pipeline.Pipeline, now uint64) {
+	n, err := s.tr.NewMisses()
+	if err != nil && !s.missErr {
+		s.missErr = true
+		fmt.Fprintf(s.opts.Stderr, "mmtrace: %v\n", err)
 	}
 	if n > 0 {
-		p.push(events.EncodeLost(0, n, now))
+		p.Push(events.EncodeLost(0, n, now))
 	}
 }
 
-// after says how often the kernel skipped our programs (-v), and what
-// the backup copies did about it.
-func (l *Live) after(p *Pipeline) {
-	if l.opts.Verbose {
-		for _, line := range l.tr.SkipStats() {
-			fmt.Fprintf(p.stderr, "mmtrace: %s\n", line)
+// LostAdvice implements pipeline.Source: the ring size that would have
+// held the records this run delivered and lost.
+func (s *Source) LostAdvice(lost uint64) string {
+	return ringsize.Advice(s.opts.Loader.RingSize, s.received, s.recBytes, lost)
+}
+
+// After implements pipeline.Source: how often the kernel skipped our
+// programs (-v), and what the backup copies did about it.
+func (s *Source) After() {
+	if s.opts.Verbose {
+		for _, line := range s.tr.SkipStats() {
+			fmt.Fprintf(s.opts.Stderr, "mmtrace: %s\n", line)
 		}
 	}
-	if n, err := l.tr.SkipsCovered(); err != nil {
-		fmt.Fprintf(p.stderr, "mmtrace: %v\n", err)
+	if n, err := s.tr.SkipsCovered(); err != nil {
+		fmt.Fprintf(s.opts.Stderr, "mmtrace: %v\n", err)
 	} else if n > 0 {
-		fmt.Fprintf(p.stderr, "mmtrace: note: backup copies did %d events the kernel skipped our programs for "+
+		fmt.Fprintf(s.opts.Stderr, "mmtrace: note: backup copies did %d events the kernel skipped our programs for "+
 			"(another task was preempted inside one on the same CPU)\n", n)
 	}
 }
