@@ -124,7 +124,7 @@ type attachPoint struct{ prog, tracepoint string }
 var attachPoints = []attachPoint{
 	{"handle_fork", "sched:sched_process_fork"},
 	{"handle_exit", "sched:sched_process_exit"},
-	// The exec program is chosen at load time, see Open; the search
+	// The exec program is chosen at load time (chooseExecProgram); the search
 	// program is attached where the kernel has its tracepoint.
 }
 
@@ -154,39 +154,77 @@ func Open(cfg Config) (_ *Tracer, err error) {
 		}
 	}()
 
-	// Prefer the exec program that walks VMAs with the iterator kfuncs;
-	// on kernels without them load the one that does not. (The features
-	// package's program probes answer EPERM for tp_btf here, so ask BTF.)
-	execProg := "handle_exec"
-	if cfg.NoExecVMAs {
-		t.Features.ExecVMAsReason = "the VMA walk at exec is turned off (--no-exec-vmas): " +
-			"the ELF loader's mappings at exec are read from /proc/PID/maps instead"
-	} else if ok, why := haveVMAIterator(opts.Programs.KernelTypes); ok {
-		execProg = "handle_exec_vmas"
-		t.Features.ExecVMAs = true
-	} else {
-		t.Features.ExecVMAsReason = why
-	}
+	execProg := t.chooseExecProgram(cfg, opts.Programs.KernelTypes)
 	kernelTypes := opts.Programs.KernelTypes
 	if kernelTypes == nil {
 		kernelTypes, _ = btf.LoadKernelSpec()
 	}
+	lockProg := t.chooseMemoryPath(&cfg, kernelTypes)
+	points := t.attachPointsFor(cfg, execProg, lockProg)
+	if err := t.load(cfg, &opts, points, kernelTypes); err != nil {
+		return nil, err
+	}
+
+	t.traced = t.coll.Maps[bpf.MmtraceMapTraced]
+	if err := t.seedFilters(cfg); err != nil {
+		return nil, err
+	}
+	if err := t.attach(cfg, points); err != nil {
+		return nil, err
+	}
+
+	t.reader, err = ringbuf.NewReader(t.coll.Maps[bpf.MmtraceMapEvents])
+	if err != nil {
+		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	return t, nil
+}
+
+// chooseExecProgram prefers the exec program that walks VMAs with the
+// iterator kfuncs; on kernels without them it takes the one that does
+// not. (The features package's program probes answer EPERM for tp_btf
+// here, so it asks BTF.)
+func (t *Tracer) chooseExecProgram(cfg Config, kernelTypes *btf.Spec) string {
+	if cfg.NoExecVMAs {
+		t.Features.ExecVMAsReason = "the VMA walk at exec is turned off (--no-exec-vmas): " +
+			"the ELF loader's mappings at exec are read from /proc/PID/maps instead"
+		return "handle_exec"
+	}
+	ok, why := haveVMAIterator(kernelTypes)
+	if !ok {
+		t.Features.ExecVMAsReason = why
+		return "handle_exec"
+	}
+	t.Features.ExecVMAs = true
+	return "handle_exec_vmas"
+}
+
+// chooseMemoryPath decides where memory calls are seen (the mmap lock or
+// the syscall tracepoints), what the kernel numbers and searches, and how
+// many backups run. It returns the mmap_lock_released program for this
+// kernel ("": none). The lock path sees both ABIs, so it clears
+// cfg.NoIA32.
+func (t *Tracer) chooseMemoryPath(cfg *Config, kernelTypes *btf.Spec) string {
 	t.Features.Searches = hasType[*btf.Typedef](kernelTypes, "btf_trace_vm_unmapped_area")
 	lockProg := lockReleasedProgram(kernelTypes)
 	t.Features.ChangeOrder = lockProg != ""
-	t.Features.LockPath, t.Features.PathReason = chooseLockPath(cfg, kernelTypes, lockProg)
+	t.Features.LockPath, t.Features.PathReason = chooseLockPath(*cfg, kernelTypes, lockProg)
 	if t.Features.LockPath {
 		cfg.NoIA32 = false // both ABIs are seen at the lock, at no cost
 	}
-	t.Features.Backups, t.Features.BackupsReason = chooseBackups(cfg)
+	t.Features.Backups, t.Features.BackupsReason = chooseBackups(*cfg)
 	if t.Features.LockPath && t.Features.Backups > 0 && !hasMember(kernelTypes, "mm_struct", "mm_lock_seq") {
 		// The lock programs' backups tell events apart by the mm's count
 		// of write sections (see lock_event_id in the BPF source).
 		t.Features.Backups, t.Features.BackupsReason = 0,
 			"this kernel does not count mmap lock write sections (mm_struct.mm_lock_seq, 6.4+): no backup programs"
 	}
+	return lockProg
+}
 
-	// The tracepoints and their programs, by the programs' plain names.
+// attachPointsFor lists the tracepoints and their programs, by the
+// programs' plain names, for the features chosen.
+func (t *Tracer) attachPointsFor(cfg Config, execProg, lockProg string) []attachPoint {
 	points := append(attachPoints[:len(attachPoints):len(attachPoints)],
 		attachPoint{execProg, "sched:sched_process_exec"})
 	switch {
@@ -206,6 +244,12 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	if t.Features.Searches {
 		points = append(points, attachPoint{"handle_unmapped_area", "mmap:vm_unmapped_area"})
 	}
+	return points
+}
+
+// load loads the programs of points (and, with NoIA32, the 64-bit-only
+// ones) with the maps they use.
+func (t *Tracer) load(cfg Config, opts *ebpf.CollectionOptions, points []attachPoint, kernelTypes *btf.Spec) error {
 	wanted := map[string]bool{}
 	for _, p := range points {
 		wanted[p.prog] = true
@@ -217,21 +261,22 @@ func Open(cfg Config) (_ *Tracer, err error) {
 	// them; one that refuses them that way gets them without (6.12:
 	// no global function calls with preemption off).
 	t.Features.LockUnpreempted = t.Features.LockPath && hasType[*btf.Func](kernelTypes, "bpf_preempt_disable")
-	t.coll, err = loadCollection(cfg, &opts, wanted, t.Features)
+	var err error
+	t.coll, err = loadCollection(cfg, opts, wanted, t.Features)
 	var verr *ebpf.VerifierError
 	if err != nil && t.Features.LockUnpreempted && errors.As(err, &verr) {
 		t.Features.LockUnpreempted = false
-		t.coll, err = loadCollection(cfg, &opts, wanted, t.Features)
+		t.coll, err = loadCollection(cfg, opts, wanted, t.Features)
 	}
 	if err != nil {
-		return nil, explainLoadError(err, kernelTypes)
+		return explainLoadError(err, kernelTypes)
 	}
+	return nil
+}
 
-	t.traced = t.coll.Maps[bpf.MmtraceMapTraced]
-	if err := t.seedFilters(cfg); err != nil {
-		return nil, err
-	}
-
+// attach attaches the loaded programs to points, then with NoIA32 the
+// 64-bit-only programs to their syscalls:* tracepoints.
+func (t *Tracer) attach(cfg Config, points []attachPoint) error {
 	// With backups: each program's guarded form, then the copies of its
 	// backup (a tracepoint calls its programs in attach order).
 	for _, p := range points {
@@ -242,35 +287,30 @@ func Open(cfg Config) (_ *Tracer, err error) {
 				AttachType: ebpf.AttachTraceRawTp,
 			})
 			if err != nil {
-				return nil, fmt.Errorf("attach %s to tracepoint %s: %w", name, p.tracepoint, err)
+				return fmt.Errorf("attach %s to tracepoint %s: %w", name, p.tracepoint, err)
 			}
 			t.links = append(t.links, l)
 		}
 	}
-
-	if cfg.NoIA32 {
-		if err := ensureTracefs(); err != nil {
-			return nil, err
-		}
-		// One program for all the entries, one for all the exits.
-		for _, call := range syscalls64 {
-			for _, dir := range []struct{ prog, event string }{
-				{"handle_enter64", "sys_enter_" + call}, {"handle_exit64", "sys_exit_" + call},
-			} {
-				l, err := link.Tracepoint("syscalls", dir.event, t.coll.Programs[dir.prog], nil)
-				if err != nil {
-					return nil, fmt.Errorf("attach to tracepoint syscalls:%s: %w", dir.event, err)
-				}
-				t.links = append(t.links, l)
+	if !cfg.NoIA32 {
+		return nil
+	}
+	if err := ensureTracefs(); err != nil {
+		return err
+	}
+	// One program for all the entries, one for all the exits.
+	for _, call := range syscalls64 {
+		for _, dir := range []struct{ prog, event string }{
+			{"handle_enter64", "sys_enter_" + call}, {"handle_exit64", "sys_exit_" + call},
+		} {
+			l, err := link.Tracepoint("syscalls", dir.event, t.coll.Programs[dir.prog], nil)
+			if err != nil {
+				return fmt.Errorf("attach to tracepoint syscalls:%s: %w", dir.event, err)
 			}
+			t.links = append(t.links, l)
 		}
 	}
-
-	t.reader, err = ringbuf.NewReader(t.coll.Maps[bpf.MmtraceMapEvents])
-	if err != nil {
-		return nil, fmt.Errorf("open ring buffer reader: %w", err)
-	}
-	return t, nil
+	return nil
 }
 
 // ensureTracefs mounts tracefs where the kernel documents it if nothing
