@@ -60,88 +60,137 @@ type Choice struct {
 // final word on whether mmtrace can trace here. cfg carries the choices a
 // user can make on the command line: BTFPath, NoIA32, Backups.
 func Probe(cfg Config) *KernelReport {
-	r := &KernelReport{Blockers: []string{}, Uncertain: []string{}}
+	p := &prober{cfg: cfg, r: &KernelReport{Blockers: []string{}, Uncertain: []string{}}}
+	p.checkHost()
+	p.checkBTF()
+	p.checkBPF()
+	p.checkIA32()
+	p.checkTracepoints()
+	p.checkKernelHelp()
+	p.choosePath()
+	p.noteUncertain()
+	p.loadAndAttach()
+	p.r.CanTrace = len(p.r.Blockers) == 0
+	return p.r
+}
+
+// prober is one Probe: the report so far and what its checks found that
+// later ones depend on.
+type prober struct {
+	cfg Config
+	r   *KernelReport
+
+	permitted   bool      // privileges are not known to be missing
+	kernel      *btf.Spec // nil: no BTF
+	ia32        bool      // the kernel runs 32-bit programs
+	noIA32      bool      // 64-bit syscalls only: asked for, or nothing else can run
+	execVMAs    bool      // the exec program can walk VMAs
+	execVMAsWhy string    // why it cannot
+	preempt     string    // the preemption model; "": unknown
+	backups     int       // backup programs Open would attach
+	changeOrder bool      // mmap_lock_released numbers the changes
+}
+
+// add appends a check; a required one that says no blocks tracing.
+func (p *prober) add(name, result string, required bool, detail string) {
+	p.r.Checks = append(p.r.Checks, Check{name, result, required, detail})
+	if required && result == No {
+		p.r.Blockers = append(p.r.Blockers, detail)
+	}
+}
+
+// checkHost names the kernel and machine and checks the architecture
+// and privileges.
+func (p *prober) checkHost() {
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {
-		r.Kernel = unix.ByteSliceToString(uts.Release[:])
-		r.Machine = unix.ByteSliceToString(uts.Machine[:])
+		p.r.Kernel = unix.ByteSliceToString(uts.Release[:])
+		p.r.Machine = unix.ByteSliceToString(uts.Machine[:])
 	}
-	add := func(name, result string, required bool, detail string) {
-		r.Checks = append(r.Checks, Check{name, result, required, detail})
-		if required && result == No {
-			r.Blockers = append(r.Blockers, detail)
-		}
+	if p.r.Machine != "" && p.r.Machine != "x86_64" {
+		p.add("architecture", No, true, fmt.Sprintf("mmtrace's kernel programs are built for x86_64, not %s", p.r.Machine))
 	}
-	if r.Machine != "" && r.Machine != "x86_64" {
-		add("architecture", No, true, fmt.Sprintf("mmtrace's kernel programs are built for x86_64, not %s", r.Machine))
-	}
-	add(privileges())
-	permitted := r.Checks[len(r.Checks)-1].Result != No
+	p.add(privileges())
+	p.permitted = p.r.Checks[len(p.r.Checks)-1].Result != No
+}
 
-	// BTF: the kernel's own, or --btf.
-	var kernel *btf.Spec
-	{
-		source, err := "/sys/kernel/btf/vmlinux", error(nil)
-		if cfg.BTFPath != "" {
-			source = cfg.BTFPath
-			kernel, err = loadBTF(cfg.BTFPath)
-		} else if _, err = os.Stat(source); err != nil {
-			err = errors.New("this kernel exposes no BTF at /sys/kernel/btf/vmlinux " +
-				"(it needs CONFIG_DEBUG_INFO_BTF=y); pass --btf FILE with BTF for the running kernel")
-		} else {
-			kernel, err = btf.LoadKernelSpec()
-		}
-		if err != nil {
-			add("BTF", No, true, err.Error())
-		} else {
-			add("BTF", Yes, true, "from "+source)
-		}
+// checkBTF reads the kernel's types: its own, or --btf.
+func (p *prober) checkBTF() {
+	source, err := "/sys/kernel/btf/vmlinux", error(nil)
+	if p.cfg.BTFPath != "" {
+		source = p.cfg.BTFPath
+		p.kernel, err = loadBTF(p.cfg.BTFPath)
+	} else if _, err = os.Stat(source); err != nil {
+		err = errors.New("this kernel exposes no BTF at /sys/kernel/btf/vmlinux " +
+			"(it needs CONFIG_DEBUG_INFO_BTF=y); pass --btf FILE with BTF for the running kernel")
+	} else {
+		p.kernel, err = btf.LoadKernelSpec()
 	}
+	if err != nil {
+		p.add("BTF", No, true, err.Error())
+	} else {
+		p.add("BTF", Yes, true, "from "+source)
+	}
+}
 
+// checkBPF checks what every program needs: the memlock limit, the ring
+// buffer and tp_btf programs.
+func (p *prober) checkBPF() {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		result := No
-		if !permitted {
+		if !p.permitted {
 			result = Unknown
 		}
-		add("memlock limit", result, true, fmt.Sprintf("cannot lift the memlock limit for BPF maps: %v", err))
+		p.add("memlock limit", result, true, fmt.Sprintf("cannot lift the memlock limit for BPF maps: %v", err))
 	}
-	add(featureCheck("BPF ring buffer", true, features.HaveMapType(ebpf.RingBuf),
+	p.add(featureCheck("BPF ring buffer", true, features.HaveMapType(ebpf.RingBuf),
 		"BPF_MAP_TYPE_RINGBUF", "this kernel has no BPF ring buffer (Linux 5.8+ needed)"))
 
 	// tp_btf: the features package's probe answers EPERM here although
 	// the programs load, so load one of ours.
 	var tpBTFErr error
-	if kernel != nil {
-		tpBTFErr = probeTracing(cfg, kernel)
+	if p.kernel != nil {
+		tpBTFErr = probeTracing(p.cfg, p.kernel)
 	} else {
 		tpBTFErr = errors.New("no BTF to load against")
 	}
 	switch {
 	case tpBTFErr == nil:
-		add("program type tracing (tp_btf)", Yes, true, "loaded mmtrace's sched_process_fork program")
-	case kernel == nil:
-		add("program type tracing (tp_btf)", Unknown, true, "not tried: no BTF")
-	case errors.Is(tpBTFErr, os.ErrPermission) || !permitted:
-		add("program type tracing (tp_btf)", Unknown, true, "loading one was not permitted: "+errPermission.Error())
+		p.add("program type tracing (tp_btf)", Yes, true, "loaded mmtrace's sched_process_fork program")
+	case p.kernel == nil:
+		p.add("program type tracing (tp_btf)", Unknown, true, "not tried: no BTF")
+	case errors.Is(tpBTFErr, os.ErrPermission) || !p.permitted:
+		p.add("program type tracing (tp_btf)", Unknown, true, "loading one was not permitted: "+errPermission.Error())
 	default:
-		add("program type tracing (tp_btf)", No, true,
-			fmt.Sprintf("tp_btf programs do not load (they need Linux 5.5+ with BTF): %v", explainLoadError(tpBTFErr, kernel)))
+		p.add("program type tracing (tp_btf)", No, true,
+			fmt.Sprintf("tp_btf programs do not load (they need Linux 5.5+ with BTF): %v", explainLoadError(tpBTFErr, p.kernel)))
 	}
+}
 
-	// 32-bit programs: the kernel may refuse to run them at all.
+// checkIA32 asks whether the kernel runs 32-bit programs at all: one
+// that refuses them needs no 32-bit tracing.
+func (p *prober) checkIA32() {
 	ia32, ia32Err := hostabi.CanRunIA32()
 	switch {
 	case !ia32:
-		add("32-bit programs", No, false, ia32Err.Error())
+		p.add("32-bit programs", No, false, ia32Err.Error())
 	case ia32Err != nil:
-		add("32-bit programs", Unknown, false, fmt.Sprintf("counted as yes: %v", ia32Err))
+		p.add("32-bit programs", Unknown, false, fmt.Sprintf("counted as yes: %v", ia32Err))
 	default:
-		add("32-bit programs", Yes, false, "an i386 program ran")
+		p.add("32-bit programs", Yes, false, "an i386 program ran")
 	}
-	noIA32 := cfg.NoIA32 || !ia32
+	p.ia32 = ia32
+	p.noIA32 = p.cfg.NoIA32 || !ia32
+}
 
-	// Tracepoints, by their BTF (tp_btf) or tracefs (classic) names.
-	hasTP := func(name string) bool { return hasType[*btf.Typedef](kernel, "btf_trace_"+name) }
+// hasTracepoint looks a tracepoint up by its BTF (tp_btf) name.
+func (p *prober) hasTracepoint(name string) bool {
+	return hasType[*btf.Typedef](p.kernel, "btf_trace_"+name)
+}
+
+// checkTracepoints looks up the tracepoints, by their BTF (tp_btf) or
+// tracefs (classic) names.
+func (p *prober) checkTracepoints() {
 	for _, tp := range []struct {
 		group, name string
 		required    bool
@@ -150,135 +199,146 @@ func Probe(cfg Config) *KernelReport {
 		{"sched", "sched_process_exec", true, "no exec records"},
 		{"sched", "sched_process_fork", true, "no fork records"},
 		{"sched", "sched_process_exit", true, "no exit records"},
-		{"raw_syscalls", "sys_enter", !noIA32, "no syscall records for 32-bit processes"},
-		{"raw_syscalls", "sys_exit", !noIA32, "no syscall records for 32-bit processes"},
+		{"raw_syscalls", "sys_enter", !p.noIA32, "no syscall records for 32-bit processes"},
+		{"raw_syscalls", "sys_exit", !p.noIA32, "no syscall records for 32-bit processes"},
 		{"mmap", "vm_unmapped_area", false, "top-down and bottom-up placement are inferred from each image's layout"},
 		{"mmap_lock", "mmap_lock_released", false, "memory calls of racing threads are taken in the order their records arrive"},
 	} {
 		name := "tracepoint " + tp.group + ":" + tp.name
 		switch {
-		case kernel == nil:
-			add(name, Unknown, tp.required, "no BTF to look it up in")
-		case hasTP(tp.name):
-			add(name, Yes, tp.required, "tp_btf")
+		case p.kernel == nil:
+			p.add(name, Unknown, tp.required, "no BTF to look it up in")
+		case p.hasTracepoint(tp.name):
+			p.add(name, Yes, tp.required, "tp_btf")
 		default:
-			add(name, No, tp.required, fmt.Sprintf("this kernel has no %s:%s tracepoint: %s", tp.group, tp.name, tp.missing))
+			p.add(name, No, tp.required, fmt.Sprintf("this kernel has no %s:%s tracepoint: %s", tp.group, tp.name, tp.missing))
 		}
 	}
-	if noIA32 {
-		add(featureCheck("program type tracepoint", true, features.HaveProgramType(ebpf.TracePoint),
+	if p.noIA32 {
+		p.add(featureCheck("program type tracepoint", true, features.HaveProgramType(ebpf.TracePoint),
 			"for the 64-bit-only syscalls:* tracepoints", "this kernel cannot attach BPF programs to classic tracepoints"))
-		add(syscallTracepoints())
+		p.add(syscallTracepoints())
 	}
+}
 
-	// What the kernel can walk and keep for us.
-	execVMAs, why := false, "no BTF to look it up in"
-	if kernel != nil {
-		execVMAs, why = haveVMAIterator(kernel)
+// checkKernelHelp checks what the kernel can walk and keep for us, and
+// whether it may preempt a task inside a program.
+func (p *prober) checkKernelHelp() {
+	p.execVMAs, p.execVMAsWhy = false, "no BTF to look it up in"
+	if p.kernel != nil {
+		p.execVMAs, p.execVMAsWhy = haveVMAIterator(p.kernel)
 	}
-	if execVMAs {
-		add("kfunc bpf_iter_task_vma_new", Yes, false, "the exec program walks the new image's VMAs (Linux 6.7+)")
+	if p.execVMAs {
+		p.add("kfunc bpf_iter_task_vma_new", Yes, false, "the exec program walks the new image's VMAs (Linux 6.7+)")
 	} else {
-		add("kfunc bpf_iter_task_vma_new", No, false, why)
+		p.add("kfunc bpf_iter_task_vma_new", No, false, p.execVMAsWhy)
 	}
 	taskStorage := features.HaveMapType(ebpf.TaskStorage)
 	if taskStorage == nil {
 		taskStorage = haveCmpXchg()
 	}
-	add(featureCheck("task storage and compare-and-exchange", false, taskStorage,
+	p.add(featureCheck("task storage and compare-and-exchange", false, taskStorage,
 		"for backup programs (Linux 5.12+)", "this kernel has no task storage maps or BPF compare-and-exchange (Linux 5.12+): no backup programs"))
 	mode, source := preemptionModel()
+	p.preempt = mode
 	switch mode {
 	case "":
-		add("preemption inside programs", Unknown, false, "the preemption model is not in /sys/kernel/debug/sched/preempt, "+
+		p.add("preemption inside programs", Unknown, false, "the preemption model is not in /sys/kernel/debug/sched/preempt, "+
 			"the command line or the kernel config: mmtrace assumes a task can be preempted inside a BPF program")
 	case "none", "voluntary":
-		add("preemption inside programs", No, false, fmt.Sprintf("preempt=%s (from %s): no task is preempted inside a BPF program", mode, source))
+		p.add("preemption inside programs", No, false, fmt.Sprintf("preempt=%s (from %s): no task is preempted inside a BPF program", mode, source))
 	default:
-		add("preemption inside programs", Yes, false, fmt.Sprintf("preempt=%s (from %s): a task can be preempted inside a BPF program, "+
+		p.add("preemption inside programs", Yes, false, fmt.Sprintf("preempt=%s (from %s): a task can be preempted inside a BPF program, "+
 			"and the kernel then skips that program for other tasks on its CPU", mode, source))
 	}
+}
 
-	// The path Open will take.
+// choosePath says which path Open will take.
+func (p *prober) choosePath() {
+	cfg := p.cfg
 	bcfg := cfg
-	bcfg.NoIA32 = noIA32
+	bcfg.NoIA32 = p.noIA32
 	backups, backupsWhy := chooseBackups(bcfg)
-	if noIA32 && !cfg.NoIA32 {
+	if p.noIA32 && !cfg.NoIA32 {
 		backupsWhy = "the 64-bit-only syscalls:* programs share one guard per CPU: no backup programs"
 	}
-	changeOrder := lockReleasedProgram(kernel) != ""
-	searches := hasTP("vm_unmapped_area")
+	p.backups = backups
+	p.changeOrder = lockReleasedProgram(p.kernel) != ""
+	path := func(what, choice, why string) { p.r.Path = append(p.r.Path, Choice{what, choice, why}) }
 	switch {
-	case !noIA32:
-		r.Path = append(r.Path, Choice{"syscalls", "raw_syscalls:sys_enter/sys_exit (tp_btf), 64-bit and 32-bit calls", ""})
+	case !p.noIA32:
+		path("syscalls", "raw_syscalls:sys_enter/sys_exit (tp_btf), 64-bit and 32-bit calls", "")
 	case cfg.NoIA32:
-		r.Path = append(r.Path, Choice{"syscalls", "syscalls:* tracepoints, 64-bit calls only", "--no-ia32"})
+		path("syscalls", "syscalls:* tracepoints, 64-bit calls only", "--no-ia32")
 	default:
-		r.Path = append(r.Path, Choice{"syscalls", "syscalls:* tracepoints, 64-bit calls only",
-			"the kernel runs no 32-bit programs, so none needs tracing"})
+		path("syscalls", "syscalls:* tracepoints, 64-bit calls only", "the kernel runs no 32-bit programs, so none needs tracing")
 	}
-	if execVMAs && !cfg.NoExecVMAs {
-		r.Path = append(r.Path, Choice{"exec-time mappings", "walked in the kernel at exec", ""})
+	if p.execVMAs && !cfg.NoExecVMAs {
+		path("exec-time mappings", "walked in the kernel at exec", "")
 	} else {
-		r.Path = append(r.Path, Choice{"exec-time mappings", "read from /proc/PID/maps just after each exec", why})
+		path("exec-time mappings", "read from /proc/PID/maps just after each exec", p.execVMAsWhy)
 	}
-	if searches {
-		r.Path = append(r.Path, Choice{"placement", "from the kernel's own search (mmap:vm_unmapped_area)", ""})
+	if p.hasTracepoint("vm_unmapped_area") {
+		path("placement", "from the kernel's own search (mmap:vm_unmapped_area)", "")
 	} else {
-		r.Path = append(r.Path, Choice{"placement", "inferred from each image's layout", "no mmap:vm_unmapped_area tracepoint"})
+		path("placement", "inferred from each image's layout", "no mmap:vm_unmapped_area tracepoint")
 	}
-	if changeOrder {
-		r.Path = append(r.Path, Choice{"change order", "numbered at mmap_lock:mmap_lock_released", ""})
+	if p.changeOrder {
+		path("change order", "numbered at mmap_lock:mmap_lock_released", "")
 	} else {
-		r.Path = append(r.Path, Choice{"change order", "the order records arrive", "no usable mmap_lock:mmap_lock_released tracepoint (6.1+)"})
+		path("change order", "the order records arrive", "no usable mmap_lock:mmap_lock_released tracepoint (6.1+)")
 	}
-	r.Path = append(r.Path, Choice{"backup programs", strconv.Itoa(backups), backupsWhy})
+	path("backup programs", strconv.Itoa(backups), backupsWhy)
+}
 
-	// What reports will call uncertain, or note.
-	r.Uncertain = append(r.Uncertain, "records dropped because the ring buffer was full are counted, "+
+// noteUncertain says what reports will call uncertain, or note.
+func (p *prober) noteUncertain() {
+	note := func(s string) { p.r.Uncertain = append(p.r.Uncertain, s) }
+	note("records dropped because the ring buffer was full are counted, " +
 		"and the reports of the processes they belonged to say uncertain")
-	if !execVMAs || cfg.NoExecVMAs {
-		r.Uncertain = append(r.Uncertain, "a mapping made or removed between an exec and mmtrace's read of /proc/PID/maps "+
+	if !p.execVMAs || p.cfg.NoExecVMAs {
+		note("a mapping made or removed between an exec and mmtrace's read of /proc/PID/maps " +
 			"is missed: each report notes that its exec-time layout came from /proc")
 	}
-	if !changeOrder {
-		r.Uncertain = append(r.Uncertain, "memory calls of racing threads are modelled in the order their records arrive, "+
+	if !p.changeOrder {
+		note("memory calls of racing threads are modelled in the order their records arrive, " +
 			"which can differ from the order they took effect")
 	}
-	if noIA32 && ia32 {
-		r.Uncertain = append(r.Uncertain, "32-bit images: their syscalls are not seen, so their reports say uncertain")
+	if p.noIA32 && p.ia32 {
+		note("32-bit images: their syscalls are not seen, so their reports say uncertain")
 	}
-	if mode != "none" && mode != "voluntary" {
-		if backups > 0 {
-			r.Uncertain = append(r.Uncertain, "records the kernel skipped (a task preempted inside a program) "+
+	if p.preempt != "none" && p.preempt != "voluntary" {
+		if p.backups > 0 {
+			note("records the kernel skipped (a task preempted inside a program) " +
 				"that no backup copy covered are counted lost, and live reports say uncertain")
 		} else {
-			r.Uncertain = append(r.Uncertain, "records the kernel skipped (a task preempted inside a program) "+
+			note("records the kernel skipped (a task preempted inside a program) " +
 				"are counted lost, and live reports say uncertain: there are no backup programs here")
 		}
 	}
+}
 
-	// The final word: load and attach everything, tracing nothing.
-	if len(r.Blockers) == 0 {
-		ocfg := cfg
-		ocfg.NoIA32 = noIA32
-		ocfg.Comms, ocfg.PIDs, ocfg.TraceAll = nil, nil, false
-		ocfg.RingSize = os.Getpagesize()
-		start := time.Now()
-		tr, err := Open(ocfg)
-		if err != nil {
-			add("load and attach", No, true, err.Error())
-		} else {
-			n := len(tr.links)
-			tr.Close()
-			add("load and attach", Yes, true, fmt.Sprintf("%d programs loaded and attached in %d ms (tracing nothing), then detached",
-				n, time.Since(start).Milliseconds()))
-		}
-	} else {
-		add("load and attach", Unknown, true, "not tried: something required is missing")
+// loadAndAttach is the final word: load and attach everything, tracing
+// nothing.
+func (p *prober) loadAndAttach() {
+	if len(p.r.Blockers) > 0 {
+		p.add("load and attach", Unknown, true, "not tried: something required is missing")
+		return
 	}
-	r.CanTrace = len(r.Blockers) == 0
-	return r
+	ocfg := p.cfg
+	ocfg.NoIA32 = p.noIA32
+	ocfg.Comms, ocfg.PIDs, ocfg.TraceAll = nil, nil, false
+	ocfg.RingSize = os.Getpagesize()
+	start := time.Now()
+	tr, err := Open(ocfg)
+	if err != nil {
+		p.add("load and attach", No, true, err.Error())
+		return
+	}
+	n := len(tr.links)
+	tr.Close()
+	p.add("load and attach", Yes, true, fmt.Sprintf("%d programs loaded and attached in %d ms (tracing nothing), then detached",
+		n, time.Since(start).Milliseconds()))
 }
 
 // privileges says whether mmtrace may load and attach its programs.
