@@ -323,41 +323,73 @@ func (y *yScale) at(a uint64) float64 {
 	return y.top + y.height - (y.pos[i] + frac*(y.pos[i+1]-y.pos[i]))
 }
 
+// panel is one image's drawing: where its plot stands on the page, and
+// the scales that place layout steps (x) and addresses (y) in it.
+type panel struct {
+	w     *bufio.Writer
+	im    *svgImage
+	kinds []kind // of im.spans
+	steps int
+	y     *yScale
+
+	plotX, plotW, plotTop, plotH float64
+}
+
+// xAt is the x pixel where layout step begins.
+func (p *panel) xAt(step int) float64 {
+	return p.plotX + p.plotW*float64(step)/float64(max(p.steps, 1))
+}
+
 func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
 	r := &im.rep
-	steps := len(im.times)
-	plotX := float64(svgMarginLeft)
-	plotW := float64(svgWidth - svgMarginLeft - svgMarginRight)
-	plotTop := float64(top + svgPanelHead)
-	plotH := float64(svgPlotHeight)
-	xAt := func(step int) float64 { return plotX + plotW*float64(step)/float64(max(steps, 1)) }
+	p := &panel{w: w, im: im, steps: len(im.times),
+		plotX:   float64(svgMarginLeft),
+		plotW:   float64(svgWidth - svgMarginLeft - svgMarginRight),
+		plotTop: float64(top + svgPanelHead),
+		plotH:   float64(svgPlotHeight),
+	}
 
 	// Heading.
 	fmt.Fprintf(w, `<g class="image" data-pid="%d">`+"\n", r.PID)
 	fmt.Fprintf(w, `<text x="20" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", top+20, esc(panelTitle(r)))
 	fmt.Fprintf(w, `<text x="20" y="%d" fill="%s">%s</text>`+"\n", top+40, verdictColour(r, s.o), esc(panelVerdict(im, s.o)))
 
-	kinds := im.kinds()
+	p.kinds = im.kinds()
+	p.y = p.scale()
+	fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#fafafa" stroke="#999"/>`+"\n", p.plotX, p.plotTop, p.plotW, p.plotH)
+	p.writeEmpty()
+	p.writeMappings()
+	p.writeMmapBase()
+	p.writeBrk()
+	p.writeSqueezer()
+	p.writeFailures()
+	p.writeAddresses()
+	p.writeNames()
+	p.writeTimes()
+	w.WriteString("</g>\n")
+}
 
-	// The y scale: every span edge, the heap, the mmap base.
+// scale is the y scale: every span edge, the heap, the mmap base.
+func (p *panel) scale() *yScale {
+	im, r := p.im, &p.im.rep
 	var addrs []uint64
 	var occ, anon, other [][2]uint64
 	for i := range im.spans {
 		m := &im.spans[i].m
 		addrs = append(addrs, m.Start, m.End)
 		occ = append(occ, [2]uint64{m.Start, m.End})
-		if kinds[i] == kindAnon {
+		if p.kinds[i] == kindAnon {
 			anon = append(anon, [2]uint64{m.Start, m.End})
 		} else {
 			other = append(other, [2]uint64{m.Start, m.End})
 		}
 	}
-	for _, p := range im.brk {
-		if p.startBrk != 0 {
-			addrs = append(addrs, p.startBrk, max(p.brk, p.startBrk))
-			if p.brk > p.startBrk {
-				occ = append(occ, [2]uint64{p.startBrk, p.brk})
-				other = append(other, [2]uint64{p.startBrk, p.brk})
+	for _, b := range im.brk {
+		if b.startBrk != 0 {
+			addrs = append(addrs, b.startBrk, max(b.brk, b.startBrk))
+			if b.brk > b.startBrk {
+				occ = append(occ, [2]uint64{b.startBrk, b.brk})
+				other = append(other, [2]uint64{b.startBrk, b.brk})
 			}
 		}
 	}
@@ -368,11 +400,13 @@ func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
 		addrs = append(addrs, r.MmapBase)
 	}
 	occ, anon, other = mergeRanges(occ), mergeRanges(anon), mergeRanges(other)
-	y := newYScale(addrs, occ, plotTop, plotH, func(a uint64) bool { return inUnion(anon, a) && !inUnion(other, a) })
+	return newYScale(addrs, occ, p.plotTop, p.plotH, func(a uint64) bool { return inUnion(anon, a) && !inUnion(other, a) })
+}
 
-	fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#fafafa" stroke="#999"/>`+"\n", plotX, plotTop, plotW, plotH)
-
-	// Empty stretches: hatched bands with their size, so the compression shows.
+// writeEmpty draws the empty stretches: hatched bands with their size,
+// so the compression shows.
+func (p *panel) writeEmpty() {
+	w, y, r := p.w, p.y, &p.im.rep
 	for i := range y.empty {
 		if !y.empty[i] {
 			continue
@@ -382,96 +416,113 @@ func (s *SVG) writePanel(w *bufio.Writer, im *svgImage, top int) {
 			continue
 		}
 		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#eeeeee"><title>%s unmapped</title></rect>`+"\n",
-			plotX, y0, plotW, y1-y0, Size(y.bounds[i+1]-y.bounds[i]))
+			p.plotX, y0, p.plotW, y1-y0, Size(y.bounds[i+1]-y.bounds[i]))
 		if y1-y0 >= 12 {
 			what := "unmapped"
 			if y.bounds[i] == pageUp(r.Brk) && r.Brk != 0 {
 				what = "unmapped: the heap's headroom"
 			}
 			fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="#777" font-size="11">≈ %s %s</text>`+"\n",
-				plotX+6, (y0+y1)/2+4, Size(y.bounds[i+1]-y.bounds[i]), what)
+				p.plotX+6, (y0+y1)/2+4, Size(y.bounds[i+1]-y.bounds[i]), what)
 		}
 	}
+}
 
-	// Mappings.
+// writeMappings draws each mapping from the step it appeared to the one
+// it went.
+func (p *panel) writeMappings() {
+	im := p.im
 	for i := range im.spans {
 		sp := &im.spans[i]
 		to := sp.to
 		if to < 0 {
-			to = steps
+			to = p.steps
 		}
-		k := kinds[i]
-		y0, y1 := y.at(sp.m.End), y.at(sp.m.Start)
+		k := p.kinds[i]
+		y0, y1 := p.y.at(sp.m.End), p.y.at(sp.m.Start)
 		h := math.Max(y1-y0, 1)
-		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" stroke="#ffffff" stroke-width="0.4"><title>%s</title></rect>`+"\n",
-			xAt(sp.from), y0, math.Max(xAt(to)-xAt(sp.from), 1), h, kindFill[k], esc(spanTitle(sp, im)))
+		fmt.Fprintf(p.w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" stroke="#ffffff" stroke-width="0.4"><title>%s</title></rect>`+"\n",
+			p.xAt(sp.from), y0, math.Max(p.xAt(to)-p.xAt(sp.from), 1), h, kindFill[k], esc(spanTitle(sp, im)))
 	}
+}
 
-	// The mmap base.
-	if r.MmapBase != 0 && len(y.bounds) > 0 {
-		yb := y.at(r.MmapBase)
-		dir := ""
-		switch r.Layout {
-		case "flexible":
-			dir = " ↓"
-		case "legacy":
-			dir = " ↑"
-		}
-		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="5,3"/>`+"\n", plotX, yb, plotX+plotW, yb)
-		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="#333" font-size="11" text-anchor="end">mmap base%s</text>`+"\n", plotX+plotW-4, math.Max(yb-3, plotTop+11), dir)
+// writeMmapBase draws the mmap base and the way the mmap area grows.
+func (p *panel) writeMmapBase() {
+	r := &p.im.rep
+	if r.MmapBase == 0 || len(p.y.bounds) == 0 {
+		return
 	}
-
-	// The break over time.
-	if len(im.brk) > 0 && im.brk[0].startBrk != 0 {
-		var d strings.Builder
-		for i, p := range im.brk {
-			end := steps
-			if i+1 < len(im.brk) {
-				end = im.brk[i+1].step
-			}
-			yb := y.at(p.brk)
-			if i == 0 {
-				fmt.Fprintf(&d, "M%.1f %.1f", xAt(p.step), yb)
-			} else {
-				fmt.Fprintf(&d, "L%.1f %.1f", xAt(p.step), yb)
-			}
-			fmt.Fprintf(&d, "L%.1f %.1f", xAt(end), yb)
-		}
-		fmt.Fprintf(w, `<path d="%s" fill="none" stroke="%s" stroke-width="2.5"><title>brk</title></path>`+"\n", d.String(), colBrk)
+	yb := p.y.at(r.MmapBase)
+	dir := ""
+	switch r.Layout {
+	case "flexible":
+		dir = " ↓"
+	case "legacy":
+		dir = " ↑"
 	}
+	fmt.Fprintf(p.w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="5,3"/>`+"\n", p.plotX, yb, p.plotX+p.plotW, yb)
+	fmt.Fprintf(p.w, `<text x="%.1f" y="%.1f" fill="#333" font-size="11" text-anchor="end">mmap base%s</text>`+"\n", p.plotX+p.plotW-4, math.Max(yb-3, p.plotTop+11), dir)
+}
 
-	// The squeezer, outlined from the step it appeared.
-	if sq := im.squeezer; sq != nil {
-		y0, y1 := y.at(sq.End), y.at(sq.Start)
-		x0 := xAt(im.sqStep)
-		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="%s" stroke-width="3"><title>%s</title></rect>`+"\n",
-			x0, y0, math.Max(plotX+plotW-x0, 2), math.Max(y1-y0, 2), colSqueeze, esc(squeezerTitle(sq)))
-		// Name it inside the plot, level with it: left of the outline when
-		// it appeared late, inside the outline otherwise.
-		ly := math.Min(math.Max((y0+y1)/2+4, plotTop+12), plotTop+plotH-4)
-		label := fmt.Sprintf("squeezer, seq %d ▶", sq.Seq)
-		lx, anchor := x0-6, "end"
-		if x0 < plotX+plotW/2 {
-			label = fmt.Sprintf("squeezer, seq %d", sq.Seq)
-			lx, anchor = x0+8, "start"
-		}
-		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="%s" font-weight="bold" text-anchor="%s" stroke="#ffffff" stroke-width="3" paint-order="stroke">%s</text>`+"\n",
-			lx, ly, colSqueeze, anchor, esc(label))
+// writeBrk draws the break over time.
+func (p *panel) writeBrk() {
+	brk := p.im.brk
+	if len(brk) == 0 || brk[0].startBrk == 0 {
+		return
 	}
-
-	// Failed brk calls: a cross at the break, a line up to what was asked.
-	for _, f := range im.failures {
-		x := xAt(f.step)
-		if f.step == 0 || steps == 1 {
-			x = xAt(f.step) + 6
+	var d strings.Builder
+	for i, b := range brk {
+		end := p.steps
+		if i+1 < len(brk) {
+			end = brk[i+1].step
 		}
-		yr, yq := y.at(f.f.Result), y.at(f.f.Requested)
-		fmt.Fprintf(w, `<g><title>%s</title><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1.5" stroke-dasharray="3,2"/><path d="%s" stroke="%s" stroke-width="3"/></g>`+"\n",
+		yb := p.y.at(b.brk)
+		if i == 0 {
+			fmt.Fprintf(&d, "M%.1f %.1f", p.xAt(b.step), yb)
+		} else {
+			fmt.Fprintf(&d, "L%.1f %.1f", p.xAt(b.step), yb)
+		}
+		fmt.Fprintf(&d, "L%.1f %.1f", p.xAt(end), yb)
+	}
+	fmt.Fprintf(p.w, `<path d="%s" fill="none" stroke="%s" stroke-width="2.5"><title>brk</title></path>`+"\n", d.String(), colBrk)
+}
+
+// writeSqueezer outlines the squeezer from the step it appeared, and
+// names it.
+func (p *panel) writeSqueezer() {
+	sq := p.im.squeezer
+	if sq == nil {
+		return
+	}
+	y0, y1 := p.y.at(sq.End), p.y.at(sq.Start)
+	x0 := p.xAt(p.im.sqStep)
+	fmt.Fprintf(p.w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="%s" stroke-width="3"><title>%s</title></rect>`+"\n",
+		x0, y0, math.Max(p.plotX+p.plotW-x0, 2), math.Max(y1-y0, 2), colSqueeze, esc(squeezerTitle(sq)))
+	// Name it inside the plot, level with it: left of the outline when
+	// it appeared late, inside the outline otherwise.
+	ly := math.Min(math.Max((y0+y1)/2+4, p.plotTop+12), p.plotTop+p.plotH-4)
+	label := fmt.Sprintf("squeezer, seq %d ▶", sq.Seq)
+	lx, anchor := x0-6, "end"
+	if x0 < p.plotX+p.plotW/2 {
+		label = fmt.Sprintf("squeezer, seq %d", sq.Seq)
+		lx, anchor = x0+8, "start"
+	}
+	fmt.Fprintf(p.w, `<text x="%.1f" y="%.1f" fill="%s" font-weight="bold" text-anchor="%s" stroke="#ffffff" stroke-width="3" paint-order="stroke">%s</text>`+"\n",
+		lx, ly, colSqueeze, anchor, esc(label))
+}
+
+// writeFailures marks failed brk calls: a cross at the break, a line up
+// to what was asked.
+func (p *panel) writeFailures() {
+	for _, f := range p.im.failures {
+		x := p.xAt(f.step)
+		if f.step == 0 || p.steps == 1 {
+			x = p.xAt(f.step) + 6
+		}
+		yr, yq := p.y.at(f.f.Result), p.y.at(f.f.Requested)
+		fmt.Fprintf(p.w, `<g><title>%s</title><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1.5" stroke-dasharray="3,2"/><path d="%s" stroke="%s" stroke-width="3"/></g>`+"\n",
 			esc(failureTitle(&f.f)), x, yr, x, yq, colSqueeze, crossPath(x, yr, 6), colSqueeze)
 	}
-
-	s.writeAxes(w, im, y, plotX, plotW, plotTop, plotH, xAt)
-	w.WriteString("</g>\n")
 }
 
 // kinds classifies every span. The anonymous mapping right after the
@@ -503,15 +554,14 @@ func (im *svgImage) kinds() []kind {
 	return out
 }
 
-// writeAxes labels addresses on the left, notable mappings on the right
-// and time along the bottom.
-func (s *SVG) writeAxes(w *bufio.Writer, im *svgImage, y *yScale, plotX, plotW, plotTop, plotH float64, xAt func(int) float64) {
-	r := &im.rep
+// writeAddresses labels addresses on the left: the edges of occupied
+// stretches, then other edges where room remains.
+func (p *panel) writeAddresses() {
+	w, y, r := p.w, p.y, &p.im.rep
 	digits := hexDigits(r.ABI, taskSize(r.ABI, nil))
 	if len(y.bounds) > 0 {
 		digits = max(digits, hexDigits(r.ABI, y.bounds[len(y.bounds)-1]))
 	}
-	// Left: the edges of occupied stretches, then other edges where room remains.
 	var taken []float64
 	free := func(py float64) bool {
 		for _, t := range taken {
@@ -528,8 +578,8 @@ func (s *SVG) writeAxes(w *bufio.Writer, im *svgImage, y *yScale, plotX, plotW, 
 		}
 		taken = append(taken, py)
 		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="end" font-family="DejaVu Sans Mono, monospace" font-size="11" fill="#333">0x%0*x</text>`+"\n",
-			plotX-6, py+4, digits, a)
-		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#999"/>`+"\n", plotX-3, py, plotX, py)
+			p.plotX-6, py+4, digits, a)
+		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#999"/>`+"\n", p.plotX-3, py, p.plotX, py)
 	}
 	for i := range y.empty {
 		if y.empty[i] {
@@ -541,15 +591,45 @@ func (s *SVG) writeAxes(w *bufio.Writer, im *svgImage, y *yScale, plotX, plotW, 
 		label(y.bounds[0])
 		label(y.bounds[len(y.bounds)-1])
 	}
+}
 
-	// Right: names of the notable mappings, most important first.
-	type name struct {
-		text   string
-		py     float64
-		weight uint64
-		colour string
+// panelName is a name on the right of the plot.
+type panelName struct {
+	text   string
+	py     float64
+	weight uint64 // who gets the room when names would overlap
+	colour string
+}
+
+// writeNames names the notable mappings on the right, most important
+// first, where room remains.
+func (p *panel) writeNames() {
+	names := p.names()
+	sort.SliceStable(names, func(i, j int) bool { return names[i].weight > names[j].weight })
+	var right []float64
+	for _, n := range names {
+		py := n.py
+		ok := true
+		for _, t := range right {
+			if math.Abs(t-py) < 13 {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		right = append(right, py)
+		fmt.Fprintf(p.w, `<rect x="%.1f" y="%.1f" width="8" height="8" fill="%s"/><text x="%.1f" y="%.1f">%s</text>`+"\n",
+			p.plotX+p.plotW+6, py-4, n.colour, p.plotX+p.plotW+18, py+4, esc(cutRunes(n.text, 30)))
 	}
-	var names []name
+}
+
+// names gathers the named mappings (the executable's as one), each at
+// the middle of its extent's picture, weighted: heap and stack first,
+// then the executable, then by size.
+func (p *panel) names() []panelName {
+	im, r := p.im, &p.im.rep
 	type extent struct {
 		lo, hi, size uint64
 		k            kind
@@ -574,6 +654,7 @@ func (s *SVG) writeAxes(w *bufio.Writer, im *svgImage, y *yScale, plotX, plotW, 
 		}
 		e.lo, e.hi, e.size = min(e.lo, m.Start), max(e.hi, m.End), e.size+(m.End-m.Start)
 	}
+	var names []panelName
 	for _, text := range order {
 		e := extents[text]
 		wgt := e.size
@@ -584,31 +665,18 @@ func (s *SVG) writeAxes(w *bufio.Writer, im *svgImage, y *yScale, plotX, plotW, 
 			wgt = math.MaxUint64 - 1
 		}
 		// Label at the middle of the extent's picture, not of its addresses.
-		mid := (y.at(e.lo) + y.at(e.hi)) / 2
-		names = append(names, name{text, mid, wgt, kindFill[e.k]})
+		mid := (p.y.at(e.lo) + p.y.at(e.hi)) / 2
+		names = append(names, panelName{text, mid, wgt, kindFill[e.k]})
 	}
-	sort.SliceStable(names, func(i, j int) bool { return names[i].weight > names[j].weight })
-	var right []float64
-	for _, n := range names {
-		py := n.py
-		ok := true
-		for _, t := range right {
-			if math.Abs(t-py) < 13 {
-				ok = false
-				break
-			}
-		}
-		if !ok {
-			continue
-		}
-		right = append(right, py)
-		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="8" height="8" fill="%s"/><text x="%.1f" y="%.1f">%s</text>`+"\n",
-			plotX+plotW+6, py-4, n.colour, plotX+plotW+18, py+4, esc(cutRunes(n.text, 30)))
-	}
+	return names
+}
 
-	// Bottom: time since the image's first observation.
-	steps := len(im.times)
-	bottom := plotTop + plotH
+// writeTimes labels time along the bottom: time since the image's first
+// observation.
+func (p *panel) writeTimes() {
+	w, im := p.w, p.im
+	steps := p.steps
+	bottom := p.plotTop + p.plotH
 	ticks := min(steps, 6)
 	last, lastLabel := -1, ""
 	for i := 0; i < ticks; i++ {
@@ -621,13 +689,13 @@ func (s *SVG) writeAxes(w *bufio.Writer, im *svgImage, y *yScale, plotX, plotW, 
 			continue
 		}
 		last, lastLabel = step, label
-		x := xAt(step) + (xAt(step+1)-xAt(step))/2
+		x := p.xAt(step) + (p.xAt(step+1)-p.xAt(step))/2
 		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#999"/>`+"\n", x, bottom, x, bottom+4)
 		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="11" fill="#333">%s</text>`+"\n",
 			x, bottom+16, label)
 	}
 	fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="11" fill="#555">layout changes in event order (%d); labels: time since the image began</text>`+"\n",
-		plotX+plotW/2, bottom+34, steps)
+		p.plotX+p.plotW/2, bottom+34, steps)
 }
 
 func msSince(ns uint64) string {
