@@ -94,136 +94,184 @@ func newPictureGeometry(width, digits, noteW int) pictureGeometry {
 
 func pictureLines(r *layout.Report, o Options) []string {
 	rows := pictureRows(r, o)
-	top := taskSize(r.ABI, r.VMAs)
-	digits := hexDigits(r.ABI, top)
-	width := o.width()
-
 	noteW := 0
 	for _, rw := range rows {
 		noteW = max(noteW, notesWidth(rw.notes))
 	}
-	g := newPictureGeometry(width, digits, noteW)
-	rangeW, barW := g.rangeW, g.barW
-	const sizeW = pictureSizeW
-
-	hexAt := func(v uint64) string {
-		s := strconv.FormatUint(v, 16)
-		if len(s) < digits {
-			s = strings.Repeat("0", digits-len(s)) + s
-		}
-		return s
-	}
-	blankRange := strings.Repeat(" ", rangeW)
-	blankSize := strings.Repeat(" ", sizeW)
-	blankProt := strings.Repeat(" ", 5)
-
-	var out []string
-	emit := func(l *styled) { out = append(out, l.render(width, o.Color)) }
-
-	for _, t := range wrap(pictureTitle(r), width, "", "  ") {
-		var title styled
-		title.add(t, sgrBold)
-		emit(&title)
-	}
-	if u := uncertainPhrase(r); u != "" {
-		for _, t := range wrap(u, width, "", "  ") {
-			var l styled
-			l.add(t, sgrYellow)
-			emit(&l)
-		}
-	}
-
-	var border styled
-	border.add(blankRange+" "+blankSize+" ┌"+strings.Repeat("─", barW)+"┐", sgrNone)
-	emit(&border)
-
+	pic := newPicture(r, o, noteW)
+	pic.writeTitle(r)
+	pic.writeBorder("┌", "┐", "")
 	for i := len(rows) - 1; i >= 0; i-- {
-		rw := rows[i]
+		rw := &rows[i]
 		switch rw.typ {
 		case rowKernel:
-			var l styled
-			addr := hexAt(rw.lo)
-			if g.full {
-				addr += "-" // from here up
-			}
-			l.add(fit(addr, rangeW)+" "+blankSize+" │", sgrNone)
-			l.add(centre(rw.label, barW, '░'), kindBarSGR[kindKernel])
-			l.add("│", sgrNone)
-			emit(&l)
+			pic.writeKernel(rw)
 		case rowBase:
-			var l styled
-			l.add(fit(hexAt(rw.lo), rangeW)+" "+blankSize+" ├", sgrNone)
-			label := rw.label
-			if len([]rune(label))+2 > barW {
-				label = rw.long
-			}
-			l.add(centre(label, barW, '╌'), sgrBold)
-			l.add("┤", sgrNone)
-			emit(&l)
+			pic.writeBase(rw)
 		case rowGap:
-			notes := wrapNotes(rw.notes, g.noteRoom+5)
-			h := gapLines(rw.hi - rw.lo)
-			mid := (h - 1) / 2
-			h = max(h, mid+len(notes))
-			for k := 0; k < h; k++ {
-				var l styled
-				size, inner := blankSize, strings.Repeat(" ", barW)
-				if k == mid {
-					size = padLeft(Size(rw.hi-rw.lo), sizeW)
-					inner = centre(rw.label, barW, ' ')
-				}
-				l.add(blankRange+" "+size+" ┊", sgrNone)
-				l.add(inner, sgrDim)
-				l.add("┊", sgrNone)
-				if n := k - mid; n >= 0 && n < len(notes) {
-					l.add(" ", sgrNone)
-					l.segs = append(l.segs, notes[n]...)
-				}
-				emit(&l)
-			}
+			pic.writeGap(rw)
 		default:
-			addr := hexAt(rw.lo)
-			if g.full {
-				addr += "-" + hexAt(rw.hi)
-			}
-			label := rw.label
-			if rw.long != "" && len([]rune(rw.long))+1 <= barW {
-				label = rw.long
-			}
-			notes := wrapNotes(rw.notes, g.noteRoom)
-			for k := 0; k < max(1, len(notes)); k++ {
-				var l styled
-				if k == 0 {
-					l.add(addr+" "+padLeft(Size(rw.hi-rw.lo), sizeW)+" │", sgrNone)
-					l.add(fit(" "+label, barW), kindBarSGR[rw.kind])
-					l.add("│ "+fit(rw.prot, 5), sgrNone)
-				} else {
-					// The notes go on: the mapping's row grows a line.
-					l.add(blankRange+" "+blankSize+" │", sgrNone)
-					l.add(strings.Repeat(" ", barW), kindBarSGR[rw.kind])
-					l.add("│ "+blankProt, sgrNone)
-				}
-				if k < len(notes) {
-					l.segs = append(l.segs, notes[k]...)
-				}
-				emit(&l)
-			}
+			pic.writeMapping(rw)
 		}
 	}
-	var bottom styled
-	bottom.add(fit(hexAt(0), rangeW)+" "+blankSize+" └"+strings.Repeat("─", barW)+"┘", sgrNone)
-	emit(&bottom)
-	indent := blankRange + " " + blankSize + "  "
+	pic.writeBorder("└", "┘", pic.hexAt(0))
+	pic.writeLegend()
+	return pic.out
+}
+
+// picture is one text picture being drawn, top down: its columns and the
+// lines so far.
+type picture struct {
+	pictureGeometry
+	digits int // hex digits of an address
+	width  int
+	color  bool
+	out    []string
+
+	blankRange, blankSize, blankProt string
+}
+
+func newPicture(r *layout.Report, o Options, noteW int) *picture {
+	digits := hexDigits(r.ABI, taskSize(r.ABI, r.VMAs))
+	width := o.width()
+	g := newPictureGeometry(width, digits, noteW)
+	return &picture{pictureGeometry: g, digits: digits, width: width, color: o.Color,
+		blankRange: strings.Repeat(" ", g.rangeW),
+		blankSize:  strings.Repeat(" ", pictureSizeW),
+		blankProt:  strings.Repeat(" ", 5),
+	}
+}
+
+func (pic *picture) emit(l *styled) { pic.out = append(pic.out, l.render(pic.width, pic.color)) }
+
+// hexAt writes an address with the picture's number of digits.
+func (pic *picture) hexAt(v uint64) string {
+	s := strconv.FormatUint(v, 16)
+	if len(s) < pic.digits {
+		s = strings.Repeat("0", pic.digits-len(s)) + s
+	}
+	return s
+}
+
+// writeTitle writes the title and, when the layout may miss mappings,
+// says so.
+func (pic *picture) writeTitle(r *layout.Report) {
+	for _, t := range wrap(pictureTitle(r), pic.width, "", "  ") {
+		var title styled
+		title.add(t, sgrBold)
+		pic.emit(&title)
+	}
+	if u := uncertainPhrase(r); u != "" {
+		for _, t := range wrap(u, pic.width, "", "  ") {
+			var l styled
+			l.add(t, sgrYellow)
+			pic.emit(&l)
+		}
+	}
+}
+
+// writeBorder closes the bar at the top or the bottom, with addr in the
+// address column.
+func (pic *picture) writeBorder(left, right, addr string) {
+	var border styled
+	border.add(fit(addr, pic.rangeW)+" "+pic.blankSize+" "+left+strings.Repeat("─", pic.barW)+right, sgrNone)
+	pic.emit(&border)
+}
+
+// writeKernel writes kernel space, from its start address up.
+func (pic *picture) writeKernel(rw *row) {
+	var l styled
+	addr := pic.hexAt(rw.lo)
+	if pic.full {
+		addr += "-" // from here up
+	}
+	l.add(fit(addr, pic.rangeW)+" "+pic.blankSize+" │", sgrNone)
+	l.add(centre(rw.label, pic.barW, '░'), kindBarSGR[kindKernel])
+	l.add("│", sgrNone)
+	pic.emit(&l)
+}
+
+// writeBase writes the mmap base, a line across the bar.
+func (pic *picture) writeBase(rw *row) {
+	var l styled
+	l.add(fit(pic.hexAt(rw.lo), pic.rangeW)+" "+pic.blankSize+" ├", sgrNone)
+	label := rw.label
+	if len([]rune(label))+2 > pic.barW {
+		label = rw.long
+	}
+	l.add(centre(label, pic.barW, '╌'), sgrBold)
+	l.add("┤", sgrNone)
+	pic.emit(&l)
+}
+
+// writeGap writes unmapped space, taller when larger, its size and
+// notes level with its middle.
+func (pic *picture) writeGap(rw *row) {
+	notes := wrapNotes(rw.notes, pic.noteRoom+5)
+	h := gapLines(rw.hi - rw.lo)
+	mid := (h - 1) / 2
+	h = max(h, mid+len(notes))
+	for k := 0; k < h; k++ {
+		var l styled
+		size, inner := pic.blankSize, strings.Repeat(" ", pic.barW)
+		if k == mid {
+			size = padLeft(Size(rw.hi-rw.lo), pictureSizeW)
+			inner = centre(rw.label, pic.barW, ' ')
+		}
+		l.add(pic.blankRange+" "+size+" ┊", sgrNone)
+		l.add(inner, sgrDim)
+		l.add("┊", sgrNone)
+		if n := k - mid; n >= 0 && n < len(notes) {
+			l.add(" ", sgrNone)
+			l.segs = append(l.segs, notes[n]...)
+		}
+		pic.emit(&l)
+	}
+}
+
+// writeMapping writes a row of mappings: its range, size, name and
+// protection, and its notes, on as many lines as they need.
+func (pic *picture) writeMapping(rw *row) {
+	addr := pic.hexAt(rw.lo)
+	if pic.full {
+		addr += "-" + pic.hexAt(rw.hi)
+	}
+	label := rw.label
+	if rw.long != "" && len([]rune(rw.long))+1 <= pic.barW {
+		label = rw.long
+	}
+	notes := wrapNotes(rw.notes, pic.noteRoom)
+	for k := 0; k < max(1, len(notes)); k++ {
+		var l styled
+		if k == 0 {
+			l.add(addr+" "+padLeft(Size(rw.hi-rw.lo), pictureSizeW)+" │", sgrNone)
+			l.add(fit(" "+label, pic.barW), kindBarSGR[rw.kind])
+			l.add("│ "+fit(rw.prot, 5), sgrNone)
+		} else {
+			// The notes go on: the mapping's row grows a line.
+			l.add(pic.blankRange+" "+pic.blankSize+" │", sgrNone)
+			l.add(strings.Repeat(" ", pic.barW), kindBarSGR[rw.kind])
+			l.add("│ "+pic.blankProt, sgrNone)
+		}
+		if k < len(notes) {
+			l.segs = append(l.segs, notes[k]...)
+		}
+		pic.emit(&l)
+	}
+}
+
+// writeLegend explains the bar's two kinds of edge under it.
+func (pic *picture) writeLegend() {
+	indent := pic.blankRange + " " + pic.blankSize + "  "
 	legendLines := []string{indent + "│ mapped  ┊ unmapped, taller when larger (log scale)"}
-	if len([]rune(legendLines[0])) > width {
-		legendLines = wrap(legendLines[0], width, indent, indent+"  ")
+	if len([]rune(legendLines[0])) > pic.width {
+		legendLines = wrap(legendLines[0], pic.width, indent, indent+"  ")
 	}
 	for _, t := range legendLines {
 		var legend styled
 		legend.add(t, sgrDim)
-		emit(&legend)
+		pic.emit(&legend)
 	}
-	return out
 }
 
 // uncertainPhrase says, under the title, that the picture may miss mappings.
@@ -379,6 +427,18 @@ func pictureRows(r *layout.Report, o Options) []row {
 // thousands of mappings, so the count must grow linearly with them (a
 // test holds it to that; a timed one would flake).
 func countedRows(r *layout.Report, o Options, work *int) []row {
+	rows := mappingRows(r, work)
+	rows = withEmptyHeap(rows, r)
+	full := withGaps(rows, r, work)
+	markHeadroom(full, r, o)
+	full = insertMmapBase(full, r)
+	return shrinkRows(full, work)
+}
+
+// mappingRows folds the report's mappings, in address order, into rows:
+// a run of mappings that read as one thing (a library's segments, a
+// stretch of anonymous memory) is one row, unless marked.
+func mappingRows(r *layout.Report, work *int) []row {
 	// Reports come sorted: copy only to sort (the rows only read vmas).
 	vmas := r.VMAs
 	if !slices.IsSortedFunc(vmas, func(a, b layout.Mapping) int { return cmp.Compare(a.Start, b.Start) }) {
@@ -402,61 +462,13 @@ func countedRows(r *layout.Report, o Options, work *int) []row {
 	for i := 0; i < len(vmas); {
 		*work++
 		m := vmas[i]
-		k := kindOf(&m, r.Exe)
-		notes := mk.marks(&m)
-		rw := row{typ: rowMap, lo: m.Start, hi: m.End, kind: k, label: mapLabel(&m, k, r.Exe),
-			prot: m.Prot, count: 1, notes: notes}
-		rw.pinned = len(notes) > 0 || k == kindHeap || k == kindStack
-		if rw.pinned && k == kindFile {
-			rw.long = m.Path
-		}
-		if k == kindAnon && len(rows) > 0 {
-			// The kernel maps the executable's bss right after its data.
-			// Anonymous memory mapped right above it joins the same VMA,
-			// so a bss larger than the program is mostly something else.
-			if p := rows[len(rows)-1]; p.hi == m.Start && p.kind == kindData && strings.HasPrefix(p.label, "data") {
-				if m.End-m.Start <= max(1<<20, exeSize) {
-					rw.kind, rw.label = kindData, "bss"
-					rw.pinned = true
-				} else {
-					rw.label = "bss + anonymous"
-				}
-			}
-		}
+		rw := firstRow(&m, r.Exe, mk, rows, exeSize)
 		i++
 		bssFolded := false
 		for !rw.pinned && i < len(vmas) && !mk.marked(&vmas[i]) {
 			*work++
 			n := &vmas[i]
-			nk := kindOf(n, r.Exe)
-			if n.Start < rw.hi {
-				break
-			}
-			gap := n.Start - rw.hi
-			ok := false
-			switch k {
-			case kindText, kindData:
-				ok = gap == 0 && nk == k && mapLabel(n, nk, r.Exe) == rw.label
-			case kindFile:
-				switch {
-				case nk == kindFile && n.Path == m.Path && gap <= 1<<20:
-					ok = true
-				case nk == kindAnon && gap == 0 && !bssFolded && strings.HasPrefix(vmas[i-1].Prot, "rw") &&
-					n.End-n.Start <= rw.hi-rw.lo:
-					// A library's bss; anonymous memory merged onto it
-					// would outweigh the library and gets its own row.
-					ok, bssFolded = true, true
-					rw.label += " +bss"
-				}
-			case kindAnon:
-				ok = nk == kindAnon && gap == 0
-			case kindSpecial:
-				ok = nk == kindSpecial && gap == 0
-				if ok && !strings.Contains(rw.label, n.Path) {
-					rw.label += " " + n.Path
-				}
-			}
-			if !ok {
+			if n.Start < rw.hi || !rw.continues(&m, n, &vmas[i-1], r.Exe, &bssFolded) {
 				break
 			}
 			rw.hi = n.End
@@ -468,19 +480,88 @@ func countedRows(r *layout.Report, o Options, work *int) []row {
 		}
 		rows = append(rows, rw)
 	}
+	return rows
+}
 
-	// An image that never grew its heap has no [heap] mapping: show where it starts.
+// firstRow is the row that mapping m starts; rows are those below it.
+func firstRow(m *layout.Mapping, exe string, mk *marker, rows []row, exeSize uint64) row {
+	k := kindOf(m, exe)
+	notes := mk.marks(m)
+	rw := row{typ: rowMap, lo: m.Start, hi: m.End, kind: k, label: mapLabel(m, k, exe),
+		prot: m.Prot, count: 1, notes: notes}
+	rw.pinned = len(notes) > 0 || k == kindHeap || k == kindStack
+	if rw.pinned && k == kindFile {
+		rw.long = m.Path
+	}
+	if k == kindAnon && len(rows) > 0 {
+		// The kernel maps the executable's bss right after its data.
+		// Anonymous memory mapped right above it joins the same VMA,
+		// so a bss larger than the program is mostly something else.
+		if p := rows[len(rows)-1]; p.hi == m.Start && p.kind == kindData && strings.HasPrefix(p.label, "data") {
+			if m.End-m.Start <= max(1<<20, exeSize) {
+				rw.kind, rw.label = kindData, "bss"
+				rw.pinned = true
+			} else {
+				rw.label = "bss + anonymous"
+			}
+		}
+	}
+	return rw
+}
+
+// continues says whether mapping n, just above prev, belongs in rw, the
+// unpinned row that mapping m started (so rw.kind is m's kind), and
+// adds to rw's label what n brings to it.
+func (rw *row) continues(m, n, prev *layout.Mapping, exe string, bssFolded *bool) bool {
+	nk := kindOf(n, exe)
+	gap := n.Start - rw.hi
+	switch rw.kind {
+	case kindText, kindData:
+		return gap == 0 && nk == rw.kind && mapLabel(n, nk, exe) == rw.label
+	case kindFile:
+		switch {
+		case nk == kindFile && n.Path == m.Path && gap <= 1<<20:
+			return true
+		case nk == kindAnon && gap == 0 && !*bssFolded && strings.HasPrefix(prev.Prot, "rw") &&
+			n.End-n.Start <= rw.hi-rw.lo:
+			// A library's bss; anonymous memory merged onto it
+			// would outweigh the library and gets its own row.
+			*bssFolded = true
+			rw.label += " +bss"
+			return true
+		}
+	case kindAnon:
+		return nk == kindAnon && gap == 0
+	case kindSpecial:
+		if nk != kindSpecial || gap != 0 {
+			return false
+		}
+		if !strings.Contains(rw.label, n.Path) {
+			rw.label += " " + n.Path
+		}
+		return true
+	}
+	return false
+}
+
+// withEmptyHeap adds, to an image that never grew its heap and so has no
+// [heap] mapping, a row that shows where the heap starts.
+func withEmptyHeap(rows []row, r *layout.Report) []row {
 	hasHeap := false
 	for _, rw := range rows {
 		hasHeap = hasHeap || rw.kind == kindHeap
 	}
-	if !hasHeap && r.StartBrk != 0 {
-		h := row{typ: rowMap, lo: r.StartBrk, hi: max(r.Brk, r.StartBrk), kind: kindHeap, label: "[heap] (empty) ↑", pinned: true}
-		at := sort.Search(len(rows), func(i int) bool { return rows[i].lo >= h.lo })
-		rows = append(rows[:at], append([]row{h}, rows[at:]...)...)
+	if hasHeap || r.StartBrk == 0 {
+		return rows
 	}
+	h := row{typ: rowMap, lo: r.StartBrk, hi: max(r.Brk, r.StartBrk), kind: kindHeap, label: "[heap] (empty) ↑", pinned: true}
+	at := sort.Search(len(rows), func(i int) bool { return rows[i].lo >= h.lo })
+	return append(rows[:at], append([]row{h}, rows[at:]...)...)
+}
 
-	// Gaps between rows, below the lowest and above the highest mapping.
+// withGaps puts the gaps between rows, below the lowest and above the
+// highest mapping, and kernel space on top.
+func withGaps(rows []row, r *layout.Report, work *int) []row {
 	top := taskSize(r.ABI, r.VMAs)
 	full := make([]row, 0, 2*len(rows)+2)
 	prev := uint64(0)
@@ -495,11 +576,7 @@ func countedRows(r *layout.Report, o Options, work *int) []row {
 	if top > prev {
 		full = append(full, row{typ: rowGap, lo: prev, hi: top, label: "free"})
 	}
-	full = append(full, row{typ: rowKernel, lo: top, label: "kernel space"})
-
-	markHeadroom(full, r, o)
-	full = insertMmapBase(full, r)
-	return shrinkRows(full, work)
+	return append(full, row{typ: rowKernel, lo: top, label: "kernel space"})
 }
 
 // splitHeap cuts the [heap] VMA at the heap's own bounds, start_brk and
