@@ -175,6 +175,8 @@ func newFlagSet(opts *options, stderr io.Writer) *pflag.FlagSet {
 	return fs
 }
 
+// parseArgs reads the command line into options, refusing what cannot
+// work before anything is opened.
 func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	opts := &options{args: append([]string{"mmtrace"}, argv...)}
 	fs := newFlagSet(opts, stderr)
@@ -198,42 +200,48 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	} else if fs.NArg() > 0 {
 		return nil, usageError{fmt.Sprintf("unexpected argument %q (put the command to trace after --)", fs.Arg(0))}
 	}
-
-	switch opts.format {
-	case "text", "json":
-	default:
-		return nil, usageError{fmt.Sprintf("--format must be text or json, not %q", opts.format)}
+	if err := checkValues(opts, fs, stderr); err != nil {
+		return nil, err
 	}
-	switch opts.color {
-	case "auto", "always", "never":
-	default:
-		return nil, usageError{fmt.Sprintf("--color must be auto, always or never, not %q", opts.color)}
+	if err := checkCombination(opts); err != nil {
+		return nil, err
+	}
+	return opts, nil
+}
+
+// checkValues checks each flag's value and converts those that need it.
+func checkValues(opts *options, fs *pflag.FlagSet, stderr io.Writer) error {
+	if opts.format != "text" && opts.format != "json" {
+		return usageError{fmt.Sprintf("--format must be text or json, not %q", opts.format)}
+	}
+	if opts.color != "auto" && opts.color != "always" && opts.color != "never" {
+		return usageError{fmt.Sprintf("--color must be auto, always or never, not %q", opts.color)}
 	}
 	t, err := size.Parse(opts.thresholdS)
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("--squeeze-threshold: %v", err)}
+		return usageError{fmt.Sprintf("--squeeze-threshold: %v", err)}
 	}
 	opts.threshold = t
 	for _, c := range opts.comms {
 		if c == "" {
-			return nil, usageError{"--comm needs a non-empty name"}
+			return usageError{"--comm needs a non-empty name"}
 		}
 		if len(c) > 15 {
-			return nil, usageError{fmt.Sprintf("--comm %q is longer than the kernel's 15-character process names", c)}
+			return usageError{fmt.Sprintf("--comm %q is longer than the kernel's 15-character process names", c)}
 		}
 	}
 	for _, p := range opts.pids {
 		if p == 0 || p >= 1<<22 {
-			return nil, usageError{fmt.Sprintf("--pid %d is not a process id", p)}
+			return usageError{fmt.Sprintf("--pid %d is not a process id", p)}
 		}
 		opts.pids32 = append(opts.pids32, uint32(p))
 	}
 	ring, err := size.Parse(opts.ringSizeS)
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("--ring-size: %v", err)}
+		return usageError{fmt.Sprintf("--ring-size: %v", err)}
 	}
 	if err := ringsize.Check(ring); err != nil {
-		return nil, usageError{fmt.Sprintf("--ring-size %s %v", opts.ringSizeS, err)}
+		return usageError{fmt.Sprintf("--ring-size %s %v", opts.ringSizeS, err)}
 	}
 	opts.ringSize = int(ring)
 	if ring > ringsize.Huge && opts.read == "" && !opts.probeKernel {
@@ -244,42 +252,43 @@ func parseArgs(argv []string, stderr io.Writer) (*options, error) {
 	if opts.backupsS != "auto" {
 		n, err := strconv.Atoi(opts.backupsS)
 		if err != nil || n < 0 || n > maxBackups {
-			return nil, usageError{fmt.Sprintf("--backups must be auto or a number from 0 to %d, not %q", maxBackups, opts.backupsS)}
+			return usageError{fmt.Sprintf("--backups must be auto or a number from 0 to %d, not %q", maxBackups, opts.backupsS)}
 		}
 		opts.backups = n
 	}
 	if fs.Changed("check-status") {
 		if opts.checkStatus < 1 || opts.checkStatus > 255 {
-			return nil, usageError{fmt.Sprintf("--check-status must be an exit status from 1 to 255, not %d", opts.checkStatus)}
+			return usageError{fmt.Sprintf("--check-status must be an exit status from 1 to 255, not %d", opts.checkStatus)}
 		}
 		opts.check = true
 	}
 	if opts.btf != "" {
 		if err := loader.CheckBTFFile(opts.btf); err != nil {
-			return nil, usageError{err.Error()}
+			return usageError{err.Error()}
 		}
 	}
-	if opts.probeKernel {
-		if opts.read != "" || opts.write != "" || opts.output != "" || len(opts.command) > 0 || opts.user != "" {
-			return nil, usageError{"--probe-kernel reports on the running kernel to stdout: it cannot be combined with -r, -w, -o, -u or a command"}
-		}
-		return opts, nil
+	return nil
+}
+
+// checkCombination refuses flags that do not go together, and resolves
+// -u's user.
+func checkCombination(opts *options) (err error) {
+	if opts.probeKernel && (opts.read != "" || opts.write != "" || opts.output != "" || len(opts.command) > 0 || opts.user != "") {
+		return usageError{"--probe-kernel reports on the running kernel to stdout: it cannot be combined with -r, -w, -o, -u or a command"}
 	}
-	if opts.read != "" {
-		if opts.write != "" || len(opts.command) > 0 || opts.btf != "" {
-			return nil, usageError{"-r replays a recording: it cannot be combined with -w, --btf or a command"}
-		}
+	if opts.read != "" && (opts.write != "" || len(opts.command) > 0 || opts.btf != "") {
+		return usageError{"-r replays a recording: it cannot be combined with -w, --btf or a command"}
 	}
 	if len(opts.command) > 0 && len(opts.pids) > 0 {
-		return nil, usageError{"use either --pid or a command after --, not both"}
+		return usageError{"use either --pid or a command after --, not both"}
 	}
 	if opts.user != "" {
 		if len(opts.command) == 0 {
-			return nil, usageError{"-u runs the command after -- as another user: give one (mmtrace -u USER -- CMD)"}
+			return usageError{"-u runs the command after -- as another user: give one (mmtrace -u USER -- CMD)"}
 		}
 		if opts.runAs, err = launch.LookupCredential(opts.user); err != nil {
-			return nil, usageError{err.Error()}
+			return usageError{err.Error()}
 		}
 	}
-	return opts, nil
+	return nil
 }

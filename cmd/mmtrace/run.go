@@ -88,12 +88,8 @@ func trace(ctx context.Context, opts *options, stdout, stderr io.Writer) (err er
 		}
 	}
 	src.StopWhen(interrupt.StopWhen(ctx, child))
-	found, err := pipeline.Run(src, pipelineOptions(opts, outs), pipeline.Outputs{Out: outs.Out, Record: outs.Record(), SVG: outs.SVG(), Stderr: stderr})
-	if err != nil {
+	if err := analyse(src, opts, outs, stderr); err != nil {
 		return err
-	}
-	if opts.check && found {
-		return exitstatus.Silent{Code: opts.checkStatus}
 	}
 	if child != nil {
 		return interrupt.CommandEnd(ctx, child, opts.command[0])
@@ -116,14 +112,28 @@ func replay(ctx context.Context, opts *options, stdout, stderr io.Writer) (err e
 	if err := outs.Commit(); err != nil {
 		return err
 	}
-	found, err := pipeline.Run(rec, pipelineOptions(opts, outs), pipeline.Outputs{Out: outs.Out, Record: outs.Record(), SVG: outs.SVG(), Stderr: stderr})
-	if err != nil {
-		return stopped(ctx, err)
+	return stopped(ctx, analyse(rec, opts, outs, stderr))
+}
+
+// analyse runs src through the pipeline, the one path of live tracing
+// and replay; with --check, what it found becomes the exit status.
+func analyse(src pipeline.Source, opts *options, outs *outputs.Outputs, stderr io.Writer) error {
+	popts := pipeline.Options{
+		Render: render.Options{
+			Color:            outs.Color(opts.color),
+			Width:            outs.Width(),
+			SqueezeThreshold: opts.threshold,
+			Verbose:          opts.verbose,
+		},
+		JSON:  opts.format == "json",
+		Check: opts.check,
+		Args:  opts.args,
 	}
-	if opts.check && found {
+	found, err := pipeline.Run(src, popts, pipeline.Outputs{Out: outs.Out, Record: outs.Record(), SVG: outs.SVG(), Stderr: stderr})
+	if err == nil && opts.check && found {
 		return exitstatus.Silent{Code: opts.checkStatus}
 	}
-	return nil
+	return err
 }
 
 // stopped turns the pipeline's "a signal cut this short" into exit 128+N
@@ -141,20 +151,7 @@ func paths(opts *options) outputs.Paths {
 	return outputs.Paths{Read: opts.read, Output: opts.output, Write: opts.write, SVG: opts.svg}
 }
 
-func pipelineOptions(opts *options, outs *outputs.Outputs) pipeline.Options {
-	return pipeline.Options{
-		Render: render.Options{
-			Color:            outs.Color(opts.color),
-			Width:            outs.Width(),
-			SqueezeThreshold: opts.threshold,
-			Verbose:          opts.verbose,
-		},
-		JSON:  opts.format == "json",
-		Check: opts.check,
-		Args:  opts.args,
-	}
-}
-
+// describeTargets names what is traced, for the "tracing" line.
 func describeTargets(opts *options) string {
 	var parts []string
 	for _, c := range opts.comms {
