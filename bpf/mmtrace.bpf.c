@@ -1653,11 +1653,11 @@ static __always_inline __u64 searched_address(struct inflight *a, struct mm_stru
  * RESULT_UNKNOWN. */
 static __always_inline long lock_path_result(struct inflight *a, struct mm_struct *mm)
 {
-	__s64 pages = (__s64)(BPF_CORE_READ(mm, total_vm) - a->total_vm);
-	__u64 task_size = BPF_CORE_READ(mm, task_size);
+	__s64 pages = (__s64)(mm->total_vm - a->total_vm);
+	__u64 task_size = mm->task_size;
 	switch (a->kind) {
 	case KIND_BRK:
-		return BPF_CORE_READ(mm, brk); /* the break, moved or not */
+		return mm->brk; /* the break, moved or not */
 	case KIND_MMAP: {
 		__u64 len = page_align(a->args[1]);
 		if (!len || ((a->args[3] & MAP_FIXED) && (a->args[0] & (PAGE_SIZE - 1))))
@@ -1715,28 +1715,31 @@ static __always_inline long lock_path_result(struct inflight *a, struct mm_struc
 	}
 	case KIND_UNMODELED:
 		/* The consumer only needs to know whether it changed anything. */
-		return pages || BPF_CORE_READ(mm, map_count) != a->map_count ? 0 : -EINVAL;
+		return pages || mm->map_count != a->map_count ? 0 : -EINVAL;
 	}
 	return -EINVAL;
 }
 
-/* The call's arguments from the thread's saved user registers, by ABI. */
+/* The call's arguments from the thread's saved user registers, by ABI.
+ * The lock path reads regs, the task and the mm with direct (CO-RE
+ * relocated) loads: they are BTF pointers there, and a probe read per
+ * field was most of the programs' cost on a traced mmap loop. */
 static __always_inline void regs_args(struct pt_regs *regs, __u8 abi, __u64 *args)
 {
 	if (abi == ABI_I386) {
-		args[0] = (__u32)BPF_CORE_READ(regs, bx);
-		args[1] = (__u32)BPF_CORE_READ(regs, cx);
-		args[2] = (__u32)BPF_CORE_READ(regs, dx);
-		args[3] = (__u32)BPF_CORE_READ(regs, si);
-		args[4] = (__u32)BPF_CORE_READ(regs, di);
-		args[5] = (__u32)BPF_CORE_READ(regs, bp);
+		args[0] = (__u32)regs->bx;
+		args[1] = (__u32)regs->cx;
+		args[2] = (__u32)regs->dx;
+		args[3] = (__u32)regs->si;
+		args[4] = (__u32)regs->di;
+		args[5] = (__u32)regs->bp;
 	} else {
-		args[0] = BPF_CORE_READ(regs, di);
-		args[1] = BPF_CORE_READ(regs, si);
-		args[2] = BPF_CORE_READ(regs, dx);
-		args[3] = BPF_CORE_READ(regs, r10);
-		args[4] = BPF_CORE_READ(regs, r8);
-		args[5] = BPF_CORE_READ(regs, r9);
+		args[0] = regs->di;
+		args[1] = regs->si;
+		args[2] = regs->dx;
+		args[3] = regs->r10;
+		args[4] = regs->r8;
+		args[5] = regs->r9;
 	}
 }
 
@@ -1761,11 +1764,11 @@ static __always_inline int on_lock_acquired(struct mm_struct *mm, __u64 write, _
 	if (!is_traced(pid_tgid >> 32))
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
-	if ((__u64)BPF_CORE_READ(task, mm) != (__u64)mm)
+	if (task->mm != mm)
 		return 0; /* exec building a new mm, or another process's */
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	long id = BPF_CORE_READ(regs, orig_ax);
-	__u8 abi = task_abi(task);
+	long id = regs->orig_ax;
+	__u8 abi = (task->thread_info.status & TS_COMPAT) ? ABI_I386 : ABI_X86_64;
 	__u8 kind = syscall_kind(id, abi == ABI_I386);
 	/* Not a memory call: the ELF loader inside execve, a fault that
 	 * grows the stack, madvise and others that change no layout. */
@@ -1773,8 +1776,8 @@ static __always_inline int on_lock_acquired(struct mm_struct *mm, __u64 write, _
 		return 0;
 	struct inflight in = { .kind = kind, .abi = abi, .syscall = id, .lock_path = 1 };
 	regs_args(regs, abi, in.args);
-	in.total_vm = BPF_CORE_READ(mm, total_vm);
-	in.map_count = BPF_CORE_READ(mm, map_count);
+	in.total_vm = mm->total_vm;
+	in.map_count = mm->map_count;
 	return on_sys_enter(&in, pid_tgid);
 }
 
@@ -1789,7 +1792,7 @@ static __always_inline int on_lock_done(struct mm_struct *mm, __u64 write, int m
 		return 0;
 	__u32 tgid = pid_tgid >> 32;
 	struct task_struct *task = bpf_get_current_task_btf();
-	if ((__u64)BPF_CORE_READ(task, mm) != (__u64)mm)
+	if (task->mm != mm)
 		return 0;
 	if (!in->seq)
 		number_change(tgid, in);
