@@ -15,9 +15,10 @@ import (
 // "Public contract"). Lines are built by appending into one reused buffer:
 // the event path runs for every record and must not allocate per field.
 type jsonRenderer struct {
-	w *bufio.Writer
-	o Options
-	j jsonBuf
+	w   *bufio.Writer
+	o   Options
+	j   jsonBuf
+	who whoFields
 }
 
 // NewJSON returns the JSON-lines renderer. Output is buffered until Flush.
@@ -53,121 +54,28 @@ func (r *jsonRenderer) Event(ev *events.Event, ch layout.Change) {
 		return
 	}
 	j := &r.j
-	j.open()
-	j.str("type", ev.Kind.String())
-	j.uint("seq", ev.Seq)
-	j.uint("time_ns", ev.Time)
-	j.uint("pid", uint64(ev.PID))
-	j.uint("tid", uint64(ev.TID))
-	comm := ch.Comm
-	if comm == "" {
-		comm = ev.Comm
-	}
-	if comm == "" && ev.Exec != nil {
-		comm = ev.Exec.Comm
-	}
-	j.str("comm", comm)
-	j.str("abi", ev.ABI.String())
-
+	r.eventHead(ev, ch)
 	switch ev.Kind {
 	case events.KindExec:
-		if x := ev.Exec; x != nil {
-			j.str("exe", x.Filename)
-			j.argv(x.Argv, x.ArgvTruncated)
-			j.uint("old_pid", uint64(x.OldPID))
-			j.uint("ppid", uint64(x.PPID))
-			j.str("parent_comm", x.ParentComm)
-			j.str("parent_abi", x.ParentABI.String())
-			j.hex("personality", uint64(x.Personality))
-			j.hex("task_size", x.TaskSize)
-			j.hex("start_code", x.StartCode)
-			j.hex("end_code", x.EndCode)
-			j.hex("start_data", x.StartData)
-			j.hex("end_data", x.EndData)
-			j.hex("start_brk", x.StartBrk)
-			j.hex("brk", x.Brk)
-			j.hex("start_stack", x.StartStack)
-			j.hex("mmap_base", x.MmapBase)
-			j.hex("mmap_legacy_base", x.MmapLegacyBase)
-			j.hex("mmap_compat_base", x.MmapCompatBase)
-			j.hex("mmap_compat_legacy_base", x.MmapCompatLegacyBase)
-			j.uint("rlimit_stack_cur", x.RlimStackCur)
-			j.uint("rlimit_stack_max", x.RlimStackMax)
-			j.uint("vma_count", uint64(x.VMACount))
-			j.boolean("vmas_known", x.VMAsKnown)
-		}
-		// The headroom is known once the exec's VMA snapshot is complete,
-		// usually a few records later; 0 here would read as squeezed.
-		if ch.SnapshotReady {
-			j.uint("headroom", ch.Headroom)
-		} else {
-			j.null("headroom")
-		}
+		j.execFields(ev.Exec, ch)
 	case events.KindVMA:
-		j.hex("start", ev.VMA.Start)
-		j.hex("end", ev.VMA.End)
-		j.key("prot")
-		j.b = append(j.b, '"')
-		j.b = appendVMAProt(j.b, ev.VMA.Flags)
-		j.b = append(j.b, '"')
-		j.hex("flags_raw", ev.VMA.Flags)
-		j.uint("offset", ev.VMA.PgOff*4096)
-		j.str("path", ev.VMA.Path)
-		j.uint("index", uint64(ev.VMA.Index))
-		j.uint("total", uint64(ev.VMA.Total))
+		j.vmaFields(&ev.VMA)
 	case events.KindMmap:
-		j.hex("addr", ev.Addr)
-		j.uint("len", ev.Len)
-		j.protField(ev.Prot)
-		j.key("flags")
-		j.b = append(j.b, '"')
-		j.b = appendMmapFlags(j.b, ev.Flags, "MAP_")
-		j.b = append(j.b, '"')
-		j.hex("flags_raw", uint64(ev.Flags))
-		j.int("fd", int64(ev.FD))
-		j.uint("offset", ev.Offset)
-		j.addrResult(ev.Ret)
-		j.str("path", ev.Path)
-		j.str("placement", string(ch.Placement))
-		j.uint("headroom", ch.Headroom)
-		j.boolean("new_squeezer", ch.NewSqueezer != nil)
+		j.mmapFields(ev, ch)
 	case events.KindMunmap:
 		j.hex("addr", ev.Addr)
 		j.uint("len", ev.Len)
 		j.intResult(ev.Ret)
 		j.uint("headroom", ch.Headroom)
 	case events.KindMremap:
-		j.hex("addr", ev.Addr)
-		j.uint("old_len", ev.Len)
-		j.uint("new_len", ev.NewLen)
-		j.key("flags")
-		j.b = append(j.b, '"')
-		j.b = appendFlagNames(j.b, ev.Flags, mremapFlags, "MREMAP_")
-		j.b = append(j.b, '"')
-		j.hex("flags_raw", uint64(ev.Flags))
-		j.hex("new_addr", ev.NewAddr)
-		j.addrResult(ev.Ret)
-		j.str("placement", string(ch.Placement))
-		j.uint("headroom", ch.Headroom)
-		j.boolean("new_squeezer", ch.NewSqueezer != nil)
+		j.mremapFields(ev, ch)
 	case events.KindMprotect:
 		j.hex("addr", ev.Addr)
 		j.uint("len", ev.Len)
 		j.protField(ev.Prot)
 		j.intResult(ev.Ret)
 	case events.KindBrk:
-		j.hex("requested", ev.Addr)
-		j.hex("result", uint64(ev.Ret))
-		j.boolean("failed", ch.BrkFailure != nil)
-		if f := ch.BrkFailure; f != nil && f.BlockedBy != nil {
-			j.hex("blocked_by", f.BlockedBy.Start)
-		} else {
-			j.null("blocked_by")
-		}
-		if f := ch.BrkFailure; f != nil {
-			j.str("cause", string(f.Reason()))
-		}
-		j.uint("headroom", ch.Headroom)
+		j.brkFields(ev, ch)
 	case events.KindPersonality:
 		j.hex("persona", ev.Addr)
 		if uint32(ev.Addr) == personalityQuery {
@@ -175,23 +83,13 @@ func (r *jsonRenderer) Event(ev *events.Event, ch layout.Change) {
 		} else {
 			j.str("persona_names", personalityNames(uint32(ev.Addr)))
 		}
-		if isErr(ev.Ret) {
-			j.null("result")
-			j.str("error", errnoName(ev.Ret))
-		} else {
-			j.hex("result", uint64(ev.Ret))
-		}
+		j.hexResult(ev.Ret)
 	case events.KindUnmodeled:
 		j.str("call", events.UnmodeledCall(ev))
 		j.hex("arg0", ev.Addr)
 		j.hex("arg1", ev.Len)
 		j.hex("arg2", ev.NewLen)
-		if isErr(ev.Ret) {
-			j.null("result")
-			j.str("error", errnoName(ev.Ret))
-		} else {
-			j.hex("result", uint64(ev.Ret))
-		}
+		j.hexResult(ev.Ret)
 	case events.KindExecve:
 		j.str("path", ev.Path)
 		j.argv(ev.Argv, ev.ArgvTruncated)
@@ -205,6 +103,147 @@ func (r *jsonRenderer) Event(ev *events.Event, ch layout.Change) {
 	}
 	j.close()
 	r.line()
+}
+
+// eventHead opens an event's object with the fields every event has:
+// type, seq, time_ns, then whose it is (pid, tid, comm, abi). A process's
+// events come in runs, so the "whose" fields are kept as the bytes of the
+// last event's and copied while they stay the same.
+func (r *jsonRenderer) eventHead(ev *events.Event, ch layout.Change) {
+	j := &r.j
+	j.open()
+	j.str("type", ev.Kind.String())
+	j.uint("seq", ev.Seq)
+	j.uint("time_ns", ev.Time)
+	comm := ch.Comm
+	if comm == "" {
+		comm = ev.Comm
+	}
+	if comm == "" && ev.Exec != nil {
+		comm = ev.Exec.Comm
+	}
+	w := &r.who
+	if w.b == nil || w.pid != ev.PID || w.tid != ev.TID || w.comm != comm || w.abi != ev.ABI {
+		at := len(j.b)
+		j.uint("pid", uint64(ev.PID))
+		j.uint("tid", uint64(ev.TID))
+		j.str("comm", comm)
+		j.str("abi", ev.ABI.String())
+		w.pid, w.tid, w.comm, w.abi = ev.PID, ev.TID, comm, ev.ABI
+		w.b = append(w.b[:0], j.b[at:]...)
+		return
+	}
+	j.b = append(j.b, w.b...)
+}
+
+// whoFields are the bytes of the last event's pid, tid, comm and abi
+// fields (from the comma before "pid"), and what they say.
+type whoFields struct {
+	pid, tid uint32
+	comm     string
+	abi      events.ABI
+	b        []byte
+}
+
+// execFields are an exec's image facts. The headroom is known once the
+// exec's VMA snapshot is complete, usually a few records later; 0 here
+// would read as squeezed.
+func (j *jsonBuf) execFields(x *events.Exec, ch layout.Change) {
+	if x != nil {
+		j.str("exe", x.Filename)
+		j.argv(x.Argv, x.ArgvTruncated)
+		j.uint("old_pid", uint64(x.OldPID))
+		j.uint("ppid", uint64(x.PPID))
+		j.str("parent_comm", x.ParentComm)
+		j.str("parent_abi", x.ParentABI.String())
+		j.hex("personality", uint64(x.Personality))
+		j.hex("task_size", x.TaskSize)
+		j.hex("start_code", x.StartCode)
+		j.hex("end_code", x.EndCode)
+		j.hex("start_data", x.StartData)
+		j.hex("end_data", x.EndData)
+		j.hex("start_brk", x.StartBrk)
+		j.hex("brk", x.Brk)
+		j.hex("start_stack", x.StartStack)
+		j.hex("mmap_base", x.MmapBase)
+		j.hex("mmap_legacy_base", x.MmapLegacyBase)
+		j.hex("mmap_compat_base", x.MmapCompatBase)
+		j.hex("mmap_compat_legacy_base", x.MmapCompatLegacyBase)
+		j.uint("rlimit_stack_cur", x.RlimStackCur)
+		j.uint("rlimit_stack_max", x.RlimStackMax)
+		j.uint("vma_count", uint64(x.VMACount))
+		j.boolean("vmas_known", x.VMAsKnown)
+	}
+	if ch.SnapshotReady {
+		j.uint("headroom", ch.Headroom)
+	} else {
+		j.null("headroom")
+	}
+}
+
+// vmaFields are one VMA of an exec's snapshot (--verbose).
+func (j *jsonBuf) vmaFields(v *events.VMA) {
+	j.hex("start", v.Start)
+	j.hex("end", v.End)
+	j.key("prot")
+	j.b = append(j.b, '"')
+	j.b = appendVMAProt(j.b, v.Flags)
+	j.b = append(j.b, '"')
+	j.hex("flags_raw", v.Flags)
+	j.uint("offset", v.PgOff*4096)
+	j.str("path", v.Path)
+	j.uint("index", uint64(v.Index))
+	j.uint("total", uint64(v.Total))
+}
+
+func (j *jsonBuf) mmapFields(ev *events.Event, ch layout.Change) {
+	j.hex("addr", ev.Addr)
+	j.uint("len", ev.Len)
+	j.protField(ev.Prot)
+	j.key("flags")
+	j.b = append(j.b, '"')
+	j.b = appendMmapFlags(j.b, ev.Flags, "MAP_")
+	j.b = append(j.b, '"')
+	j.hex("flags_raw", uint64(ev.Flags))
+	j.int("fd", int64(ev.FD))
+	j.uint("offset", ev.Offset)
+	j.hexResult(ev.Ret)
+	j.str("path", ev.Path)
+	j.str("placement", string(ch.Placement))
+	j.uint("headroom", ch.Headroom)
+	j.boolean("new_squeezer", ch.NewSqueezer != nil)
+}
+
+func (j *jsonBuf) mremapFields(ev *events.Event, ch layout.Change) {
+	j.hex("addr", ev.Addr)
+	j.uint("old_len", ev.Len)
+	j.uint("new_len", ev.NewLen)
+	j.key("flags")
+	j.b = append(j.b, '"')
+	j.b = appendFlagNames(j.b, ev.Flags, mremapFlags, "MREMAP_")
+	j.b = append(j.b, '"')
+	j.hex("flags_raw", uint64(ev.Flags))
+	j.hex("new_addr", ev.NewAddr)
+	j.hexResult(ev.Ret)
+	j.str("placement", string(ch.Placement))
+	j.uint("headroom", ch.Headroom)
+	j.boolean("new_squeezer", ch.NewSqueezer != nil)
+}
+
+func (j *jsonBuf) brkFields(ev *events.Event, ch layout.Change) {
+	j.hex("requested", ev.Addr)
+	j.hex("result", uint64(ev.Ret))
+	f := ch.BrkFailure
+	j.boolean("failed", f != nil)
+	if f != nil && f.BlockedBy != nil {
+		j.hex("blocked_by", f.BlockedBy.Start)
+	} else {
+		j.null("blocked_by")
+	}
+	if f != nil {
+		j.str("cause", string(f.Reason()))
+	}
+	j.uint("headroom", ch.Headroom)
 }
 
 func (r *jsonRenderer) Report(rep *layout.Report) {
@@ -421,8 +460,9 @@ func (j *jsonBuf) protField(prot uint32) {
 	j.hex("prot_raw", uint64(prot))
 }
 
-// addrResult writes an address result, or null and the errno name.
-func (j *jsonBuf) addrResult(ret int64) {
+// hexResult writes a result (an address, a persona) in hex, or null and
+// the errno name.
+func (j *jsonBuf) hexResult(ret int64) {
 	if isErr(ret) {
 		j.null("result")
 		j.str("error", errnoName(ret))
@@ -455,7 +495,14 @@ func (j *jsonBuf) mappingFields(m *layout.Mapping) {
 func appendJSONString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
-	for i := 0; i < len(s); {
+	// Most strings (names, paths) need no escaping: copy the plain head
+	// in one piece.
+	i := 0
+	for i < len(s) && jsonPlain(s[i]) {
+		i++
+	}
+	b = append(b, s[:i]...)
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
@@ -488,4 +535,10 @@ func appendJSONString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
+}
+
+// jsonPlain says whether c stands for itself in a JSON string as
+// appendJSONString writes it.
+func jsonPlain(c byte) bool {
+	return c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' && c != 0x7f
 }

@@ -459,6 +459,36 @@ func TestJSONEventAllocs(t *testing.T) {
 	}
 }
 
+// TestTextEventAllocs: the text event path allocates nothing either, but
+// for the rare notes (a new squeezer, a failed brk, the headroom moving).
+func TestTextEventAllocs(t *testing.T) {
+	st := hintSqueezeStream()
+	tr := NewText(io.Discard, Options{})
+	for i := range st {
+		s := &st[i]
+		switch {
+		case s.ev.Kind != events.KindMmap && s.ev.Kind != events.KindMunmap && s.ev.Kind != events.KindMprotect:
+			continue
+		case s.ch.HeadroomChanged || s.ch.NewSqueezer != nil || s.ch.BrkFailure != nil:
+			continue
+		}
+		tr.Event(&s.ev, s.ch)
+		if n := testing.AllocsPerRun(100, func() { tr.Event(&s.ev, s.ch) }); n != 0 {
+			t.Errorf("%s event: %.1f allocations per line, want 0", s.ev.Kind, n)
+		}
+	}
+}
+
+func BenchmarkTextEvent(b *testing.B) {
+	st := hintSqueezeStream()
+	tr := NewText(io.Discard, Options{})
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		s := &st[15+i%10]
+		tr.Event(&s.ev, s.ch)
+	}
+}
+
 func BenchmarkJSONEvent(b *testing.B) {
 	st := hintSqueezeStream()
 	jr := NewJSON(io.Discard, Options{})
@@ -466,5 +496,30 @@ func BenchmarkJSONEvent(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		s := &st[15+i%10]
 		jr.Event(&s.ev, s.ch)
+	}
+}
+
+// TestPlainASCII holds the word-at-a-time test to the byte-at-a-time one:
+// every byte value at every place of lines of 1 to 24 bytes.
+func TestPlainASCII(t *testing.T) {
+	naive := func(b []byte) bool {
+		for _, c := range b {
+			if c < 0x20 || c >= 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 1; n <= 24; n++ {
+		b := bytes.Repeat([]byte{'a'}, n)
+		for i := range n {
+			for c := range 256 {
+				b[i] = byte(c)
+				if got, want := plainASCII(b), naive(b); got != want {
+					t.Fatalf("plainASCII(%q) = %v, want %v", b, got, want)
+				}
+			}
+			b[i] = 'a'
+		}
 	}
 }

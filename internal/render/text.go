@@ -2,6 +2,7 @@ package render
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strconv"
@@ -21,8 +22,9 @@ type textRenderer struct {
 	o      Options
 	t0     uint64
 	haveT0 bool
-	line   styled // reused for every event line
-	buf    []byte // reused to lay the line out
+	line   styled  // reused for every event line
+	buf    []byte  // reused to lay the line out
+	who    textWho // the last line's pid, comm and abi columns
 }
 
 // NewText returns the human renderer. Output is buffered until Flush.
@@ -56,7 +58,7 @@ func (t *textRenderer) Event(ev *events.Event, ch layout.Change) {
 	// record's warning, the notes) are coloured segments after them.
 	l := &t.line
 	l.segs = l.segs[:0]
-	b := appendEventPrefix(t.buf[:0], ev, ch, t.t0)
+	b := t.appendEventPrefix(t.buf[:0], ev, ch)
 	if ev.Kind == events.KindLost {
 		l.add(lostCall(ev), sgrBadRed)
 	} else {
@@ -71,8 +73,20 @@ func (t *textRenderer) Event(ev *events.Event, ch layout.Change) {
 	t.w.Write(t.buf)
 }
 
-// plainASCII says whether printable would leave b as it is, cheaply.
+// plainASCII says whether printable would leave b as it is, cheaply:
+// every byte is printable ASCII (0x20-0x7e). It tests 8 bytes at a time:
+// a byte below 0x20 borrows into its top bit when 0x20 is taken from it
+// (and its top bit was clear), one above 0x7e sets its top bit when 1 is
+// added to it (or had it set already).
 func plainASCII(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		w := binary.NativeEndian.Uint64(b)
+		if ((w-0x20*ones)&^w|(w+ones)|w)&highs != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c < 0x20 || c >= 0x7f {
 			return false
@@ -81,8 +95,21 @@ func plainASCII(b []byte) bool {
 	return true
 }
 
-// appendEventPrefix appends "seq time pid comm abi " in fixed columns.
-func appendEventPrefix(b []byte, ev *events.Event, ch layout.Change, t0 uint64) []byte {
+// appendEventPrefix appends "seq time pid comm abi " in fixed columns, as
+// fmt's "%6d %10.6f %7d %-15s %-6s " would, without its allocations.
+func (t *textRenderer) appendEventPrefix(b []byte, ev *events.Event, ch layout.Change) []byte {
+	var num [32]byte
+	b = padLeftBytes(b, strconv.AppendUint(num[:0], ev.Seq, 10), 6)
+	b = append(b, ' ')
+	b = padLeftBytes(b, appendSeconds(num[:0], int64(ev.Time-t.t0)), 10)
+	b = append(b, ' ')
+	return append(b, t.whoColumns(ev, ch)...)
+}
+
+// whoColumns are the "pid comm abi " columns of an event line. A
+// process's events come in runs: the last line's are kept and reused
+// while they stay the same.
+func (t *textRenderer) whoColumns(ev *events.Event, ch layout.Change) []byte {
 	comm := ch.Comm
 	if comm == "" {
 		comm = ev.Comm
@@ -93,15 +120,17 @@ func appendEventPrefix(b []byte, ev *events.Event, ch layout.Change, t0 uint64) 
 	if comm == "" {
 		comm = "?"
 	}
-	// As fmt's "%6d %10.6f %7d %-15s %-6s ", without its allocations.
-	var num [32]byte
-	b = padLeftBytes(b, strconv.AppendUint(num[:0], ev.Seq, 10), 6)
-	b = append(b, ' ')
-	b = padLeftBytes(b, appendSeconds(num[:0], int64(ev.Time-t0)), 10)
-	b = append(b, ' ')
+	// Dropped records belong to no one process: every live image.
+	all := ev.Kind == events.KindLost && ev.PID == 0
+	w := &t.who
+	if w.b != nil && w.pid == ev.PID && w.comm == comm && w.abi == ev.ABI && w.all == all {
+		return w.b
+	}
+	w.pid, w.comm, w.abi, w.all = ev.PID, comm, ev.ABI, all
+	var num [16]byte
 	abi := ev.ABI.String()
-	if ev.Kind == events.KindLost && ev.PID == 0 {
-		// Dropped records belong to no one process: every live image.
+	b := w.b[:0]
+	if all {
 		b = padLeftBytes(b, append(num[:0], '-'), 7)
 		comm, abi = "all images", ""
 	} else {
@@ -111,7 +140,17 @@ func appendEventPrefix(b []byte, ev *events.Event, ch layout.Change, t0 uint64) 
 	b = padRight(b, comm, 15)
 	b = append(b, ' ')
 	b = padRight(b, abi, 6)
-	return append(b, ' ')
+	w.b = append(b, ' ')
+	return w.b
+}
+
+// textWho is what the cached "pid comm abi " columns say.
+type textWho struct {
+	pid  uint32
+	comm string
+	abi  events.ABI
+	all  bool // a lost record of no one process
+	b    []byte
 }
 
 // padLeftBytes appends s right-aligned in n bytes (as %nd).
@@ -136,21 +175,7 @@ func padRight(b []byte, s string, n int) []byte {
 func appendCall(b []byte, ev *events.Event, ch layout.Change) []byte {
 	switch ev.Kind {
 	case events.KindExec:
-		b = append(b, "exec "...)
-		if x := ev.Exec; x != nil {
-			b = strconv.AppendQuote(b, x.Filename)
-			b = fmt.Appendf(b, " ppid %d", x.PPID)
-			if x.ParentComm != "" {
-				b = fmt.Appendf(b, " (%s, %s)", x.ParentComm, x.ParentABI)
-			}
-			if x.Personality != 0 {
-				b = fmt.Appendf(b, " personality %s (%s)", hex(uint64(x.Personality)), personalityNames(x.Personality))
-			}
-			b = fmt.Appendf(b, " brk %s", hex(x.StartBrk))
-			if x.VMAsKnown {
-				b = fmt.Appendf(b, ", %d vmas", x.VMACount)
-			}
-		}
+		b = appendExecCall(b, ev.Exec)
 	case events.KindVMA:
 		b = append(b, "  vma "...)
 		b = appendHex(b, ev.VMA.Start)
@@ -163,27 +188,7 @@ func appendCall(b []byte, ev *events.Event, ch layout.Change) []byte {
 			b = append(b, ev.VMA.Path...)
 		}
 	case events.KindMmap:
-		b = append(b, "mmap("...)
-		b = appendAddrArg(b, ev.Addr)
-		b = append(b, ", "...)
-		b = appendSize(b, ev.Len)
-		b = append(b, ", "...)
-		b = appendProt(b, ev.Prot)
-		b = append(b, ", "...)
-		b = appendMmapFlags(b, ev.Flags, "")
-		if ev.FD >= 0 && ev.Flags&unix.MAP_ANONYMOUS == 0 {
-			b = append(b, ", "...)
-			b = strconv.AppendInt(b, int64(ev.FD), 10)
-			if ev.Path != "" {
-				b = append(b, '<')
-				b = append(b, ev.Path...)
-				b = append(b, '>')
-			}
-			b = append(b, ", "...)
-			b = appendHex(b, ev.Offset)
-		}
-		b = append(b, ") = "...)
-		b = appendAddrResult(b, ev.Ret)
+		b = appendMmapCall(b, ev)
 	case events.KindMunmap:
 		b = append(b, "munmap("...)
 		b = appendHex(b, ev.Addr)
@@ -192,20 +197,7 @@ func appendCall(b []byte, ev *events.Event, ch layout.Change) []byte {
 		b = append(b, ") = "...)
 		b = appendIntResult(b, ev.Ret)
 	case events.KindMremap:
-		b = append(b, "mremap("...)
-		b = appendHex(b, ev.Addr)
-		b = append(b, ", "...)
-		b = appendSize(b, ev.Len)
-		b = append(b, ", "...)
-		b = appendSize(b, ev.NewLen)
-		b = append(b, ", "...)
-		b = appendFlagNames(b, ev.Flags, mremapFlags, "")
-		if ev.NewAddr != 0 {
-			b = append(b, ", "...)
-			b = appendHex(b, ev.NewAddr)
-		}
-		b = append(b, ") = "...)
-		b = appendAddrResult(b, ev.Ret)
+		b = appendMremapCall(b, ev)
 	case events.KindMprotect:
 		b = append(b, "mprotect("...)
 		b = appendHex(b, ev.Addr)
@@ -221,58 +213,11 @@ func appendCall(b []byte, ev *events.Event, ch layout.Change) []byte {
 		b = append(b, ") = "...)
 		b = appendHex(b, uint64(ev.Ret))
 	case events.KindPersonality:
-		b = append(b, "personality("...)
-		if uint32(ev.Addr) == personalityQuery {
-			b = append(b, "query"...)
-		} else {
-			b = appendHex(b, ev.Addr)
-			b = append(b, ' ')
-			b = append(b, personalityNames(uint32(ev.Addr))...)
-		}
-		b = append(b, ") = "...)
-		if isErr(ev.Ret) {
-			b = appendIntResult(b, ev.Ret)
-		} else {
-			b = appendHex(b, uint64(ev.Ret))
-		}
+		b = appendPersonalityCall(b, ev)
 	case events.KindUnmodeled:
-		b = append(b, events.UnmodeledCall(ev)...)
-		b = append(b, '(')
-		b = appendHex(b, ev.Addr)
-		b = append(b, ", "...)
-		b = appendHex(b, ev.Len)
-		b = append(b, ", "...)
-		b = appendHex(b, ev.NewLen)
-		b = append(b, ") = "...)
-		if isErr(ev.Ret) {
-			b = appendIntResult(b, ev.Ret)
-		} else {
-			b = appendHex(b, uint64(ev.Ret))
-			b = append(b, " NOT MODELED: layout uncertain"...)
-		}
+		b = appendUnmodeledCall(b, ev)
 	case events.KindExecve:
-		b = append(b, "execve("...)
-		b = strconv.AppendQuote(b, ev.Path)
-		if len(ev.Argv) > 0 || ev.ArgvTruncated {
-			b = append(b, ", ["...)
-			for i, a := range ev.Argv {
-				if i > 0 {
-					b = append(b, ", "...)
-				}
-				b = strconv.AppendQuote(b, a)
-			}
-			if ev.ArgvTruncated && len(ev.Argv) > 0 {
-				b = append(b, ", ..."...) // as strace marks a cut argv
-			} else if ev.ArgvTruncated {
-				b = append(b, "..."...)
-			}
-			b = append(b, ']')
-		}
-		b = append(b, ')')
-		if isErr(ev.Ret) {
-			b = append(b, " = "...)
-			b = appendIntResult(b, ev.Ret)
-		}
+		b = appendExecveCall(b, ev)
 	case events.KindFork:
 		b = fmt.Appendf(b, "fork() = %d", ev.Child)
 	case events.KindExit:
@@ -286,6 +231,137 @@ func appendCall(b []byte, ev *events.Event, ch layout.Change) []byte {
 	if ch.Placement != layout.PlacementNone && (ev.Kind == events.KindMmap || ev.Kind == events.KindMremap) {
 		b = append(b, ' ')
 		b = append(b, ch.Placement...)
+	}
+	return b
+}
+
+// appendExecCall is an exec line: the new image's file, its parent, its
+// personality when not plain, its heap start and its VMA count.
+func appendExecCall(b []byte, x *events.Exec) []byte {
+	b = append(b, "exec "...)
+	if x == nil {
+		return b
+	}
+	b = strconv.AppendQuote(b, x.Filename)
+	b = fmt.Appendf(b, " ppid %d", x.PPID)
+	if x.ParentComm != "" {
+		b = fmt.Appendf(b, " (%s, %s)", x.ParentComm, x.ParentABI)
+	}
+	if x.Personality != 0 {
+		b = fmt.Appendf(b, " personality %s (%s)", hex(uint64(x.Personality)), personalityNames(x.Personality))
+	}
+	b = fmt.Appendf(b, " brk %s", hex(x.StartBrk))
+	if x.VMAsKnown {
+		b = fmt.Appendf(b, ", %d vmas", x.VMACount)
+	}
+	return b
+}
+
+func appendMmapCall(b []byte, ev *events.Event) []byte {
+	b = append(b, "mmap("...)
+	b = appendAddrArg(b, ev.Addr)
+	b = append(b, ", "...)
+	b = appendSize(b, ev.Len)
+	b = append(b, ", "...)
+	b = appendProt(b, ev.Prot)
+	b = append(b, ", "...)
+	b = appendMmapFlags(b, ev.Flags, "")
+	if ev.FD >= 0 && ev.Flags&unix.MAP_ANONYMOUS == 0 {
+		b = append(b, ", "...)
+		b = strconv.AppendInt(b, int64(ev.FD), 10)
+		if ev.Path != "" {
+			b = append(b, '<')
+			b = append(b, ev.Path...)
+			b = append(b, '>')
+		}
+		b = append(b, ", "...)
+		b = appendHex(b, ev.Offset)
+	}
+	b = append(b, ") = "...)
+	b = appendAddrResult(b, ev.Ret)
+	return b
+}
+
+func appendMremapCall(b []byte, ev *events.Event) []byte {
+	b = append(b, "mremap("...)
+	b = appendHex(b, ev.Addr)
+	b = append(b, ", "...)
+	b = appendSize(b, ev.Len)
+	b = append(b, ", "...)
+	b = appendSize(b, ev.NewLen)
+	b = append(b, ", "...)
+	b = appendFlagNames(b, ev.Flags, mremapFlags, "")
+	if ev.NewAddr != 0 {
+		b = append(b, ", "...)
+		b = appendHex(b, ev.NewAddr)
+	}
+	b = append(b, ") = "...)
+	b = appendAddrResult(b, ev.Ret)
+	return b
+}
+
+func appendPersonalityCall(b []byte, ev *events.Event) []byte {
+	b = append(b, "personality("...)
+	if uint32(ev.Addr) == personalityQuery {
+		b = append(b, "query"...)
+	} else {
+		b = appendHex(b, ev.Addr)
+		b = append(b, ' ')
+		b = append(b, personalityNames(uint32(ev.Addr))...)
+	}
+	b = append(b, ") = "...)
+	if isErr(ev.Ret) {
+		b = appendIntResult(b, ev.Ret)
+	} else {
+		b = appendHex(b, uint64(ev.Ret))
+	}
+	return b
+}
+
+// appendUnmodeledCall is a call the model does not follow, with its first
+// three arguments in hex and a warning when it worked.
+func appendUnmodeledCall(b []byte, ev *events.Event) []byte {
+	b = append(b, events.UnmodeledCall(ev)...)
+	b = append(b, '(')
+	b = appendHex(b, ev.Addr)
+	b = append(b, ", "...)
+	b = appendHex(b, ev.Len)
+	b = append(b, ", "...)
+	b = appendHex(b, ev.NewLen)
+	b = append(b, ") = "...)
+	if isErr(ev.Ret) {
+		b = appendIntResult(b, ev.Ret)
+	} else {
+		b = appendHex(b, uint64(ev.Ret))
+		b = append(b, " NOT MODELED: layout uncertain"...)
+	}
+	return b
+}
+
+// appendExecveCall is execve's entry, or its failure, with argv as
+// strace shows it.
+func appendExecveCall(b []byte, ev *events.Event) []byte {
+	b = append(b, "execve("...)
+	b = strconv.AppendQuote(b, ev.Path)
+	if len(ev.Argv) > 0 || ev.ArgvTruncated {
+		b = append(b, ", ["...)
+		for i, a := range ev.Argv {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = strconv.AppendQuote(b, a)
+		}
+		if ev.ArgvTruncated && len(ev.Argv) > 0 {
+			b = append(b, ", ..."...) // as strace marks a cut argv
+		} else if ev.ArgvTruncated {
+			b = append(b, "..."...)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, ')')
+	if isErr(ev.Ret) {
+		b = append(b, " = "...)
+		b = appendIntResult(b, ev.Ret)
 	}
 	return b
 }
