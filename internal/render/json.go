@@ -253,23 +253,7 @@ func (r *jsonRenderer) Report(rep *layout.Report) {
 	j := &r.j
 	j.open()
 	j.str("type", "report")
-	j.uint("pid", uint64(rep.PID))
-	j.str("comm", rep.Comm)
-	j.str("exe", rep.Exe)
-	j.argv(rep.Argv, rep.ArgvTruncated)
-	j.str("abi", rep.ABI.String())
-	j.uint("ppid", uint64(rep.PPID))
-	j.str("parent_comm", rep.ParentComm)
-	j.str("parent_abi", rep.ParentABI.String())
-	j.hex("personality", uint64(rep.Personality))
-	j.str("personality_source", rep.PersonalitySource)
-	j.str("layout", rep.Layout)
-	j.str("layout_reason", rep.LayoutReason)
-	j.hex("mmap_base", rep.MmapBase)
-	j.hex("start_brk", rep.StartBrk)
-	j.hex("brk", rep.Brk)
-	j.uint("brk_headroom", rep.BrkHeadroom)
-	j.uint("brk_usable_headroom", rep.BrkUsable)
+	j.reportImage(rep)
 	j.key("squeezer")
 	if sq := rep.Squeezer; sq != nil {
 		j.open()
@@ -287,42 +271,8 @@ func (r *jsonRenderer) Report(rep *layout.Report) {
 	} else {
 		j.b = append(j.b, "null"...)
 	}
-	j.key("brk_failures")
-	j.b = append(j.b, '[')
-	for i := range rep.BrkFailures {
-		f := &rep.BrkFailures[i]
-		j.open()
-		j.uint("seq", f.Seq)
-		j.hex("requested", f.Requested)
-		j.hex("result", f.Result)
-		if f.BlockedBy != nil {
-			j.hex("blocked_by", f.BlockedBy.Start)
-		} else {
-			j.null("blocked_by")
-		}
-		j.str("cause", string(f.Reason()))
-		j.close()
-	}
-	j.b = append(j.b, ']')
-	j.key("vmas")
-	j.b = append(j.b, '[')
-	for i := range rep.VMAs {
-		m := &rep.VMAs[i]
-		j.open()
-		j.hex("start", m.Start)
-		j.hex("end", m.End)
-		j.str("prot", m.Prot)
-		j.str("path", m.Path)
-		j.str("placement", string(m.Placement))
-		j.close()
-		if n := len(j.b); n >= 64<<10 {
-			// Hundreds of thousands of VMAs: stream the line rather than
-			// hold it whole, keeping the last byte for sep.
-			r.w.Write(j.b[:n-1])
-			j.b = append(j.b[:0], j.b[n-1])
-		}
-	}
-	j.b = append(j.b, ']')
+	j.brkFailures(rep.BrkFailures)
+	r.reportVMAs(rep.VMAs)
 	j.uint("lost_events", rep.LostEvents)
 	j.boolean("uncertain", rep.Uncertain)
 	j.boolean("from_proc", rep.FromProc)
@@ -341,6 +291,81 @@ func (r *jsonRenderer) Report(rep *layout.Report) {
 	j.uint("end_seq", rep.EndSeq)
 	j.close()
 	r.line()
+}
+
+// reportImage writes what a report says of the image itself: who it is,
+// its layout and its heap.
+func (j *jsonBuf) reportImage(rep *layout.Report) {
+	j.uint("pid", uint64(rep.PID))
+	j.str("comm", rep.Comm)
+	j.str("exe", rep.Exe)
+	j.argv(rep.Argv, rep.ArgvTruncated)
+	j.str("abi", rep.ABI.String())
+	j.uint("ppid", uint64(rep.PPID))
+	j.str("parent_comm", rep.ParentComm)
+	j.str("parent_abi", rep.ParentABI.String())
+	j.hex("personality", uint64(rep.Personality))
+	j.str("personality_source", rep.PersonalitySource)
+	j.str("layout", rep.Layout)
+	j.str("layout_reason", rep.LayoutReason)
+	j.hex("mmap_base", rep.MmapBase)
+	j.hex("start_brk", rep.StartBrk)
+	j.hex("brk", rep.Brk)
+	j.uint("brk_headroom", rep.BrkHeadroom)
+	j.uint("brk_usable_headroom", rep.BrkUsable)
+}
+
+func (j *jsonBuf) brkFailures(fs []layout.BrkFailure) {
+	j.key("brk_failures")
+	j.b = append(j.b, '[')
+	for i := range fs {
+		f := &fs[i]
+		j.open()
+		j.uint("seq", f.Seq)
+		j.hex("requested", f.Requested)
+		j.hex("result", f.Result)
+		if f.BlockedBy != nil {
+			j.hex("blocked_by", f.BlockedBy.Start)
+		} else {
+			j.null("blocked_by")
+		}
+		j.str("cause", string(f.Reason()))
+		j.close()
+	}
+	j.b = append(j.b, ']')
+}
+
+// reportVMAs writes the "vmas" array. A report may list hundreds of
+// thousands: each is written with its keys in one piece (the same bytes
+// as key and str would write), and the line goes out as it grows rather
+// than being held whole.
+func (r *jsonRenderer) reportVMAs(vmas []layout.Mapping) {
+	j := &r.j
+	j.key("vmas")
+	j.b = append(j.b, '[')
+	for i := range vmas {
+		m := &vmas[i]
+		if i > 0 {
+			j.b = append(j.b, ',')
+		}
+		j.b = append(j.b, `{"start":"0x`...)
+		j.b = strconv.AppendUint(j.b, m.Start, 16)
+		j.b = append(j.b, `","end":"0x`...)
+		j.b = strconv.AppendUint(j.b, m.End, 16)
+		j.b = append(j.b, `","prot":`...)
+		j.b = appendJSONString(j.b, m.Prot)
+		j.b = append(j.b, `,"path":`...)
+		j.b = appendJSONString(j.b, m.Path)
+		j.b = append(j.b, `,"placement":`...)
+		j.b = appendJSONString(j.b, string(m.Placement))
+		j.b = append(j.b, '}')
+		if n := len(j.b); n >= 64<<10 {
+			// Keep the last byte for sep.
+			r.w.Write(j.b[:n-1])
+			j.b = append(j.b[:0], j.b[n-1])
+		}
+	}
+	j.b = append(j.b, ']')
 }
 
 func (r *jsonRenderer) Summary(s Summary) {

@@ -523,3 +523,33 @@ func TestPlainASCII(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReportAtScale renders the report of an image of 262k VMAs (the
+// bench's largest vmachurn), text and JSON.
+func BenchmarkReportAtScale(b *testing.B) {
+	r := hintSqueeze64()
+	const n = 1 << 18
+	base := uint64(0x7f0000000000)
+	for i := range uint64(n) {
+		prot := "rw-p"
+		if i%2 == 1 {
+			prot = "r--p"
+		}
+		r.VMAs = append(r.VMAs, mp(base+i*4096, base+(i+1)*4096, prot, "", layout.PlacementFixed, 100+i))
+	}
+	for _, f := range []struct {
+		name string
+		new  func(io.Writer, Options) Renderer
+	}{{"text", NewText}, {"json", NewJSON}} {
+		b.Run(f.name, func(b *testing.B) {
+			rr := f.new(io.Discard, Options{})
+			b.ReportAllocs()
+			for b.Loop() {
+				rr.Report(r)
+				if err := rr.Flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
