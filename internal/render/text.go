@@ -445,32 +445,58 @@ func (t *textRenderer) Report(r *layout.Report) {
 	}
 }
 
-// reportLines is the text report block of one image.
+// reportLines is the text report block of one image: its fields, its
+// picture and its story.
 func reportLines(r *layout.Report, o Options) []string {
 	width := o.width()
-	var out []string
-	emit := func(l *styled) { out = append(out, l.render(width, o.Color)) }
-	field := func(name, value, sgr string) {
-		for i, v := range wrap(value, width-15, "", "") {
-			var l styled
-			if i == 0 {
-				l.add("  "+fit(name, 13), sgrDim)
-			} else {
-				l.add(strings.Repeat(" ", 15), sgrNone)
-			}
-			l.add(v, sgr)
-			emit(&l)
-		}
-	}
-
+	f := reportFields{width: width, color: o.Color}
 	var head styled
 	head.add(fmt.Sprintf("== report: pid %d %s", r.PID, nameOf(r)), sgrBold)
 	if r.Exe != "" {
 		head.add(" ("+r.Exe+")", sgrBold)
 	}
 	head.add(" · "+endPhrase(r)+" ==", sgrBold)
-	emit(&head)
+	f.emit(&head)
+	f.image(r)
+	f.heap(r, o.threshold())
+	f.verdict(r)
+	out := append(f.out, "")
+	out = append(out, pictureLines(r, o)...)
+	out = append(out, "")
+	var story styled
+	story.add("  story", sgrBold)
+	out = append(out, story.render(width, o.Color))
+	for _, s := range Story(r) {
+		out = append(out, wrap(s, width, "  · ", "    ")...)
+	}
+	return out
+}
 
+// reportFields lays out a report's named fields, a line each (wrapped
+// under the value's column when long).
+type reportFields struct {
+	width int
+	color bool
+	out   []string
+}
+
+func (f *reportFields) emit(l *styled) { f.out = append(f.out, l.render(f.width, f.color)) }
+
+func (f *reportFields) field(name, value, sgr string) {
+	for i, v := range wrap(value, f.width-15, "", "") {
+		var l styled
+		if i == 0 {
+			l.add("  "+fit(name, 13), sgrDim)
+		} else {
+			l.add(strings.Repeat(" ", 15), sgrNone)
+		}
+		l.add(v, sgr)
+		f.emit(&l)
+	}
+}
+
+// image: who the image is, its command line, layout and personality.
+func (f *reportFields) image(r *layout.Report) {
 	who := fmt.Sprintf("%s image", r.ABI)
 	switch {
 	case r.FromProc:
@@ -483,42 +509,51 @@ func reportLines(r *layout.Report, o Options) []string {
 	if r.PPID != 0 {
 		who += fmt.Sprintf("; parent pid %d %s (%s)", r.PPID, orUnknown(r.ParentComm), r.ParentABI)
 	}
-	field("who", who, sgrNone)
+	f.field("who", who, sgrNone)
 	if len(r.Argv) > 0 {
-		field("command", commandLine(r.Argv, r.ArgvTruncated), sgrNone)
+		f.field("command", commandLine(r.Argv, r.ArgvTruncated), sgrNone)
 	}
 	lay := orUnknown(r.Layout)
 	if r.LayoutReason != "" {
 		lay += " (" + r.LayoutReason + ")"
 	}
-	field("layout", lay, sgrNone)
+	f.field("layout", lay, sgrNone)
 	pers := hex(uint64(r.Personality)) + " " + personalityNames(r.Personality)
 	if src := personalitySource(r); src != "" {
 		pers += ", " + src
 	}
-	field("personality", pers, sgrNone)
-	field("mmap base", hex(r.MmapBase), sgrNone)
-	field("heap", fmt.Sprintf("%s-%s (%s)", hex(r.StartBrk), hex(r.Brk), Size(r.Brk-min(r.StartBrk, r.Brk))), sgrNone)
+	f.field("personality", pers, sgrNone)
+}
+
+// heap: the mmap base, the heap and its headroom.
+func (f *reportFields) heap(r *layout.Report, threshold uint64) {
+	f.field("mmap base", hex(r.MmapBase), sgrNone)
+	f.field("heap", fmt.Sprintf("%s-%s (%s)", hex(r.StartBrk), hex(r.Brk), Size(r.Brk-min(r.StartBrk, r.Brk))), sgrNone)
 	usable := ""
 	if r.BrkUsableWhy != "" && Size(r.BrkUsable) != Size(r.BrkHeadroom) {
 		usable = "; brk can use " + Size(r.BrkUsable) + ": " + r.BrkUsableWhy
 	}
-	if r.BrkHeadroom < o.threshold() {
-		field("headroom", Size(r.BrkHeadroom)+" SQUEEZED (below "+Size(o.threshold())+")"+usable, sgrBadRed)
+	if r.BrkHeadroom < threshold {
+		f.field("headroom", Size(r.BrkHeadroom)+" SQUEEZED (below "+Size(threshold)+")"+usable, sgrBadRed)
 	} else {
-		field("headroom", Size(r.BrkHeadroom)+usable, sgrGreen)
+		f.field("headroom", Size(r.BrkHeadroom)+usable, sgrGreen)
 	}
+}
+
+// verdict: the squeezer, what bounds the heap, the failed brks, lost
+// events and the notes.
+func (f *reportFields) verdict(r *layout.Report) {
 	if sq := r.Squeezer; sq != nil {
-		field("squeezer", fmt.Sprintf("%s %s, placement %s, seq %d, left %s of headroom",
+		f.field("squeezer", fmt.Sprintf("%s %s, placement %s, seq %d, left %s of headroom",
 			mappingShort(&sq.Mapping), sq.Prot, orUnknown(string(sq.Placement)), sq.Seq, Size(sq.Headroom)), sgrBadRed)
 	} else {
-		field("squeezer", "none", sgrNone)
+		f.field("squeezer", "none", sgrNone)
 	}
 	switch b := r.BoundedBy; {
 	case b == nil:
-		field("bounded by", "the mmap base", sgrNone)
+		f.field("bounded by", "the mmap base", sgrNone)
 	case r.Squeezer != nil && b.Start == r.Squeezer.Start && b.End == r.Squeezer.End:
-		field("bounded by", "the squeezer", sgrNone)
+		f.field("bounded by", "the squeezer", sgrNone)
 	default:
 		s := mappingShort(b) + " " + b.Prot
 		if b.Placement != layout.PlacementNone {
@@ -527,46 +562,36 @@ func reportLines(r *layout.Report, o Options) []string {
 		if b.Seq != 0 {
 			s += fmt.Sprintf(", seq %d", b.Seq)
 		}
-		field("bounded by", s, sgrNone)
+		f.field("bounded by", s, sgrNone)
 	}
 	if len(r.BrkFailures) == 0 {
-		field("brk failures", "none", sgrNone)
+		f.field("brk failures", "none", sgrNone)
 	} else {
-		field("brk failures", strconv.Itoa(len(r.BrkFailures)), sgrBadRed)
+		f.field("brk failures", strconv.Itoa(len(r.BrkFailures)), sgrBadRed)
 		for i := range r.BrkFailures {
-			f := &r.BrkFailures[i]
-			s := fmt.Sprintf("seq %d brk(%s) = %s, ", f.Seq, hex(f.Requested), hex(f.Result))
-			if f.BlockedBy != nil {
-				s += "blocked by " + mappingShort(f.BlockedBy)
+			b := &r.BrkFailures[i]
+			s := fmt.Sprintf("seq %d brk(%s) = %s, ", b.Seq, hex(b.Requested), hex(b.Result))
+			if b.BlockedBy != nil {
+				s += "blocked by " + mappingShort(b.BlockedBy)
 			} else {
-				s += f.Why()
+				s += b.Why()
 			}
-			field("", s, sgrRed)
+			f.field("", s, sgrRed)
 		}
 	}
 	lost := strconv.FormatUint(r.LostEvents, 10)
 	if r.Uncertain {
-		field("lost events", lost+", verdict uncertain", sgrYellow)
+		f.field("lost events", lost+", verdict uncertain", sgrYellow)
 	} else {
-		field("lost events", lost, sgrNone)
+		f.field("lost events", lost, sgrNone)
 	}
 	for i, n := range r.Notes {
 		name := ""
 		if i == 0 {
 			name = "notes"
 		}
-		field(name, n, sgrYellow)
+		f.field(name, n, sgrYellow)
 	}
-	out = append(out, "")
-	out = append(out, pictureLines(r, o)...)
-	out = append(out, "")
-	var story styled
-	story.add("  story", sgrBold)
-	emit(&story)
-	for _, s := range Story(r) {
-		out = append(out, wrap(s, width, "  · ", "    ")...)
-	}
-	return out
 }
 
 func endPhrase(r *layout.Report) string {
