@@ -60,23 +60,34 @@ func BenchmarkChurnAtScale(b *testing.B) {
 					tr.Apply(g.mprotect(base+i*page, page, protR, 0))
 				}
 			}
-			const k = 4096
-			cycle := make([]*events.Event, 0, 2*k)
+			// Places all over the space (as vmachurn's are), not a few
+			// thousand that stay in the cache; two events rewritten for
+			// each, as a decoder fills one.
+			const k = 1 << 16
+			at := make([]uint64, k)
 			rng := uint64(1)
-			for range k {
+			for i := range at {
 				rng = rng*6364136223846793005 + 1442695040888963407
-				i := (rng >> 33) % uint64(n)
-				at := base + i*page
-				prot := uint32(protR | protW)
-				if i%2 == 1 {
-					prot = protR
-				}
-				cycle = append(cycle, g.munmap(at, page), g.mmap(at, page, prot, 0x32, "", 0, at))
+				at[i] = (rng >> 33) % uint64(n)
 			}
+			unmap, remap := g.munmap(base, page), g.mmap(base, page, protR, 0x32, "", 0, base)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				tr.Apply(cycle[i%len(cycle)])
+				p := at[i/2%k]
+				addr := base + p*page
+				if i%2 == 0 {
+					unmap.Addr = addr
+					unmap.Seq += 2
+					tr.Apply(unmap)
+					continue
+				}
+				remap.Addr, remap.Ret, remap.Prot = addr, int64(addr), protR|protW
+				if p%2 == 1 {
+					remap.Prot = protR
+				}
+				remap.Seq += 2
+				tr.Apply(remap)
 			}
 			b.ReportMetric(float64(len(tr.Snapshot(tPID).VMAs)), "vmas")
 		})
