@@ -55,89 +55,16 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.Seq = d.seq
 	ev.Kind = kind
 
+	var err error
 	switch kind {
 	case KindMmap, KindMunmap, KindMremap, KindMprotect, KindBrk, KindPersonality, KindUnmodeled:
-		if len(raw) < sizeMem {
-			return short(kind, raw, sizeMem)
-		}
-		ev.Syscall = memSyscall.get(raw)
-		ev.FD = memFD.get(raw)
-		ev.Addr = memAddr.get(raw)
-		ev.Len = memLen.get(raw)
-		ev.NewLen = memNewLen.get(raw)
-		ev.NewAddr = memNewAddr.get(raw)
-		ev.Offset = memOffset.get(raw)
-		ev.Prot = memProt.get(raw)
-		ev.Flags = memFlags.get(raw)
-		ev.Ret = memRet.get(raw)
-		ev.Searches = memSearches.get(raw)
-		flags := memSearchFlags.get(raw)
-		ev.SearchFlags = flags &^ orderUnknownFlag
-		ev.OrderUnknown = flags&orderUnknownFlag != 0
-		ev.SearchLow = memSearchLow.get(raw)
-		ev.SearchHigh = memSearchHigh.get(raw)
-		ev.SearchResult = memSearchResult.get(raw)
-		if len(raw) >= sizeMemPath {
-			ev.Path = d.intern(cstr(memPath.get(raw)))
-		}
+		err = d.memCall(raw, ev)
 	case KindExec:
-		if len(raw) < sizeExecMin {
-			return short(kind, raw, sizeExecMin)
-		}
-		e := d.full(raw, sizeExec)
-		ev.Exec = &Exec{
-			Comm:                 string(cstr(execComm.get(e))),
-			Filename:             string(cstr(execFilename.get(e))),
-			OldPID:               execOldPID.get(e),
-			PPID:                 execPPID.get(e),
-			ParentComm:           string(cstr(execParentComm.get(e))),
-			ParentABI:            ABI(execParentABI.get(e)),
-			Personality:          execPersonality.get(e),
-			TaskSize:             execTaskSize.get(e),
-			StartCode:            execStartCode.get(e),
-			EndCode:              execEndCode.get(e),
-			StartData:            execStartData.get(e),
-			EndData:              execEndData.get(e),
-			StartBrk:             execStartBrk.get(e),
-			Brk:                  execBrk.get(e),
-			StartStack:           execStartStack.get(e),
-			MmapBase:             execMmapBase.get(e),
-			MmapLegacyBase:       execMmapLegacyBase.get(e),
-			MmapCompatBase:       execMmapCompatBase.get(e),
-			MmapCompatLegacyBase: execMmapCompatLegacyBase.get(e),
-			RlimStackCur:         execRlimStackCur.get(e),
-			RlimStackMax:         execRlimStackMax.get(e),
-			VMACount:             execVMACount.get(e),
-			VMAsKnown:            execVMAsKnown.get(e) != 0,
-			VMAsFromProc:         execVMAsKnown.get(e) == vmasFromProc,
-			MntNS:                execMntNS.get(e),
-			Root:                 string(cstr(execRoot.get(e))),
-			ArgvTruncated:        execArgsFlags.get(e)&argsTruncated != 0,
-		}
-		args := execArgs.get(e)
-		if n := min(int(execArgsLen.get(e)), len(args)); n > 0 {
-			ev.Exec.Argv = strings.Split(strings.TrimSuffix(string(args[:n]), "\x00"), "\x00")
-		}
-		ev.Comm = ev.Exec.Comm
+		err = d.exec(raw, ev)
 	case KindVMA:
-		if len(raw) < sizeVMA {
-			return short(kind, raw, sizeVMA)
-		}
-		ev.VMA = VMA{
-			Start: vmaStart.get(raw), End: vmaEnd.get(raw), Flags: vmaFlags.get(raw), PgOff: vmaPgOff.get(raw),
-			Path: d.intern(cstr(vmaPath.get(raw))), Index: vmaIndex.get(raw), Total: vmaTotal.get(raw),
-		}
+		err = d.vma(raw, ev)
 	case KindExecve:
-		// Older versions had a shorter argument area: take what is there.
-		if len(raw) < sizeExecveMin {
-			return short(kind, raw, sizeExecveMin)
-		}
-		e := d.full(raw, sizeExecve)
-		ev.Syscall = execveSyscall.get(e)
-		ev.Ret = execveRet.get(e)
-		ev.Path = string(cstr(execveFilename.get(e)))
-		ev.Argv = splitArgs(execveArgs.get(e), int(execveArgc.get(e)))
-		ev.ArgvTruncated = execveArgsFlags.get(e)&argsTruncated != 0
+		err = d.execve(raw, ev)
 	case KindFork, KindExit:
 		if len(raw) < sizeTask {
 			return short(kind, raw, sizeTask)
@@ -154,11 +81,112 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		d.unknown++
 		return fmt.Errorf("record kind %d: %w", kind, errUnknown)
 	}
+	if err != nil {
+		return err
+	}
 	ev.ABI = ABI(hdrABI.get(raw))
 	ev.PID = hdrPID.get(raw)
 	ev.TID = hdrTID.get(raw)
 	ev.Time = hdrTime.get(raw)
 	ev.ChangeSeq = hdrSeq.get(raw)
+	return nil
+}
+
+// memCall decodes a mem_event, with the file's path when it has one.
+func (d *Decoder) memCall(raw []byte, ev *Event) error {
+	if len(raw) < sizeMem {
+		return short(ev.Kind, raw, sizeMem)
+	}
+	ev.Syscall = memSyscall.get(raw)
+	ev.FD = memFD.get(raw)
+	ev.Addr = memAddr.get(raw)
+	ev.Len = memLen.get(raw)
+	ev.NewLen = memNewLen.get(raw)
+	ev.NewAddr = memNewAddr.get(raw)
+	ev.Offset = memOffset.get(raw)
+	ev.Prot = memProt.get(raw)
+	ev.Flags = memFlags.get(raw)
+	ev.Ret = memRet.get(raw)
+	ev.Searches = memSearches.get(raw)
+	flags := memSearchFlags.get(raw)
+	ev.SearchFlags = flags &^ orderUnknownFlag
+	ev.OrderUnknown = flags&orderUnknownFlag != 0
+	ev.SearchLow = memSearchLow.get(raw)
+	ev.SearchHigh = memSearchHigh.get(raw)
+	ev.SearchResult = memSearchResult.get(raw)
+	if len(raw) >= sizeMemPath {
+		ev.Path = d.intern(cstr(memPath.get(raw)))
+	}
+	return nil
+}
+
+// exec decodes an exec_event: the new image's mm fields and argv.
+func (d *Decoder) exec(raw []byte, ev *Event) error {
+	if len(raw) < sizeExecMin {
+		return short(ev.Kind, raw, sizeExecMin)
+	}
+	e := d.full(raw, sizeExec)
+	ev.Exec = &Exec{
+		Comm:                 string(cstr(execComm.get(e))),
+		Filename:             string(cstr(execFilename.get(e))),
+		OldPID:               execOldPID.get(e),
+		PPID:                 execPPID.get(e),
+		ParentComm:           string(cstr(execParentComm.get(e))),
+		ParentABI:            ABI(execParentABI.get(e)),
+		Personality:          execPersonality.get(e),
+		TaskSize:             execTaskSize.get(e),
+		StartCode:            execStartCode.get(e),
+		EndCode:              execEndCode.get(e),
+		StartData:            execStartData.get(e),
+		EndData:              execEndData.get(e),
+		StartBrk:             execStartBrk.get(e),
+		Brk:                  execBrk.get(e),
+		StartStack:           execStartStack.get(e),
+		MmapBase:             execMmapBase.get(e),
+		MmapLegacyBase:       execMmapLegacyBase.get(e),
+		MmapCompatBase:       execMmapCompatBase.get(e),
+		MmapCompatLegacyBase: execMmapCompatLegacyBase.get(e),
+		RlimStackCur:         execRlimStackCur.get(e),
+		RlimStackMax:         execRlimStackMax.get(e),
+		VMACount:             execVMACount.get(e),
+		VMAsKnown:            execVMAsKnown.get(e) != 0,
+		VMAsFromProc:         execVMAsKnown.get(e) == vmasFromProc,
+		MntNS:                execMntNS.get(e),
+		Root:                 string(cstr(execRoot.get(e))),
+		ArgvTruncated:        execArgsFlags.get(e)&argsTruncated != 0,
+	}
+	args := execArgs.get(e)
+	if n := min(int(execArgsLen.get(e)), len(args)); n > 0 {
+		ev.Exec.Argv = strings.Split(strings.TrimSuffix(string(args[:n]), "\x00"), "\x00")
+	}
+	ev.Comm = ev.Exec.Comm
+	return nil
+}
+
+// vma decodes one VMA of an exec's snapshot.
+func (d *Decoder) vma(raw []byte, ev *Event) error {
+	if len(raw) < sizeVMA {
+		return short(ev.Kind, raw, sizeVMA)
+	}
+	ev.VMA = VMA{
+		Start: vmaStart.get(raw), End: vmaEnd.get(raw), Flags: vmaFlags.get(raw), PgOff: vmaPgOff.get(raw),
+		Path: d.intern(cstr(vmaPath.get(raw))), Index: vmaIndex.get(raw), Total: vmaTotal.get(raw),
+	}
+	return nil
+}
+
+// execve decodes an execve call with its argument strings.
+func (d *Decoder) execve(raw []byte, ev *Event) error {
+	// Older versions had a shorter argument area: take what is there.
+	if len(raw) < sizeExecveMin {
+		return short(ev.Kind, raw, sizeExecveMin)
+	}
+	e := d.full(raw, sizeExecve)
+	ev.Syscall = execveSyscall.get(e)
+	ev.Ret = execveRet.get(e)
+	ev.Path = string(cstr(execveFilename.get(e)))
+	ev.Argv = splitArgs(execveArgs.get(e), int(execveArgc.get(e)))
+	ev.ArgvTruncated = execveArgsFlags.get(e)&argsTruncated != 0
 	return nil
 }
 
