@@ -406,7 +406,12 @@ func backupsAloneSeeEverything(t *testing.T, fixture, data string, args []string
 		t.Logf("no backups on this kernel, as stderr says")
 		return
 	}
-	if !strings.Contains(res.stderr, "8 backup copies (--backups)") {
+	noSections := strings.Contains(res.stderr, "does not count mmap lock write sections")
+	if noSections {
+		// The lock path before 6.4: no backups, so the primaries run
+		// and the layout must still be exact.
+		t.Logf("no backups on the lock path on this kernel, as stderr says")
+	} else if !strings.Contains(res.stderr, "8 backup copies (--backups)") {
 		t.Fatalf("stderr does not name the backups:\n%s", res.stderr)
 	}
 	rep := res.report(t, name)

@@ -3,6 +3,7 @@ package loader_test
 import (
 	"errors"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -60,6 +61,10 @@ func TestOwnSyscallsAreSeen(t *testing.T) {
 
 func ownSyscallsAreSeen(t *testing.T, lockPath bool) {
 	kerneltest.RequireRoot(t)
+	// The calls below and the Gettid after them must be one thread's: a
+	// goroutine can move between threads at any syscall.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	tr, err := loader.Open(loader.Config{PIDs: []uint32{uint32(os.Getpid())}, LockPath: lockPath})
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -96,7 +101,7 @@ func ownSyscallsAreSeen(t *testing.T, lockPath bool) {
 	tid := uint32(unix.Gettid())
 	var sawFile, sawAnon, sawMunmap, sawQuery bool
 	var changes []uint32 // ChangeSeq of the file mmap, the anon mmap, the munmap
-	collect(t, tr, func(ev *events.Event) bool {
+	seen := collect(t, tr, func(ev *events.Event) bool {
 		if ev.TID != tid {
 			return false
 		}
@@ -133,7 +138,13 @@ func ownSyscallsAreSeen(t *testing.T, lockPath bool) {
 		return false
 	})
 	if !sawFile || !sawAnon || !sawMunmap || !sawQuery {
-		t.Errorf("saw file mmap %v, anon mmap %v, munmap %v, brk query %v", sawFile, sawAnon, sawMunmap, sawQuery)
+		t.Errorf("saw file mmap %v (at %#x), anon mmap %v (at %#x), munmap %v, brk query %v",
+			sawFile, fileMap, sawAnon, anon, sawMunmap, sawQuery)
+		for _, ev := range seen {
+			if ev.TID == tid && ev.Kind == events.KindMmap {
+				t.Logf("mmap on this thread: %+v", ev)
+			}
+		}
 	}
 	// The three changes were numbered in the order they took effect (the
 	// Go runtime's own mmaps may come between them).
