@@ -130,11 +130,11 @@ func (im *image) forkCopy(ev *events.Event) *image {
 
 // end closes the image; nil when it is a fork copy that never did anything
 // of its own (not worth a report).
-func (im *image) end(how string, seq uint64) *Report {
+func (im *image) end(how string, seq uint64, stream bool) *Report {
 	if im.forked && !im.own {
 		return nil
 	}
-	return im.report(how, seq)
+	return im.report(how, seq, stream)
 }
 
 // protToFlags converts mmap/mprotect prot bits, applying READ_IMPLIES_EXEC.
@@ -238,7 +238,10 @@ func (im *image) named(r *region) Mapping {
 }
 
 // report builds the verdict as of now.
-func (im *image) report(how string, seq uint64) *Report {
+// report is the image's report; stream (for an image that has ended, and
+// that nothing changes after) keeps the image for EachVMA instead of
+// filling VMAs.
+func (im *image) report(how string, seq uint64, stream bool) *Report {
 	r := im.rep
 	r.StartBrk, r.Brk = im.startBrk, im.brk
 	h, b := im.measure()
@@ -263,53 +266,93 @@ func (im *image) report(how string, seq uint64) *Report {
 		r.Squeezer = &sq
 	}
 	r.BrkFailures = slices.Clone(im.failures)
-	r.VMAs = im.vmas()
+	if stream {
+		r.ended = im
+	} else {
+		r.VMAs = im.vmas()
+	}
 	r.LostEvents = im.lost
 	r.Uncertain = im.uncertain || im.lost > 0
 	r.Ended, r.EndSeq = how, seq
 	return &r
 }
 
-// vmas renders the model as /proc/PID/maps would show it: regions joined
-// where the kernel would hold one VMA, anonymous ones labelled "[heap]" and
-// "[stack]" by the kernel's rules (vma_is_initial_heap/_stack), then
-// normalised as MergeAdjacent does (they are in address order already).
+// vmas renders the model as /proc/PID/maps would show it (see eachVMA)
+// into a slice.
 func (im *image) vmas() []Mapping {
 	out := make([]Mapping, 0, im.len())
-	var last region
-	var lastPath pathID
-	var lastName string
+	im.eachVMA(func(m *Mapping) bool {
+		// Field by field into the slot: a Mapping built aside and copied
+		// in is a bulk write barrier per mapping while the collector runs
+		// (and it does, for a report of 100k mappings).
+		out = out[:len(out)+1]
+		o := &out[len(out)-1]
+		o.Start, o.End, o.Prot, o.Offset = m.Start, m.End, m.Prot, m.Offset
+		o.Path, o.Placement, o.Seq = m.Path, m.Placement, m.Seq
+		return true
+	})
+	return out
+}
+
+// eachVMA calls f with each mapping of the model as /proc/PID/maps would
+// show it, in address order, while f returns true: regions joined where
+// the kernel would hold one VMA, anonymous ones labelled "[heap]" and
+// "[stack]" by the kernel's rules (vma_is_initial_heap/_stack), then
+// neighbours that the labels made alike joined (MergeAdjacent). It builds
+// one mapping at a time, so a report of 262k mappings is written without
+// 21 MB of them in memory. The *Mapping is reused: f copies what it
+// keeps, and must not look anything up in the model.
+func (im *image) eachVMA(f func(*Mapping) bool) {
+	var (
+		joined, shown     Mapping // a VMA being joined; a labelled one being merged
+		haveJoin, haveOut bool
+		last              region
+		lastPath          pathID
+		lastName          string
+	)
+	// show labels a joined VMA and merges it onto the one before or
+	// hands that one to f.
+	show := func(m *Mapping) bool {
+		if m.Path == "" {
+			switch {
+			case m.Start <= im.brk && m.End >= im.startBrk:
+				m.Path = "[heap]"
+			case m.Start <= im.startStack && m.End >= im.startStack:
+				m.Path = "[stack]"
+			}
+		}
+		if haveOut && continues(&shown, m) {
+			shown.End = m.End
+			return true
+		}
+		if haveOut && !f(&shown) {
+			return false
+		}
+		shown, haveOut = *m, true
+		return true
+	}
 	for _, r := range im.r {
-		if len(out) > 0 && last.end == r.start && last.flags == r.flags && last.path == r.path &&
+		if haveJoin && last.end == r.start && last.flags == r.flags && last.path == r.path &&
 			(!r.path.fileBacked() || last.off+(last.end-last.start) == r.off) {
-			out[len(out)-1].End = r.end
+			joined.End = r.end
 			last = r
 			continue
 		}
-		// Field by field into the slot: a Mapping built aside and copied
-		// in is a bulk write barrier per mapping while the collector runs
-		// (and it does, for a report of 100k mappings). Neighbours mostly
-		// share a path: look it up once per run.
+		if haveJoin && !show(&joined) {
+			return
+		}
+		// Neighbours mostly share a path: look it up once per run.
 		if r.path != lastPath {
 			lastPath, lastName = r.path, r.path.String()
 		}
-		out = out[:len(out)+1]
-		m := &out[len(out)-1]
-		m.Start, m.End, m.Prot, m.Offset = r.start, r.end, protString(r.flags), r.off
-		m.Path, m.Placement, m.Seq = lastName, r.place.Placement(), r.seq
-		last = r
+		joined = Mapping{Start: r.start, End: r.end, Prot: protString(r.flags), Offset: r.off,
+			Path: lastName, Placement: r.place.Placement(), Seq: r.seq}
+		haveJoin, last = true, r
 	}
-	for i := range out {
-		m := &out[i]
-		if m.Path != "" {
-			continue
-		}
-		switch {
-		case m.Start <= im.brk && m.End >= im.startBrk:
-			m.Path = "[heap]"
-		case m.Start <= im.startStack && m.End >= im.startStack:
-			m.Path = "[stack]"
-		}
+	if haveJoin && !show(&joined) {
+		return
 	}
-	return mergeSorted(out)
+	if haveOut {
+		f(&shown)
+	}
 }

@@ -201,8 +201,7 @@ func mergeSorted(out []Mapping) []Mapping {
 	for i := range out {
 		if w > 0 {
 			p := &out[w-1]
-			if p.End == out[i].Start && p.Prot == out[i].Prot && p.Path == out[i].Path &&
-				(!fileBacked(p.Path) || p.Offset+(p.End-p.Start) == out[i].Offset) {
+			if continues(p, &out[i]) {
 				p.End = out[i].End
 				continue
 			}
@@ -213,6 +212,14 @@ func mergeSorted(out []Mapping) []Mapping {
 		w++
 	}
 	return out[:w]
+}
+
+// continues says whether m carries on where p ends, as one VMA would:
+// touching, same Prot and same backing (same Path and, for files,
+// contiguous Offset).
+func continues(p, m *Mapping) bool {
+	return p.End == m.Start && p.Prot == m.Prot && p.Path == m.Path &&
+		(!fileBacked(p.Path) || p.Offset+(p.End-p.Start) == m.Offset)
 }
 
 // byStart orders mappings by start address.

@@ -116,7 +116,11 @@ type Report struct {
 	Squeezer    *Squeezer
 	BoundedBy   *Mapping // the mapping that bounds the heap now (nil: the mmap base / stack gap does)
 	BrkFailures []BrkFailure
-	VMAs        []Mapping // the layout just before the image ended, sorted by address
+	// VMAs is the layout just before the image ended, sorted by address.
+	// It is nil in a report made with Options.StreamVMAs, which keeps the
+	// ended image instead: EachVMA and WithVMAs read both kinds.
+	VMAs  []Mapping
+	ended *image
 
 	// Notes say where facts came from when not from the kernel at the
 	// moment they happened (/proc reads), and what could not be known.
@@ -150,4 +154,29 @@ type Change struct {
 	SnapshotReady bool
 
 	Ended []*Report // images this event ended (exit; an exec ends the previous image)
+}
+
+// EachVMA calls f with each mapping of the layout, in address order,
+// while f returns true. The *Mapping is valid only during the call.
+func (r *Report) EachVMA(f func(*Mapping) bool) {
+	if r.ended != nil {
+		r.ended.eachVMA(f)
+		return
+	}
+	for i := range r.VMAs {
+		if !f(&r.VMAs[i]) {
+			return
+		}
+	}
+}
+
+// WithVMAs returns r with VMAs filled in: r itself when they are, else a
+// copy holding them.
+func (r *Report) WithVMAs() *Report {
+	if r == nil || r.ended == nil {
+		return r
+	}
+	c := *r
+	c.VMAs, c.ended = r.ended.vmas(), nil
+	return &c
 }

@@ -57,6 +57,11 @@ type Options struct {
 	// PersonaCallsUnseen: personality(2) calls are not traced (the lock
 	// path), so a personality at exec may have been set just before it.
 	PersonaCallsUnseen bool
+	// StreamVMAs: the reports of ended images keep the image and leave
+	// VMAs nil, for a consumer that reads the layout once, in order
+	// (Report.EachVMA), and need not hold it all (21 MB at 262k
+	// mappings). Live snapshots always fill VMAs: the image goes on.
+	StreamVMAs bool
 }
 
 // personaUnseen is the personality source when calls are not traced.
@@ -150,7 +155,7 @@ func (t *Tracker) Apply(ev *events.Event) Change {
 	case events.KindExit:
 		delete(t.images, ev.PID)
 		delete(t.persona, ev.PID)
-		if r := im.end("exit", ev.Seq); r != nil {
+		if r := im.end("exit", ev.Seq, t.opts.StreamVMAs); r != nil {
 			ch.Ended = []*Report{r}
 		}
 	}
@@ -178,7 +183,7 @@ func (t *Tracker) Snapshot(pid uint32) *Report {
 	if im == nil {
 		return nil
 	}
-	return im.report("live", 0)
+	return im.report("live", 0, false)
 }
 
 // Finish ends every live image (mmtrace is stopping) and returns their
@@ -186,7 +191,7 @@ func (t *Tracker) Snapshot(pid uint32) *Report {
 func (t *Tracker) Finish() []*Report {
 	out := make([]*Report, 0, len(t.images))
 	for pid, im := range t.images {
-		out = append(out, im.report("stopped", 0))
+		out = append(out, im.report("stopped", 0, t.opts.StreamVMAs))
 		delete(t.images, pid)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
@@ -200,7 +205,7 @@ func (t *Tracker) exec(ev *events.Event) Change {
 	}
 	ch := Change{Tracked: true, Comm: x.Comm}
 	if old := t.images[ev.PID]; old != nil {
-		if r := old.end("exec", ev.Seq); r != nil {
+		if r := old.end("exec", ev.Seq, t.opts.StreamVMAs); r != nil {
 			ch.Ended = []*Report{r}
 		}
 	}

@@ -142,7 +142,8 @@ func newPipeline(opts Options, outs Outputs, facts Facts) *Pipeline {
 		start:  time.Now(),
 	}
 	p.tracker = layout.NewTracker(layout.Options{SqueezeThreshold: p.threshold(), LegacyVALayout: facts.LegacyVALayout,
-		PersonaCallsUnseen: facts.LockPath})
+		PersonaCallsUnseen: facts.LockPath,
+		StreamVMAs:         true}) // renderers read ended layouts once (JSON without holding them)
 	if opts.JSON {
 		p.out = render.NewJSON(outs.Out, opts.Render)
 	} else {

@@ -272,7 +272,7 @@ func (r *jsonRenderer) Report(rep *layout.Report) {
 		j.b = append(j.b, "null"...)
 	}
 	j.brkFailures(rep.BrkFailures)
-	r.reportVMAs(rep.VMAs)
+	r.reportVMAs(rep)
 	j.uint("lost_events", rep.LostEvents)
 	j.boolean("uncertain", rep.Uncertain)
 	j.boolean("from_proc", rep.FromProc)
@@ -339,15 +339,18 @@ func (j *jsonBuf) brkFailures(fs []layout.BrkFailure) {
 // thousands: each is written with its keys in one piece (the same bytes
 // as key and str would write), and the line goes out as it grows rather
 // than being held whole.
-func (r *jsonRenderer) reportVMAs(vmas []layout.Mapping) {
+// reportVMAs streams the layout (EachVMA): a report of 262k mappings is
+// written without holding them all.
+func (r *jsonRenderer) reportVMAs(rep *layout.Report) {
 	j := &r.j
 	j.key("vmas")
 	j.b = append(j.b, '[')
-	for i := range vmas {
-		m := &vmas[i]
-		if i > 0 {
+	first := true
+	rep.EachVMA(func(m *layout.Mapping) bool {
+		if !first {
 			j.b = append(j.b, ',')
 		}
+		first = false
 		j.b = append(j.b, `{"start":"0x`...)
 		j.b = strconv.AppendUint(j.b, m.Start, 16)
 		j.b = append(j.b, `","end":"0x`...)
@@ -364,7 +367,8 @@ func (r *jsonRenderer) reportVMAs(vmas []layout.Mapping) {
 			r.w.Write(j.b[:n-1])
 			j.b = append(j.b[:0], j.b[n-1])
 		}
-	}
+		return true
+	})
 	j.b = append(j.b, ']')
 }
 

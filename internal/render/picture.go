@@ -23,6 +23,7 @@ func Picture(w io.Writer, r *layout.Report, o Options) {
 	if r == nil {
 		return
 	}
+	r = r.WithVMAs()
 	for _, l := range pictureLines(r, o) {
 		io.WriteString(w, l)
 		io.WriteString(w, "\n")

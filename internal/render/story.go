@@ -125,13 +125,16 @@ func heapMergedWith(r *layout.Report) *layout.Mapping {
 	if sq == nil || sq.Path != "" {
 		return nil
 	}
-	for i := range r.VMAs {
-		h := &r.VMAs[i]
+	var heap *layout.Mapping
+	r.EachVMA(func(h *layout.Mapping) bool {
 		if h.Path == "[heap]" && h.Start < sq.Start && sq.Start < h.End {
-			return h
+			c := *h
+			heap = &c
+			return false
 		}
-	}
-	return nil
+		return true
+	})
+	return heap
 }
 
 // personalitySource says where the persona came from: "inherited", or

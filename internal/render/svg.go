@@ -83,6 +83,7 @@ func (s *SVG) Observe(t uint64, r *layout.Report) {
 	if r == nil {
 		return
 	}
+	r = r.WithVMAs()
 	k := svgKey{r.PID, r.ExecSeq}
 	im := s.byKey[k]
 	if im == nil {

@@ -448,6 +448,7 @@ func (t *textRenderer) Report(r *layout.Report) {
 // reportLines is the text report block of one image: its fields, its
 // picture and its story.
 func reportLines(r *layout.Report, o Options) []string {
+	r = r.WithVMAs() // the picture reads them more than once
 	width := o.width()
 	f := reportFields{width: width, color: o.Color}
 	var head styled
