@@ -24,12 +24,31 @@ const fan = 64
 // splits it. Inner nodes are a 20th of the nodes: their unused items cost
 // little.
 type node struct {
-	n  int
-	in *inner
-	// ends are the leaf's items' ends, packed: a lookup's binary search
-	// reads a few cache lines of them, not one per region probed.
+	n int
+	// marks[k] is ends[8k+7], the last end of the k-th block of 8, for
+	// the blocks that are full: a lookup in a leaf reads this line, then
+	// the one line of ends its block is in, then the region. Each is a
+	// cache miss in a tree too big for the cache; a binary search over
+	// the ends alone waited for four or five lines, one after another.
+	marks [markBlocks]uint64
+	// ends are the leaf's items' ends, packed, a block of 8 to a cache
+	// line (ends starts 64 bytes in, and nodes are 64-byte aligned: 3200
+	// bytes, a size class that is a multiple of 64).
 	ends  [fan + 2]uint64
+	in    *inner
 	items [fan + 2]region
+}
+
+// markBlocks is how many blocks of 8 ends have a mark: as many as fit
+// beside n in the node's first cache line. Ends past them (blocks 7 and
+// 8, the last 10 of 66) are searched without one.
+const markBlocks = 7
+
+// remark updates the marks of the blocks at or after ends[i].
+func (nd *node) remark(i int) {
+	for k := i / 8; k < markBlocks && 8*k+7 < nd.n; k++ {
+		nd.marks[k] = nd.ends[8*k+7]
+	}
 }
 
 type inner struct {
@@ -60,6 +79,7 @@ func (nd *node) insertAt(i int, rs ...region) {
 		nd.ends[i+k] = rs[k].end
 	}
 	nd.n += len(rs)
+	nd.remark(i)
 }
 
 // deleteRange removes items (or kids) i..j-1 of nd.
@@ -73,6 +93,9 @@ func (nd *node) deleteRange(i, j int) {
 		clear(in.kids[nd.n-(j-i) : nd.n])
 	}
 	nd.n -= j - i
+	if nd.in == nil {
+		nd.remark(i)
+	}
 }
 
 // insertKid puts kid at index i of inner node nd.
@@ -100,11 +123,15 @@ func (nd *node) splitAt(h int) *node {
 	}
 	r.n = nd.n - h
 	nd.n = h
+	if r.in == nil {
+		r.remark(0)
+	}
 	return r
 }
 
 // absorb appends the contents of r (a sibling at the same level) to nd.
 func (nd *node) absorb(r *node) {
+	at := nd.n
 	if nd.in == nil {
 		copy(nd.items[nd.n:], r.items[:r.n])
 		copy(nd.ends[nd.n:], r.ends[:r.n])
@@ -113,6 +140,9 @@ func (nd *node) absorb(r *node) {
 		copy(nd.in.max[nd.n:], r.in.max[:r.n])
 	}
 	nd.n += r.n
+	if nd.in == nil {
+		nd.remark(at)
+	}
 }
 
 func (nd *node) clone() *node {
@@ -158,6 +188,9 @@ func (c *cursor) ok() bool {
 func (c *cursor) setEnd(end uint64) {
 	nd, i := c.leaf()
 	nd.items[i].end, nd.ends[i] = end, end
+	if i%8 == 7 && i/8 < markBlocks {
+		nd.marks[i/8] = end
+	}
 }
 
 // at is the region under the cursor (when ok). Its end is changed only
@@ -235,7 +268,15 @@ func (s *space) seekWith(c *cursor, addr uint64) *cursor {
 
 // find returns the index of the first region of leaf nd ending above addr.
 func (nd *node) find(addr uint64) int {
-	lo, hi := 0, nd.n
+	// The block: the first whose mark (its last end) is above addr.
+	b := 0
+	for b < markBlocks && 8*b+7 < nd.n && nd.marks[b] <= addr {
+		b++
+	}
+	lo, hi := 8*b, nd.n
+	if b < markBlocks && 8*b+7 < nd.n {
+		hi = 8*b + 8 // its mark is above addr: the answer is in the block
+	}
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
 		if nd.ends[m] > addr {

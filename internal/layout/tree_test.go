@@ -74,12 +74,17 @@ func TestTreeMatchesSlice(t *testing.T) {
 }
 
 // check verifies what lookups rely on: a leaf's packed ends are its
-// regions' ends, and an inner node's maxima its children's last ends.
+// regions' ends and its marks the ends that close its blocks, and an inner node's maxima its children's last ends.
 func (nd *node) check() error {
 	if nd.in == nil {
 		for i := range nd.n {
 			if nd.ends[i] != nd.items[i].end {
 				return fmt.Errorf("leaf end %d is %#x, its region ends at %#x", i, nd.ends[i], nd.items[i].end)
+			}
+		}
+		for k := 0; k < markBlocks && 8*k+7 < nd.n; k++ {
+			if nd.marks[k] != nd.ends[8*k+7] {
+				return fmt.Errorf("leaf mark %d is %#x, end %d is %#x", k, nd.marks[k], 8*k+7, nd.ends[8*k+7])
 			}
 		}
 		return nil
