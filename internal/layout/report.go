@@ -157,7 +157,9 @@ type Change struct {
 }
 
 // EachVMA calls f with each mapping of the layout, in address order,
-// while f returns true. The *Mapping is valid only during the call.
+// while f returns true. The *Mapping is valid only during the call. A
+// streamed report walks its image's tree with the tree's own cursor: one
+// reader at a time (the pipeline renders on one goroutine).
 func (r *Report) EachVMA(f func(*Mapping) bool) {
 	if r.ended != nil {
 		r.ended.eachVMA(f)
