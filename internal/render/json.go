@@ -336,11 +336,10 @@ func (j *jsonBuf) brkFailures(fs []layout.BrkFailure) {
 }
 
 // reportVMAs writes the "vmas" array. A report may list hundreds of
-// thousands: each is written with its keys in one piece (the same bytes
-// as key and str would write), and the line goes out as it grows rather
-// than being held whole.
-// reportVMAs streams the layout (EachVMA): a report of 262k mappings is
-// written without holding them all.
+// thousands: they are read from the model one at a time (EachVMA), each
+// is written with its keys in one piece (the same bytes as key and str
+// would write), and the line goes out as it grows rather than being held
+// whole.
 func (r *jsonRenderer) reportVMAs(rep *layout.Report) {
 	j := &r.j
 	j.key("vmas")
