@@ -237,10 +237,9 @@ func (im *image) named(r *region) Mapping {
 	return m
 }
 
-// report builds the verdict as of now.
-// report is the image's report; stream (for an image that has ended, and
-// that nothing changes after) keeps the image for EachVMA instead of
-// filling VMAs.
+// report builds the verdict as of now. stream (for an image that has
+// ended, which nothing changes after) keeps the image for EachVMA instead
+// of filling VMAs.
 func (im *image) report(how string, seq uint64, stream bool) *Report {
 	r := im.rep
 	r.StartBrk, r.Brk = im.startBrk, im.brk

@@ -32,8 +32,8 @@ type node struct {
 	// the ends alone waited for four or five lines, one after another.
 	marks [markBlocks]uint64
 	// ends are the leaf's items' ends, packed, a block of 8 to a cache
-	// line (ends starts 64 bytes in, and nodes are 64-byte aligned: 3200
-	// bytes, a size class that is a multiple of 64).
+	// line (ends starts 64 bytes in, and nodes are 64-byte aligned: a
+	// node is 3240 bytes, in Go's 3456-byte size class, a multiple of 64).
 	ends  [fan + 2]uint64
 	in    *inner
 	items [fan + 2]region
