@@ -6,4 +6,4 @@
 // check-generated compares such a copy with the committed files).
 package bpf
 
-//go:generate go tool bpf2go -target bpfel -output-dir $BPF_OUT -go-package bpf -type event_kind -type event_abi -type args_flag -type program_slot -type traced_block -type event_header -type mem_event -type mem_path_event -type exec_event -type vma_event -type execve_event -type task_event -type lost_event Mmtrace mmtrace.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -target bpfel -output-dir $BPF_OUT -go-package bpf -type event_kind -type event_abi -type args_flag -type program_slot -type traced_block -type event_header -type mem_event -type mem_path_event -type exec_event -type vma_event -type vma_batch -type execve_event -type task_event -type lost_event Mmtrace mmtrace.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

@@ -51,6 +51,9 @@ enum event_kind {
 	/* A call that changes the address space in a way mmtrace does not
 	 * model (shmat, io_setup, ...): the consumer marks the image. */
 	KIND_UNMODELED = 13,
+	/* Up to VMA_BATCH KIND_VMA records in one ring record (struct
+	 * vma_batch): the loader splits it, so nothing past it sees it. */
+	KIND_VMA_BATCH = 14,
 };
 
 enum event_abi {
@@ -144,6 +147,19 @@ struct vma_event {
 	__u64 start, end, flags, pgoff;
 	__u32 index, total;
 	char path[PATH_LEN];
+};
+
+/* An exec's VMAs, VMA_BATCH to a ring record: a reservation costs more
+ * than filling a VMA's record (it takes the ring's lock with interrupts
+ * off), and VMAs of one file are neighbours, so a batch names each file
+ * once. 8, not more, so that the usual dynamically linked exec (a dozen
+ * VMAs) fills two and every test crosses a batch boundary. */
+#define VMA_BATCH 8
+struct vma_batch {
+	struct event_header h; /* kind KIND_VMA_BATCH; pid, tid, time as v[0]'s */
+	__u32 count;           /* records in v, 1..VMA_BATCH */
+	__u32 stride;          /* sizeof(struct vma_event) */
+	struct vma_event v[VMA_BATCH];
 };
 
 struct execve_event {
@@ -375,6 +391,7 @@ const volatile __u8 lock_unpreempted = 0;
 const struct mem_path_event *unused_mem_path_event __attribute__((unused));
 const struct exec_event *unused_exec_event __attribute__((unused));
 const struct vma_event *unused_vma_event __attribute__((unused));
+const struct vma_batch *unused_vma_batch __attribute__((unused));
 const struct execve_event *unused_execve_event __attribute__((unused));
 const struct task_event *unused_task_event __attribute__((unused));
 const struct lost_event *unused_lost_event __attribute__((unused));
@@ -680,7 +697,7 @@ static __always_inline int want_exec(struct task_struct *p, __u32 tgid)
 /* Copy the image's argv area; a longer one is cut and marked. */
 static __always_inline void exec_args(struct mm_struct *mm, struct exec_event *e)
 {
-	unsigned long start = BPF_CORE_READ(mm, arg_start), end = BPF_CORE_READ(mm, arg_end);
+	unsigned long start = mm->arg_start, end = mm->arg_end;
 	__u64 n = end > start ? end - start : 0;
 	e->args_flags = 0;
 	e->_pad3 = 0;
@@ -709,40 +726,45 @@ static __always_inline struct exec_event *emit_exec(struct task_struct *p, int o
 	struct exec_event *e = reserve(sizeof(*e), tgid);
 	if (!e)
 		return NULL;
-	struct mm_struct *mm = BPF_CORE_READ(p, mm);
-	struct task_struct *parent = BPF_CORE_READ(p, real_parent);
+	/* p is the tracepoint's (a BTF pointer): its fields, the mm's and
+	 * the parent's are read with direct loads, which cost less than a
+	 * probe read each and read 0 where a pointer is NULL. */
+	struct mm_struct *mm = p->mm;
+	struct task_struct *parent = p->real_parent;
 
-	fill_header(&e->h, KIND_EXEC, mm_abi(mm), pid_tgid);
-	e->ppid = BPF_CORE_READ(parent, tgid);
+	fill_header(&e->h, KIND_EXEC, mm->task_size <= 0xffffffffUL ? ABI_I386 : ABI_X86_64, pid_tgid);
+	e->ppid = parent->tgid;
 	e->old_pid = old_pid;
-	e->personality = BPF_CORE_READ(p, personality);
-	e->parent_abi = mm_abi(BPF_CORE_READ(parent, mm));
+	e->personality = p->personality;
+	struct mm_struct *parent_mm = parent->mm;
+	e->parent_abi = parent_mm && parent_mm->task_size <= 0xffffffffUL ? ABI_I386 : ABI_X86_64;
 	e->vmas_known = vmas_known;
 	e->_pad = 0;
 	e->vma_count = vma_count;
 	e->lost_before = lost_before > 0xffffffff ? 0xffffffff : (__u32)lost_before;
-	e->task_size = BPF_CORE_READ(mm, task_size);
-	e->start_code = BPF_CORE_READ(mm, start_code);
-	e->end_code = BPF_CORE_READ(mm, end_code);
-	e->start_data = BPF_CORE_READ(mm, start_data);
-	e->end_data = BPF_CORE_READ(mm, end_data);
-	e->start_brk = BPF_CORE_READ(mm, start_brk);
-	e->brk = BPF_CORE_READ(mm, brk);
-	e->start_stack = BPF_CORE_READ(mm, start_stack);
-	e->mmap_base = BPF_CORE_READ(mm, mmap_base);
-	e->mmap_legacy_base = BPF_CORE_READ(mm, mmap_legacy_base);
+	e->task_size = mm->task_size;
+	e->start_code = mm->start_code;
+	e->end_code = mm->end_code;
+	e->start_data = mm->start_data;
+	e->end_data = mm->end_data;
+	e->start_brk = mm->start_brk;
+	e->brk = mm->brk;
+	e->start_stack = mm->start_stack;
+	e->mmap_base = mm->mmap_base;
+	e->mmap_legacy_base = mm->mmap_legacy_base;
 	if (bpf_core_field_exists(mm->mmap_compat_base)) {
-		e->mmap_compat_base = BPF_CORE_READ(mm, mmap_compat_base);
-		e->mmap_compat_legacy_base = BPF_CORE_READ(mm, mmap_compat_legacy_base);
+		e->mmap_compat_base = mm->mmap_compat_base;
+		e->mmap_compat_legacy_base = mm->mmap_compat_legacy_base;
 	} else {
 		e->mmap_compat_base = 0;
 		e->mmap_compat_legacy_base = 0;
 	}
-	e->rlim_stack_cur = BPF_CORE_READ(p, signal, rlim[RLIMIT_STACK].rlim_cur);
-	e->rlim_stack_max = BPF_CORE_READ(p, signal, rlim[RLIMIT_STACK].rlim_max);
+	struct signal_struct *sig = p->signal;
+	e->rlim_stack_cur = sig->rlim[RLIMIT_STACK].rlim_cur;
+	e->rlim_stack_max = sig->rlim[RLIMIT_STACK].rlim_max;
 	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
 	BPF_CORE_READ_STR_INTO(&e->parent_comm, parent, comm);
-	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename);
 	task_root(p, e, mode);
 	exec_args(mm, e);
 	submit(e);
@@ -752,29 +774,37 @@ static __always_inline struct exec_event *emit_exec(struct task_struct *p, int o
 /* vm_special_mapping names ("[vdso]", "[vvar]") for anonymous special VMAs. */
 #define VM_DONTEXPAND 0x00040000UL
 
-static __always_inline void emit_vma(struct vm_area_struct *vma, __u32 index, __u32 total, int mode)
+/* Fill e with vma, the index-th of total, for the thread pid_tgid at time.
+ * prev is the batch's previous record, or NULL: when it maps the same
+ * file (prev_file), its path is copied rather than walked again. */
+static __always_inline void fill_vma(struct vma_event *e, struct vm_area_struct *vma, __u32 index, __u32 total,
+				     __u64 pid_tgid, __u64 time, struct vma_event *prev, __u64 prev_file, int mode)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct vma_event *e = reserve(sizeof(*e), pid_tgid >> 32);
-	if (!e)
-		return;
-	fill_header(&e->h, KIND_VMA, 0, pid_tgid);
-	e->start = BPF_CORE_READ(vma, vm_start);
-	e->end = BPF_CORE_READ(vma, vm_end);
-	e->flags = BPF_CORE_READ(vma, vm_flags);
-	e->pgoff = BPF_CORE_READ(vma, vm_pgoff);
+	e->h.kind = KIND_VMA;
+	e->h.abi = 0;
+	e->h._pad0 = 0;
+	e->h.pid = pid_tgid >> 32;
+	e->h.tid = (__u32)pid_tgid;
+	e->h.seq = 0;
+	e->h.time = time;
+	/* vma comes from the VMA iterator: a trusted pointer, read directly. */
+	e->start = vma->vm_start;
+	e->end = vma->vm_end;
+	e->flags = vma->vm_flags;
+	e->pgoff = vma->vm_pgoff;
 	e->index = index;
 	e->total = total;
 	e->path[0] = 0;
-	struct file *file = BPF_CORE_READ(vma, vm_file);
-	if (file) {
+	struct file *file = vma->vm_file;
+	if (file && prev && (__u64)file == prev_file) {
+		bpf_probe_read_kernel(e->path, sizeof(e->path), prev->path);
+	} else if (file) {
 		file_path(file, e->path, mode);
 	} else if (e->flags & VM_DONTEXPAND) {
 		struct vm_special_mapping *sm = BPF_CORE_READ(vma, vm_private_data);
 		if (sm)
 			bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(sm, name));
 	}
-	submit(e);
 }
 
 extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task,
@@ -868,6 +898,20 @@ static __always_inline int exec_wanted(struct task_struct *p, struct linux_binpr
 	return want_exec(p, BPF_CORE_READ(p, tgid));
 }
 
+static __always_inline void submit_vma_batch(struct vma_batch *b, __u32 n, __u64 pid_tgid, __u64 time)
+{
+	b->h.kind = KIND_VMA_BATCH;
+	b->h.abi = 0;
+	b->h._pad0 = 0;
+	b->h.pid = pid_tgid >> 32;
+	b->h.tid = (__u32)pid_tgid;
+	b->h.seq = 0;
+	b->h.time = time;
+	b->count = n;
+	b->stride = sizeof(struct vma_event);
+	submit(b);
+}
+
 static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, struct linux_binprm *bprm, int mode)
 {
 	if (!exec_wanted(p, bprm, mode))
@@ -875,24 +919,45 @@ static __always_inline int exec_with_vmas(struct task_struct *p, int old_pid, st
 
 	struct bpf_iter_task_vma it;
 	struct vm_area_struct *vma;
-	__u32 total = 0;
-
-	/* No bounds on the counters: the iterator ends the loops, and a
-	 * compared counter would make every iteration a distinct verifier
-	 * state. */
-	bpf_iter_task_vma_new(&it, p, 0);
-	while ((vma = bpf_iter_task_vma_next(&it)))
-		total++;
-	bpf_iter_task_vma_destroy(&it);
+	/* The iterator walks the mm's tree, whose VMAs map_count counts. If
+	 * it cannot start (its trylock of the mmap lock fails), the VMAs
+	 * announced never come and the consumer says the layout is
+	 * uncertain. */
+	__u32 total = p->mm->map_count;
 
 	emit_exec(p, old_pid, bprm, total, 1, mode);
 
-	__u32 index = 0;
+	/* The VMAs in batches (see vma_batch); a VMA whose batch could not
+	 * be reserved is counted lost, as a record would be. */
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 now = bpf_ktime_get_ns();
+	struct vma_batch *b = NULL;
+	__u64 prev_file = 0;
+	__u32 index = 0, n = 0;
 	bpf_iter_task_vma_new(&it, p, 0);
 	while ((vma = bpf_iter_task_vma_next(&it))) {
-		emit_vma(vma, index, total, mode);
+		if (!b) {
+			b = bpf_ringbuf_reserve(&events, sizeof(*b), 0);
+			n = 0;
+		}
+		if (!b) {
+			count_lost(pid_tgid >> 32);
+			index++;
+			continue;
+		}
+		struct vma_event *e = &b->v[n & (VMA_BATCH - 1)];
+		struct vma_event *prev = n ? &b->v[(n - 1) & (VMA_BATCH - 1)] : NULL;
+		fill_vma(e, vma, index, total, pid_tgid, now, prev, prev_file, mode);
+		prev_file = (__u64)vma->vm_file;
 		index++;
+		n++;
+		if (n >= VMA_BATCH) {
+			submit_vma_batch(b, n, pid_tgid, now);
+			b = NULL;
+		}
 	}
+	if (b)
+		submit_vma_batch(b, n, pid_tgid, now);
 	bpf_iter_task_vma_destroy(&it);
 	return 0;
 }

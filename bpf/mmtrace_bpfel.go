@@ -53,6 +53,7 @@ const (
 	MmtraceEventKindKIND_EXIT        MmtraceEventKind = 11
 	MmtraceEventKindKIND_LOST        MmtraceEventKind = 12
 	MmtraceEventKindKIND_UNMODELED   MmtraceEventKind = 13
+	MmtraceEventKindKIND_VMA_BATCH   MmtraceEventKind = 14
 )
 
 type MmtraceExecEvent struct {
@@ -209,6 +210,14 @@ type MmtraceTracedBlock struct {
 	Pid [64]uint8
 }
 
+type MmtraceVmaBatch struct {
+	_      structs.HostLayout
+	H      MmtraceEventHeader
+	Count  uint32
+	Stride uint32
+	V      [8]MmtraceVmaEvent
+}
+
 type MmtraceVmaEvent struct {
 	_     structs.HostLayout
 	H     MmtraceEventHeader
@@ -292,6 +301,7 @@ const (
 	MmtraceVarUnusedProgramSlot              = "unused_program_slot"
 	MmtraceVarUnusedTaskEvent                = "unused_task_event"
 	MmtraceVarUnusedTracedBlock              = "unused_traced_block"
+	MmtraceVarUnusedVmaBatch                 = "unused_vma_batch"
 	MmtraceVarUnusedVmaEvent                 = "unused_vma_event"
 	MmtraceVarWakeupBytes                    = "wakeup_bytes"
 )
@@ -417,6 +427,7 @@ type MmtraceVariableSpecs struct {
 	UnusedProgramSlot  *ebpf.VariableSpec `ebpf:"unused_program_slot"`
 	UnusedTaskEvent    *ebpf.VariableSpec `ebpf:"unused_task_event"`
 	UnusedTracedBlock  *ebpf.VariableSpec `ebpf:"unused_traced_block"`
+	UnusedVmaBatch     *ebpf.VariableSpec `ebpf:"unused_vma_batch"`
 	UnusedVmaEvent     *ebpf.VariableSpec `ebpf:"unused_vma_event"`
 	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -493,6 +504,7 @@ type MmtraceVariables struct {
 	UnusedProgramSlot  *ebpf.Variable `ebpf:"unused_program_slot"`
 	UnusedTaskEvent    *ebpf.Variable `ebpf:"unused_task_event"`
 	UnusedTracedBlock  *ebpf.Variable `ebpf:"unused_traced_block"`
+	UnusedVmaBatch     *ebpf.Variable `ebpf:"unused_vma_batch"`
 	UnusedVmaEvent     *ebpf.Variable `ebpf:"unused_vma_event"`
 	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

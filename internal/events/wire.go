@@ -139,6 +139,19 @@ const (
 
 var vmaPath = chars{64, 256}
 
+// struct vma_batch: up to batchMax VMA records in one ring record, which
+// the loader splits (SplitVMABatch); recordings and the decoder see only
+// the VMA records. A transport detail, so its kind is not a Kind.
+const (
+	kindVMABatch     = 14 // KIND_VMA_BATCH
+	batchCount   u32 = 24
+	batchStride  u32 = 28
+	batchFirst       = 32 // v[0]
+	batchMax         = 8  // VMA_BATCH
+
+	sizeVMABatch = batchFirst + batchMax*sizeVMA
+)
+
 // struct execve_event.
 const (
 	execveSyscall   u32 = 24
@@ -174,3 +187,30 @@ const (
 
 	sizeLost = 32
 )
+
+// VMABatch is a batch of an exec's VMA records as the kernel sends them.
+type VMABatch []byte
+
+// SplitVMABatch reports whether raw is a VMA batch, and returns it. A
+// batch the kernel cannot have made (a count out of range, a stride that
+// is not a VMA record's size, fewer bytes than its count needs) is not
+// one: passed on whole, the decoder counts it as a record of unknown kind.
+func SplitVMABatch(raw []byte) (VMABatch, bool) {
+	if len(raw) < batchFirst || hdrKind.get(raw) != kindVMABatch {
+		return nil, false
+	}
+	n, stride := int(batchCount.get(raw)), int(batchStride.get(raw))
+	if n < 1 || n > batchMax || stride != sizeVMA || len(raw) < batchFirst+n*sizeVMA {
+		return nil, false
+	}
+	return VMABatch(raw), true
+}
+
+// Len is the number of VMA records in b.
+func (b VMABatch) Len() int { return int(batchCount.get(b)) }
+
+// Record is b's i-th VMA record, a slice of b.
+func (b VMABatch) Record(i int) []byte {
+	off := batchFirst + i*sizeVMA
+	return b[off : off+sizeVMA : off+sizeVMA]
+}

@@ -1,10 +1,12 @@
 package events
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/cilium/ebpf/btf"
 
@@ -68,6 +70,9 @@ var wireLayouts = []struct {
 		{"Start", vmaStart}, {"End", vmaEnd}, {"Flags", vmaFlags}, {"Pgoff", vmaPgOff},
 		{"Index", vmaIndex}, {"Total", vmaTotal}, {"Path", vmaPath},
 	}...)},
+	{"vma_batch", bpf.MmtraceVmaBatch{}, sizeVMABatch, append(headerFields("H."), []wireField{
+		{"Count", batchCount}, {"Stride", batchStride}, {"V", vmaRecords{batchFirst, batchMax}},
+	}...)},
 	{"execve_event", bpf.MmtraceExecveEvent{}, sizeExecve, append(headerFields("H."), []wireField{
 		{"Syscall", execveSyscall}, {"Argc", execveArgc}, {"ArgsFlags", execveArgsFlags},
 		{"Ret", execveRet}, {"Filename", execveFilename}, {"Args", execveArgs},
@@ -117,9 +122,14 @@ func describe(f any) string {
 		return fmt.Sprintf("int64 at %d", f)
 	case chars:
 		return fmt.Sprintf("[%d]int8 at %d", f.n, f.off)
+	case vmaRecords:
+		return fmt.Sprintf("[%d]bpf.MmtraceVmaEvent at %d", f.n, f.off)
 	}
 	return fmt.Sprintf("unknown wire field %T", f)
 }
+
+// vmaRecords is vma_batch.v: n VMA records from off.
+type vmaRecords struct{ off, n int }
 
 func TestWireLayoutsMatchGeneratedMirrors(t *testing.T) {
 	for _, l := range wireLayouts {
@@ -191,6 +201,7 @@ func TestWireEnumsMatchC(t *testing.T) {
 		{"event_kind", "KIND_EXIT", uint64(KindExit), uint64(bpf.MmtraceEventKindKIND_EXIT)},
 		{"event_kind", "KIND_LOST", uint64(KindLost), uint64(bpf.MmtraceEventKindKIND_LOST)},
 		{"event_kind", "KIND_UNMODELED", uint64(KindUnmodeled), uint64(bpf.MmtraceEventKindKIND_UNMODELED)},
+		{"event_kind", "KIND_VMA_BATCH", kindVMABatch, uint64(bpf.MmtraceEventKindKIND_VMA_BATCH)},
 		{"event_abi", "ABI_X86_64", uint64(ABI64), uint64(bpf.MmtraceEventAbiABI_X8664)},
 		{"event_abi", "ABI_I386", uint64(ABI32), uint64(bpf.MmtraceEventAbiABI_I386)},
 		{"args_flag", "ARGS_TRUNCATED", argsTruncated, uint64(bpf.MmtraceArgsFlagARGS_TRUNCATED)},
@@ -228,5 +239,62 @@ func TestWireEnumsMatchC(t *testing.T) {
 		if strings.HasPrefix(k.String(), "kind(") {
 			t.Errorf("kind %d has no name", k)
 		}
+	}
+}
+
+// A batch made as the C lays it out splits into its VMA records, which
+// decode as the kernel filled them; a batch the kernel cannot have made
+// is passed on whole, and the decoder counts it as of unknown kind.
+func TestSplitVMABatch(t *testing.T) {
+	var b bpf.MmtraceVmaBatch
+	b.H = bpf.MmtraceEventHeader{Kind: kindVMABatch, Pid: 5, Tid: 5, Time: 9}
+	b.Count, b.Stride = 3, uint32(unsafe.Sizeof(b.V[0]))
+	paths := []string{"/usr/bin/true", "/usr/bin/true", ""}
+	for i := range 3 {
+		b.V[i] = bpf.MmtraceVmaEvent{
+			H:     bpf.MmtraceEventHeader{Kind: uint8(KindVMA), Pid: 5, Tid: 5, Time: 9},
+			Start: uint64(0x400000 + i*0x1000), End: uint64(0x401000 + i*0x1000), Index: uint32(i), Total: 3,
+		}
+		pinCString(b.V[i].Path[:], paths[i])
+	}
+	batch, ok := SplitVMABatch(pinBytes(&b))
+	if !ok || batch.Len() != 3 {
+		t.Fatalf("a batch of 3: split %v, %d records", ok, batch.Len())
+	}
+	d := NewDecoder()
+	var ev Event
+	for i := range batch.Len() {
+		if err := d.Decode(batch.Record(i), &ev); err != nil {
+			t.Fatal(err)
+		}
+		want := VMA{Start: uint64(0x400000 + i*0x1000), End: uint64(0x401000 + i*0x1000), Path: paths[i], Index: uint32(i), Total: 3}
+		if ev.Kind != KindVMA || ev.VMA != want || ev.PID != 5 {
+			t.Errorf("record %d: %+v, want %+v", i, ev.VMA, want)
+		}
+	}
+
+	for _, c := range []struct {
+		name   string
+		change func(*bpf.MmtraceVmaBatch)
+		cut    int
+	}{
+		{"empty", func(b *bpf.MmtraceVmaBatch) { b.Count = 0 }, 0},
+		{"count past the array", func(b *bpf.MmtraceVmaBatch) { b.Count = batchMax + 1 }, 0},
+		{"another stride", func(b *bpf.MmtraceVmaBatch) { b.Stride-- }, 0},
+		{"cut short", func(*bpf.MmtraceVmaBatch) {}, sizeVMABatch - batchFirst - 2*sizeVMA - 1},
+	} {
+		bad := b
+		c.change(&bad)
+		raw := pinBytes(&bad)
+		raw = raw[:len(raw)-c.cut]
+		if _, ok := SplitVMABatch(raw); ok {
+			t.Errorf("%s: split", c.name)
+		}
+		if err := d.Decode(raw, &ev); !errors.Is(err, ErrUnknownKind) {
+			t.Errorf("%s: decoded with %v, want an unknown kind", c.name, err)
+		}
+	}
+	if _, ok := SplitVMABatch(batch.Record(0)); ok {
+		t.Error("a VMA record split as a batch")
 	}
 }

@@ -50,7 +50,7 @@ type Source struct {
 	stop     <-chan struct{}
 	missErr  bool
 	received uint64 // records the kernel delivered, for the advice on lost ones
-	recBytes uint64 // their size
+	recBytes uint64 // the ring's bytes they took
 }
 
 // Open loads and attaches the kernel side, then reads the --pid
@@ -177,12 +177,24 @@ func (s *Source) Feed(p *pipeline.Pipeline) error {
 	}
 }
 
-// take passes on one record from the kernel. Drops are charged before
-// the record that ends a process image, so that its report counts them;
-// on kernels without the VMA iterator, an exec's mappings come from /proc.
+// take passes on one ring record from the kernel: a batch of VMA records
+// as the records in it.
 func (s *Source) take(p *pipeline.Pipeline, raw []byte) {
+	s.recBytes += uint64(len(raw)) // what the ring held, for its advice
+	if b, ok := events.SplitVMABatch(raw); ok {
+		for i := range b.Len() {
+			s.takeRecord(p, b.Record(i))
+		}
+		return
+	}
+	s.takeRecord(p, raw)
+}
+
+// takeRecord passes on one record. Drops are charged before the record
+// that ends a process image, so that its report counts them; on kernels
+// without the VMA iterator, an exec's mappings come from /proc.
+func (s *Source) takeRecord(p *pipeline.Pipeline, raw []byte) {
 	s.received++
-	s.recBytes += uint64(len(raw))
 	if pid, upTo, ok := events.EndsImage(raw); ok {
 		now := monotonicNow()
 		s.pollMisses(p, now)
